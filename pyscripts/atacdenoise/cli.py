@@ -1,0 +1,213 @@
+"""The one ``atacdenoise`` command. Each subcommand parses arguments and calls one
+library function; all the work lives in the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from atacdenoise import __version__
+from atacdenoise.errors import InputError
+
+
+def _read_filter(args):
+    from atacdenoise.io.reads import ReadFilter
+
+    return ReadFilter(
+        min_mapq=args.min_mapq,
+        exclude_chroms=tuple(c for c in args.exclude_chroms.split(",") if c),
+        keep_duplicates=args.keep_duplicates,
+        keep_improper_pairs=args.keep_improper_pairs,
+        shift_plus=args.shift_plus,
+        shift_minus=args.shift_minus,
+    )
+
+
+def _add_filter_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("BAM read filters")
+    g.add_argument("--min-mapq", type=int, default=30, help="drop reads below this MAPQ (default 30)")
+    g.add_argument("--exclude-chroms", default="chrM,MT,M", help="comma-separated contigs to drop (default chrM,MT,M)")
+    g.add_argument("--keep-duplicates", action="store_true", help="keep duplicate-flagged reads")
+    g.add_argument("--keep-improper-pairs", action="store_true", help="keep paired reads not in a proper pair")
+    g.add_argument("--shift-plus", type=int, default=4, help="Tn5 shift on the plus strand (default +4)")
+    g.add_argument("--shift-minus", type=int, default=-5, help="Tn5 shift on the minus strand (default -5)")
+
+
+def _add_format_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", dest="fmt", default="auto", choices=["auto", "bam", "insertions", "fragments", "bigwig"],
+                   help="input format (default: detect from name and content)")
+
+
+def _chrom_sizes(args):
+    """Chrom sizes from --chrom-sizes, or from the BAM header when the input is a BAM."""
+    from atacdenoise.io.chromsizes import read_chrom_sizes
+
+    if args.chrom_sizes:
+        return read_chrom_sizes(args.chrom_sizes)
+    from atacdenoise.io.reads import detect_format
+
+    if (args.fmt if args.fmt != "auto" else detect_format(args.input)) == "bam":
+        import pysam
+
+        with pysam.AlignmentFile(args.input) as bam:
+            return dict(zip(bam.references, bam.lengths))
+    raise InputError(args.input, "--chrom-sizes is required for non-BAM inputs")
+
+
+# ---------------------------------------------------------------- subcommands
+
+def cmd_insertions(args) -> None:
+    from atacdenoise.io.reads import FilterCounts, iter_insertions, write_insertions_bed
+
+    counts = FilterCounts()
+    sizes = _chrom_sizes(args)
+    n = write_insertions_bed(args.output, iter_insertions(args.input, sizes, args.fmt, _read_filter(args), counts))
+    print(f"wrote {n:,} insertions to {args.output}", file=sys.stderr)
+    if args.stats:
+        print(json.dumps(counts.__dict__, indent=1))
+
+
+def cmd_subsample(args) -> None:
+    from atacdenoise.tracks.subsample import parse_fractions, subsample
+
+    outputs = subsample(args.input, args.output, parse_fractions(args.fraction), seed=args.seed, fmt=args.fmt)
+    for path in outputs:
+        print(path)
+
+
+def cmd_peaks(args) -> None:
+    from atacdenoise.tracks.peaks import call_peaks
+
+    outputs = call_peaks(args.input, args.output_prefix, _chrom_sizes(args), genome_size=args.genome_size,
+                         fmt=args.fmt, low_threshold=args.low_threshold, qvalue=args.qvalue,
+                         read_filter=_read_filter(args))
+    for path in outputs.values():
+        print(path)
+
+
+def cmd_bin(args) -> None:
+    from atacdenoise.tracks.binning import bin_track
+
+    outputs = bin_track(args.input, _chrom_sizes(args), args.output_prefix, representation=args.representation,
+                        bin_size=args.bin_size, extend=args.extend, stat=args.stat, normalize=args.normalize,
+                        fmt=args.fmt, read_filter=_read_filter(args))
+    for path in outputs.values():
+        print(path)
+
+
+def cmd_windows(args) -> None:
+    import numpy as np
+
+    from atacdenoise.io.atomic import atomic_path
+    from atacdenoise.tracks.store import open_store
+    from atacdenoise.tracks.windows import WindowSpec, make_windows
+
+    spec = WindowSpec(args.window, args.target)
+    peaks = open_store(args.clean_peaks) if args.clean_peaks else None
+    chroms = [c for c in args.chroms.split(",") if c]
+    pairs = make_windows(open_store(args.noisy), open_store(args.clean), chroms,
+                         None if args.tile else args.n, spec, args.seed, clean_peaks_store=peaks)
+    with atomic_path(args.output) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **pairs, window_bins=spec.window_bins, target_bins=spec.target_bins)
+    print(f"wrote {len(pairs['inputs']):,} windows to {args.output}", file=sys.stderr)
+
+
+def cmd_simulate(args) -> None:
+    from atacdenoise.tracks.simulate import simulate
+
+    outputs = simulate(args.out_dir, n_chroms=args.chroms, chrom_length=args.chrom_length,
+                       n_fragments=args.fragments, seed=args.seed, prefix=args.prefix)
+    for path in outputs.values():
+        print(path)
+
+
+# ---------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="atacdenoise", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"atacdenoise {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("insertions", help="Tn5 insertions (BED6) from BAM, fragments or insertions")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True, help="BED6 output (.bed or .bed.gz)")
+    p.add_argument("--chrom-sizes", help="chromosomes to keep (default: the BAM header)")
+    p.add_argument("--stats", action="store_true", help="print filter counts as JSON")
+    _add_format_arg(p)
+    _add_filter_args(p)
+    p.set_defaults(func=cmd_insertions)
+
+    p = sub.add_parser("subsample", help="the seed's low-quality twin: keep reads with probability F")
+    p.add_argument("--input", required=True)
+    p.add_argument("--fraction", required=True, help="one or more fractions in (0, 1], comma-separated")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", required=True, help="output path; must contain {fraction} for several fractions")
+    _add_format_arg(p)
+    p.set_defaults(func=cmd_subsample)
+
+    p = sub.add_parser("peaks", help="call peaks with MACS3 (ATAC settings)")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output-prefix", required=True)
+    p.add_argument("--chrom-sizes")
+    p.add_argument("--genome-size", help="MACS3 -g (default: sum of chrom sizes)")
+    p.add_argument("--qvalue", type=float, default=0.05)
+    p.add_argument("--low-threshold", action="store_true", help="the seed's low threshold (-p 0.01)")
+    _add_format_arg(p)
+    _add_filter_args(p)
+    p.set_defaults(func=cmd_peaks)
+
+    p = sub.add_parser("bin", help="binned tracks as bigWig and as a training array store")
+    p.add_argument("--input", required=True, help="reads (BAM/insertions/fragments/bigWig) or narrowPeak for peak-signal")
+    p.add_argument("--output-prefix", required=True, help="writes PREFIX.bw and PREFIX.tracks/")
+    p.add_argument("--chrom-sizes")
+    p.add_argument("--representation", default="coverage", choices=["coverage", "peak-signal"])
+    p.add_argument("--bin-size", type=int, default=25)
+    p.add_argument("--extend", type=int, default=100, help="extend each insertion +-N bp (coverage)")
+    p.add_argument("--stat", default="mean", choices=["mean", "max", "sum"], help="per-bin summary (coverage)")
+    p.add_argument("--normalize", action="store_true", help="scale to insertions per million")
+    _add_format_arg(p)
+    _add_filter_args(p)
+    p.set_defaults(func=cmd_bin)
+
+    p = sub.add_parser("windows", help="cut noisy/clean window pairs from two array stores")
+    p.add_argument("--noisy", required=True, help="noisy .tracks store")
+    p.add_argument("--clean", required=True, help="clean .tracks store")
+    p.add_argument("--clean-peaks", help="clean peak-signal .tracks store (peak labels)")
+    p.add_argument("--chroms", required=True, help="comma-separated chromosomes to draw from")
+    p.add_argument("--n", type=int, default=10_000, help="windows to sample")
+    p.add_argument("--tile", action="store_true", help="tile the chromosomes instead of sampling")
+    p.add_argument("--window", type=int, default=4096)
+    p.add_argument("--target", type=int, default=1024)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", required=True, help=".npz output")
+    p.set_defaults(func=cmd_windows)
+
+    p = sub.add_parser("simulate", help="a small synthetic ATAC-seq data set (genome, FASTQ, BAM, truth)")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--chroms", type=int, default=2)
+    p.add_argument("--chrom-length", type=int, default=2_000_000)
+    p.add_argument("--fragments", type=int, default=200_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prefix", default="sim")
+    p.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except InputError as err:
+        print(f"atacdenoise: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("atacdenoise: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

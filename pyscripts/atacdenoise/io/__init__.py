@@ -1,0 +1,1 @@
+"""Reading and writing: BAM, insertions BED, fragments, bigWig, narrowPeak, chrom sizes."""

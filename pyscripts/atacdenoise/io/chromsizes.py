@@ -1,0 +1,51 @@
+"""Chromosome sizes: the one list of contigs every step agrees on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from atacdenoise.errors import InputError
+
+
+def read_chrom_sizes(path: str | os.PathLike) -> dict[str, int]:
+    """Read a two-column ``chrom<TAB>length`` file, keeping file order."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "chrom sizes file does not exist")
+    sizes: dict[str, int] = {}
+    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) < 2 or not fields[1].isdigit() or int(fields[1]) <= 0:
+            raise InputError(path, f"line {line_no}: expected 'chrom<TAB>positive length', got {line!r}")
+        if fields[0] in sizes:
+            raise InputError(path, f"line {line_no}: chromosome {fields[0]} listed twice")
+        sizes[fields[0]] = int(fields[1])
+    if not sizes:
+        raise InputError(path, "chrom sizes file is empty")
+    return sizes
+
+
+def write_chrom_sizes(path: str | os.PathLike, sizes: dict[str, int]) -> None:
+    Path(path).write_text("".join(f"{c}\t{n}\n" for c, n in sizes.items()))
+
+
+def naming_hint(names: set[str] | list[str], sizes: dict[str, int]) -> str:
+    """Explain a chromosome-naming mismatch such as ``1`` vs ``chr1``."""
+    names = set(names)
+    has_chr_input = any(n.startswith("chr") for n in names)
+    has_chr_sizes = any(n.startswith("chr") for n in sizes)
+    if has_chr_input and not has_chr_sizes:
+        return "input names chromosomes like 'chr1' but the chrom sizes use '1'"
+    if has_chr_sizes and not has_chr_input:
+        return "input names chromosomes like '1' but the chrom sizes use 'chr1'"
+    shown = ", ".join(sorted(names)[:5])
+    return f"none of its chromosomes ({shown}) are in the chrom sizes"
+
+
+def check_shared_chroms(path: str | os.PathLike, names, sizes: dict[str, int]) -> None:
+    """Raise a clear error when ``names`` shares no chromosome with ``sizes``."""
+    if not set(names) & set(sizes):
+        raise InputError(path, naming_hint(names, sizes))

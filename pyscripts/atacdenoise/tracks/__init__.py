@@ -1,0 +1,1 @@
+"""Signal tracks: subsampling, binning, windows, Hilbert layout, peak calling, simulation."""
