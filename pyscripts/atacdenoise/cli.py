@@ -124,6 +124,13 @@ def cmd_simulate(args) -> None:
         print(path)
 
 
+def cmd_pipeline(args) -> None:
+    from atacdenoise.pipeline import run_pipeline
+
+    outdir = run_pipeline(args.outdir, profile=args.profile, samplesheet=args.samplesheet, seed=args.seed)
+    print(f"pipeline finished: results in {outdir}", file=sys.stderr)
+
+
 # ---------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prefix", default="sim")
     p.set_defaults(func=cmd_simulate)
+    p = sub.add_parser("pipeline", help="run the pipeline's steps locally, without Nextflow")
+    p.add_argument("--samplesheet", help="CSV of samples (not needed for --profile test)")
+    p.add_argument("--outdir", required=True)
+    p.add_argument("--profile", default="test", choices=["test"], help="test: simulate a small data set first")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_pipeline)
     return parser
 
 

@@ -9,7 +9,8 @@ Conventions (documented once, here):
 - BAM: a read's insertion is its 5' end shifted ``shift_plus`` (+4) on the plus
   strand: ``reference_start + 4``; and ``shift_minus`` (-5) on the minus
   strand: ``reference_end - 1 - 5``. With shifts 0/0 this is exactly the read's
-  5' base (what deepTools ``--Offset 1`` counts).
+  5' base (what deepTools ``--Offset 1`` counts). Each read (each mate of a
+  pair) gives one insertion.
 - insertions BED: BED6, one line per 1-bp insertion, position = start.
 - fragments (chrom, start, end, barcode, count): insertions at ``start`` and
   ``end - 1``, each repeated ``count`` times (fragments are already shifted).
@@ -17,13 +18,29 @@ Conventions (documented once, here):
 
 from __future__ import annotations
 
+import gzip
 import os
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from atacdenoise.errors import InputError
+from atacdenoise.io.atomic import atomic_path
+from atacdenoise.io.chromsizes import check_shared_chroms
+
 FORMATS = ("bam", "insertions", "fragments", "bigwig")
+
+GZIP_MAGIC = b"\x1f\x8b"
+BIGWIG_MAGIC = (0x888FFC26).to_bytes(4, "little")
+# Every complete BGZF file (BAM, bgzipped text) ends with this empty block.
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+
+# SAM flag bits (see the SAM specification, section 1.4).
+PAIRED, PROPER_PAIR, UNMAPPED, REVERSE = 0x1, 0x2, 0x4, 0x10
+SECONDARY, QCFAIL, DUPLICATE, SUPPLEMENTARY = 0x100, 0x200, 0x400, 0x800
 
 
 @dataclass
@@ -58,10 +75,84 @@ class FilterCounts:
     per_chrom: dict[str, int] = field(default_factory=dict)
 
 
+# ---------------------------------------------------------------- format detection
+
 def detect_format(path: str | os.PathLike) -> str:
     """Guess one of :data:`FORMATS` from the name and magic bytes."""
-    raise NotImplementedError
+    path = _existing_nonempty(path)
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head == BIGWIG_MAGIC:
+        return "bigwig"
+    if head[:2] == GZIP_MAGIC and _gunzip_head(path, 4) == b"BAM\x01":
+        return "bam"
+    name = path.name.lower()
+    if name.endswith(".bam"):
+        return "bam"  # not BGZF-with-BAM-magic: iter_insertions reports what is wrong
+    if name.endswith((".bw", ".bigwig")):
+        raise InputError(path, "named like a bigWig but lacks the bigWig magic number (not a bigWig file)")
+    text_name = name[:-3] if name.endswith(".gz") else name
+    if text_name.endswith(".tsv") or "fragments" in text_name:
+        fields = _first_data_fields(path)
+        if _looks_like_fragments(fields):
+            return "fragments"
+        if text_name.endswith(".tsv"):
+            raise InputError(path, "expected a fragments file (chrom, start, end, barcode[, count]); "
+                                   f"first data line has {fields!r}")
+    if text_name.endswith(".bed"):
+        return "insertions"
+    raise InputError(path, "unknown input format: expected BAM (.bam), insertions BED (.bed[.gz]), "
+                           "fragments (.tsv[.gz]) or bigWig (.bw); pass --format to force one")
 
+
+def _existing_nonempty(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file does not exist")
+    if path.is_dir():
+        raise InputError(path, "is a folder, expected a file")
+    if path.stat().st_size == 0:
+        raise InputError(path, "file is empty")
+    return path
+
+
+def _gunzip_head(path: Path, n: int) -> bytes:
+    try:
+        with gzip.open(path, "rb") as fh:
+            return fh.read(n)
+    except (OSError, EOFError):
+        return b""
+
+
+def _open_text(path: Path):
+    """Text lines of a plain or gzip/bgzip file (decided by content, not name)."""
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == GZIP_MAGIC
+    return gzip.open(path, "rt") if gzipped else open(path, "rt")
+
+
+def _is_header(line: str) -> bool:
+    return not line.strip() or line.startswith(("#", "track", "browser"))
+
+
+def _first_data_fields(path: Path) -> list[str]:
+    try:
+        with _open_text(path) as fh:
+            for line in fh:
+                if not _is_header(line):
+                    return line.split()
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        raise InputError(path, f"cannot read as text ({err})") from None
+    return []
+
+
+def _looks_like_fragments(fields: list[str]) -> bool:
+    # A barcode in column 4 tells fragments apart from BED6 insertions (name '.'/'N', then score, strand).
+    return (len(fields) >= 4 and fields[1].isdigit() and fields[2].isdigit()
+            and len(fields) <= 5 and fields[3] not in (".", "N"))
+
+
+# ---------------------------------------------------------------- the one entry point
 
 def iter_insertions(
     path: str | os.PathLike,
@@ -79,10 +170,253 @@ def iter_insertions(
     Chromosomes absent from ``chrom_sizes`` are dropped (counted); if the input
     shares no chromosome with ``chrom_sizes`` an InputError explains the naming
     mismatch (``1`` vs ``chr1``). Positions outside ``[0, length)`` are clipped away.
+    Only chromosomes the input knows are yielded (a BAM's header contigs, a text
+    file's chromosomes); consumers treat absent chromosomes as empty.
     """
-    raise NotImplementedError
+    path = _existing_nonempty(path)
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    counts = counts if counts is not None else FilterCounts()
+    if fmt == "bam":
+        return _bam_insertions(path, chrom_sizes, read_filter or ReadFilter(), counts)
+    if fmt in ("insertions", "fragments"):
+        return _text_insertions(path, chrom_sizes, fmt == "fragments", counts)
+    if fmt == "bigwig":
+        raise InputError(path, "a bigWig holds a coverage track, not insertions; bigWig inputs are only "
+                               "accepted where a track is needed (bin, denoise)")
+    raise InputError(path, f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
+
+def _keep_in_chrom(positions: np.ndarray, length: int) -> np.ndarray:
+    positions = positions[(positions >= 0) & (positions < length)]
+    positions.sort(kind="stable")
+    return positions
+
+
+# ---------------------------------------------------------------- BAM
+
+def _bam_insertions(path: Path, chrom_sizes: dict[str, int], rf: ReadFilter,
+                    counts: FilterCounts) -> Iterator[tuple[str, np.ndarray]]:
+    # Checks run eagerly (this is not a generator) so bad input fails before any output is opened.
+    bam = _open_checked_bam(path)
+    check_shared_chroms(path, bam.references, chrom_sizes)
+    _count_skipped_contigs(bam, chrom_sizes, rf, counts)
+    return _bam_chroms(path, bam, chrom_sizes, rf, counts)
+
+
+def _bam_chroms(path, bam, chrom_sizes, rf, counts):
+    with bam:
+        for chrom, length in chrom_sizes.items():
+            if chrom in rf.exclude_chroms or chrom not in bam.references:
+                continue
+            positions = _chrom_insertions(path, bam, chrom, rf, counts)
+            positions = _keep_in_chrom(positions, length)
+            counts.per_chrom[chrom] = len(positions)
+            yield chrom, positions
+
+
+def _open_checked_bam(path: Path):
+    import pysam
+
+    with open(path, "rb") as fh:
+        if fh.read(2) != GZIP_MAGIC:
+            raise InputError(path, "not a BAM file (not BGZF-compressed)")
+        fh.seek(-len(BGZF_EOF), os.SEEK_END)
+        if fh.read() != BGZF_EOF:
+            raise InputError(path, "truncated BGZF (file is incomplete)")
+    bam = _open_bam(path)
+    sort_order = bam.header.to_dict().get("HD", {}).get("SO", "unknown")
+    if sort_order != "coordinate":
+        bam.close()
+        raise InputError(path, f"BAM is not coordinate-sorted (header SO:{sort_order}); run samtools sort")
+    if not bam.has_index():
+        bam.close()
+        _build_index(path)
+        bam = _open_bam(path)
+    return bam
+
+
+def _open_bam(path: Path):
+    import pysam
+
+    try:
+        return pysam.AlignmentFile(str(path), "rb")
+    except (ValueError, OSError) as err:
+        raise InputError(path, f"not a readable BAM file ({err})") from None
+
+
+def _build_index(path: Path) -> None:
+    import pysam
+
+    if not os.access(path.parent, os.W_OK):
+        raise InputError(path, f"no index (.bai); run samtools index {path}")
+    try:
+        pysam.index(str(path))
+    except pysam.SamtoolsError as err:
+        if "nsorted" in str(err):  # htslib: "Unsorted positions on sequence"
+            raise InputError(path, "BAM is not coordinate-sorted; run samtools sort") from None
+        raise InputError(path, f"no index (.bai) and samtools index failed: {err}") from None
+    print(f"atacdenoise: no index found for {path}; built {path}.bai", file=sys.stderr)
+
+
+def _count_skipped_contigs(bam, chrom_sizes: dict[str, int], rf: ReadFilter, counts: FilterCounts) -> None:
+    """Count records we never fetch (excluded contigs, contigs outside chrom sizes, unplaced) from the index."""
+    for stat in bam.get_index_statistics():
+        if stat.contig in rf.exclude_chroms:
+            counts.unmapped += stat.unmapped
+            counts.excluded_chrom += stat.mapped
+        elif stat.contig not in chrom_sizes:
+            counts.unmapped += stat.unmapped
+            counts.not_in_chrom_sizes += stat.mapped
+    counts.unmapped += bam.nocoordinate
+
+
+def _chrom_insertions(path: Path, bam, chrom: str, rf: ReadFilter, counts: FilterCounts) -> np.ndarray:
+    """Insertions of one contig: gather four numbers per record, then filter and shift with numpy."""
+    flags, mapqs, starts, ends = [], [], [], []
+    try:
+        for read in bam.fetch(chrom):
+            flags.append(read.flag)
+            mapqs.append(read.mapping_quality)
+            starts.append(read.reference_start)
+            ends.append(read.reference_end or 0)  # None when unmapped; those are dropped below
+    except OSError as err:
+        raise InputError(path, f"cannot read records on {chrom} ({err}); the file may be truncated") from None
+    flags = np.asarray(flags, dtype=np.int64)
+    starts = np.asarray(starts, dtype=np.int64)
+    if np.any(starts[1:] < starts[:-1]):
+        raise InputError(path, f"BAM is not coordinate-sorted (records out of order on {chrom}); run samtools sort")
+    keep = _apply_read_filter(flags, np.asarray(mapqs, dtype=np.int64), rf, counts)
+    reverse = (flags & REVERSE) != 0
+    positions = np.where(reverse, np.asarray(ends, dtype=np.int64) - 1 + rf.shift_minus, starts + rf.shift_plus)
+    return positions[keep]
+
+
+def _apply_read_filter(flags: np.ndarray, mapqs: np.ndarray, rf: ReadFilter, counts: FilterCounts) -> np.ndarray:
+    """Boolean mask of kept records; each dropped record is counted once, under its first reason."""
+    improper = ((flags & PAIRED) != 0) & ((flags & PROPER_PAIR) == 0)
+    reasons = [  # in the documented order of precedence
+        ("unmapped", (flags & UNMAPPED) != 0),
+        ("secondary", ((flags & SECONDARY) != 0) & (not rf.keep_secondary)),
+        ("supplementary", ((flags & SUPPLEMENTARY) != 0) & (not rf.keep_supplementary)),
+        ("qcfail", ((flags & QCFAIL) != 0) & (not rf.keep_qcfail)),
+        ("duplicate", ((flags & DUPLICATE) != 0) & (not rf.keep_duplicates)),
+        ("improper_pair", improper & (not rf.keep_improper_pairs)),
+        ("low_mapq", mapqs < rf.min_mapq),
+    ]
+    keep = np.ones(len(flags), dtype=bool)
+    for name, dropped in reasons:
+        dropped = dropped & keep
+        setattr(counts, name, getattr(counts, name) + int(dropped.sum()))
+        keep &= ~dropped
+    counts.kept += int(keep.sum())
+    return keep
+
+
+# ---------------------------------------------------------------- insertions BED and fragments
+
+def _text_insertions(path: Path, chrom_sizes: dict[str, int], fragments: bool,
+                     counts: FilterCounts) -> Iterator[tuple[str, np.ndarray]]:
+    """Stream a chromosome-grouped text file; the chromosome's lines are parsed with numpy at once."""
+    seen: list[str] = []
+    shared = False
+    for chrom, block in _chrom_blocks(path, fragments):
+        if chrom not in chrom_sizes:
+            counts.not_in_chrom_sizes += len(block.line_numbers)
+            seen.append(chrom)
+            continue
+        positions = _keep_in_chrom(_block_positions(path, block, fragments), chrom_sizes[chrom])
+        counts.kept += len(positions)
+        counts.per_chrom[chrom] = len(positions)
+        shared = True
+        yield chrom, positions
+    if seen and not shared:
+        check_shared_chroms(path, seen, chrom_sizes)
+
+
+@dataclass
+class _Block:
+    """The raw columns of one chromosome's lines, still as strings."""
+
+    starts: list[str] = field(default_factory=list)
+    ends: list[str] = field(default_factory=list)
+    counts: list[str] = field(default_factory=list)   # fragments column 5 ('' when absent)
+    line_numbers: list[int] = field(default_factory=list)
+
+
+def _chrom_blocks(path: Path, fragments: bool) -> Iterator[tuple[str, _Block]]:
+    done: set[str] = set()
+    chrom, block = None, _Block()
+    try:
+        with _open_text(path) as fh:
+            for line_no, line in enumerate(fh, start=1):
+                if _is_header(line):
+                    continue
+                fields = line.split(None, 5)
+                if len(fields) < 3:
+                    raise InputError(path, f"line {line_no}: expected at least 3 columns, got {line.rstrip()!r}")
+                if fields[0] != chrom:
+                    if chrom is not None:
+                        yield chrom, block
+                        done.add(chrom)
+                    chrom, block = fields[0], _Block()
+                    if chrom in done:
+                        raise InputError(path, f"line {line_no}: not sorted by chromosome ({chrom} appears again "
+                                               "after another chromosome); run sort -k1,1 -k2,2n")
+                block.starts.append(fields[1])
+                block.ends.append(fields[2])
+                if fragments:
+                    block.counts.append(fields[4] if len(fields) > 4 else "1")
+                block.line_numbers.append(line_no)
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        raise InputError(path, f"cannot read ({err}); the file may be truncated or not text") from None
+    if chrom is not None:
+        yield chrom, block
+
+
+def _block_positions(path: Path, block: _Block, fragments: bool) -> np.ndarray:
+    starts = _int_column(path, block.starts, block.line_numbers, "start")
+    ends = _int_column(path, block.ends, block.line_numbers, "end")
+    bad = np.flatnonzero(ends <= starts)
+    if len(bad):
+        raise InputError(path, f"line {block.line_numbers[bad[0]]}: end ({ends[bad[0]]}) <= start ({starts[bad[0]]})")
+    if not fragments:
+        return starts
+    repeats = _int_column(path, block.counts, block.line_numbers, "count (column 5)")
+    bad = np.flatnonzero(repeats < 1)
+    if len(bad):
+        raise InputError(path, f"line {block.line_numbers[bad[0]]}: count must be >= 1, got {repeats[bad[0]]}")
+    return np.concatenate([np.repeat(starts, repeats), np.repeat(ends - 1, repeats)])
+
+
+def _int_column(path: Path, values: list[str], line_numbers: list[int], what: str) -> np.ndarray:
+    try:
+        return np.array(values, dtype=np.int64)
+    except (ValueError, OverflowError):
+        for value, line_no in zip(values, line_numbers):
+            if not value.lstrip("-").isdigit():
+                raise InputError(path, f"line {line_no}: {what} is not an integer: {value!r}") from None
+        raise InputError(path, f"{what} column has values that are not 64-bit integers") from None
+
+
+# ---------------------------------------------------------------- output
 
 def write_insertions_bed(path: str | os.PathLike, chrom_positions: Iterator[tuple[str, np.ndarray]]) -> int:
-    """Write BED6 (gzip when the name ends in .gz), atomically; return the number of lines."""
-    raise NotImplementedError
+    """Write BED6 (gzip when the name ends in .gz), atomically; return the number of lines.
+
+    ``.gz`` output is BGZF (bgzip), so ``tabix -p bed`` can index it. Name is
+    ``.``, score ``0`` and strand ``.``: an insertion has no strand.
+    """
+    import pysam
+
+    n_lines = 0
+    with atomic_path(path) as tmp:
+        opener = pysam.BGZFile if str(path).endswith(".gz") else open
+        with opener(str(tmp), "wb") as out:
+            for chrom, positions in chrom_positions:
+                out.write(_bed_lines(chrom, positions).encode())
+                n_lines += len(positions)
+    return n_lines
+
+
+def _bed_lines(chrom: str, positions: np.ndarray) -> str:
+    return "".join(f"{chrom}\t{p}\t{p + 1}\t.\t0\t.\n" for p in positions.tolist())
