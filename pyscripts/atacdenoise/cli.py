@@ -49,10 +49,9 @@ def _chrom_sizes(args):
     from atacdenoise.io.reads import detect_format
 
     if (args.fmt if args.fmt != "auto" else detect_format(args.input)) == "bam":
-        import pysam
+        from atacdenoise.io.reads import bam_chrom_sizes
 
-        with pysam.AlignmentFile(args.input) as bam:
-            return dict(zip(bam.references, bam.lengths))
+        return bam_chrom_sizes(args.input)
     raise InputError(args.input, "--chrom-sizes is required for non-BAM inputs")
 
 
@@ -131,6 +130,33 @@ def cmd_pipeline(args) -> None:
     print(f"pipeline finished: results in {outdir}", file=sys.stderr)
 
 
+def cmd_prepare(args) -> None:
+    from atacdenoise.io.chromsizes import read_chrom_sizes
+    from atacdenoise.search.data import prepare
+    from atacdenoise.tracks.subsample import parse_fractions
+    from atacdenoise.tracks.windows import WindowSpec
+
+    outputs = prepare(args.insertions, args.clean_bigwig, args.clean_peaks, read_chrom_sizes(args.chrom_sizes),
+                      [c for c in args.train_chroms.split(",") if c], [c for c in args.val_chroms.split(",") if c],
+                      args.out, depths=parse_fractions(args.depths), n_train=args.n_train,
+                      spec=WindowSpec(args.window, args.target), bin_size=args.bin_size, seed=args.seed)
+    for path in outputs.values():
+        print(path)
+
+
+def cmd_search(args) -> None:
+    from atacdenoise.search.nash import run_search
+
+    summary = run_search(args.train, args.val, args.out, space=args.space, iterations=args.iterations,
+                         children=args.children, epochs=args.epochs, lr_max=args.lr_max, lr_min=args.lr_min,
+                         batch_size=args.batch_size, device=args.device, seed=args.seed, resume=args.resume,
+                         initial_random_draws=args.initial_draws, initial_epochs=args.initial_epochs,
+                         peak_weight=args.peak_weight, max_train_windows=args.max_train_windows,
+                         progress=not args.quiet)
+    print(json.dumps({k: summary[k] for k in ("best_val_loss", "best_val_pearson", "best_val_auprc",
+                                              "best_parameters", "iterations_finished")}))
+
+
 # ---------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,6 +232,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="test", choices=["test"], help="test: simulate a small data set first")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_pipeline)
+    p = sub.add_parser("prepare", help="training and validation pairs (.npz) for the search, at several depths")
+    p.add_argument("--insertions", required=True, help="noisy Tn5 insertions (BED6, or any reads input)")
+    p.add_argument("--clean-bigwig", required=True, help="clean per-base coverage bigWig")
+    p.add_argument("--clean-peaks", required=True, help="clean peaks (BED/narrowPeak): peak labels")
+    p.add_argument("--chrom-sizes", required=True)
+    p.add_argument("--train-chroms", required=True, help="comma-separated training chromosomes")
+    p.add_argument("--val-chroms", required=True, help="comma-separated validation chromosomes (tiled)")
+    p.add_argument("--depths", default="0.1,0.2,1.0", help="keep-probabilities of the noisy inputs (default 0.1,0.2,1.0)")
+    p.add_argument("--n-train", type=int, default=10_000, help="training windows (default 10000)")
+    p.add_argument("--window", type=int, default=4096)
+    p.add_argument("--target", type=int, default=1024)
+    p.add_argument("--bin-size", type=int, default=25)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="folder for train.npz and val.npz")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("search", help="NASH architecture search (hill climbing with network morphisms + SGDR)")
+    p.add_argument("--train", required=True, help="train.npz from 'prepare'")
+    p.add_argument("--val", required=True, help="val.npz from 'prepare'")
+    p.add_argument("--space", default="hilbert2d", choices=["hilbert2d", "dilated1d"])
+    p.add_argument("--iterations", type=int, default=60, help="hill-climbing iterations (default 60)")
+    p.add_argument("--children", type=int, default=8, help="children per iteration (default 8)")
+    p.add_argument("--epochs", type=int, default=17, help="epochs per child, one cosine cycle (default 17)")
+    p.add_argument("--lr-max", type=float, default=0.05)
+    p.add_argument("--lr-min", type=float, default=0.0)
+    p.add_argument("--initial-draws", type=int, default=10, help="random initial models (default 10)")
+    p.add_argument("--initial-epochs", type=int, default=20, help="epochs per random initial model (default 20)")
+    p.add_argument("--peak-weight", type=float, default=1.0, help="weight of the peak BCE in the loss")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-train-windows", type=int, help="use only the first M training windows")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto: cuda when available)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the search saved in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True, help="output folder (must be empty unless --resume)")
+    p.set_defaults(func=cmd_search)
     return parser
 
 

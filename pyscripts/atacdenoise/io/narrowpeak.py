@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from atacdenoise.errors import InputError
+from atacdenoise.io.atomic import atomic_path
 
 
 @dataclass
@@ -22,11 +27,87 @@ class Peaks:
 def read_peaks(path: str | os.PathLike) -> dict[str, Peaks]:
     """Read narrowPeak (10 columns) or plain BED (>= 3 columns) into per-chrom Peaks.
 
+    Signal is column 7 (narrowPeak signalValue) when present, else the BED
+    score (column 5, '.' read as 1), else 1. Summits come from column 10 when
+    every peak of a chromosome has one (-1 means "none" in narrowPeak).
     Malformed lines raise InputError naming the file and line number.
     """
-    raise NotImplementedError
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "peak file does not exist")
+    rows: dict[str, list[tuple[int, int, float, int]]] = {}
+    with _open_text(path) as fh:
+        try:
+            for line_no, line in enumerate(fh, start=1):
+                if not line.strip() or line.startswith(("#", "track", "browser")):
+                    continue
+                chrom, *row = _parse_line(path, line_no, line)
+                rows.setdefault(chrom, []).append(tuple(row))
+        except (OSError, EOFError, UnicodeDecodeError) as err:
+            raise InputError(path, f"cannot read ({err})") from None
+    return {chrom: _to_peaks(chrom, chrom_rows) for chrom, chrom_rows in rows.items()}
+
+
+def _open_text(path: Path):
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rt") if gzipped else open(path, "rt")
+
+
+def _parse_line(path: Path, line_no: int, line: str) -> tuple[str, int, int, float, int]:
+    """``(chrom, start, end, signal, summit)``; summit -1 when absent."""
+    fields = line.split("\t") if "\t" in line else line.split()
+    fields = [f.strip() for f in fields]
+    if len(fields) < 3:
+        raise InputError(path, f"line {line_no}: expected at least 3 columns (chrom, start, end), got {line.rstrip()!r}")
+    try:
+        start, end = int(fields[1]), int(fields[2])
+        if len(fields) >= 7:
+            signal = float(fields[6])
+        elif len(fields) >= 5 and fields[4] != ".":
+            signal = float(fields[4])
+        else:
+            signal = 1.0
+        summit = int(fields[9]) if len(fields) >= 10 else -1
+    except ValueError:
+        raise InputError(path, f"line {line_no}: non-numeric coordinate, score or summit in {line.rstrip()!r}") from None
+    if start < 0 or end <= start:
+        raise InputError(path, f"line {line_no}: need 0 <= start < end, got start {start}, end {end}")
+    if summit >= end - start:
+        raise InputError(path, f"line {line_no}: summit offset {summit} lies outside the peak")
+    return fields[0], start, end, signal, summit
+
+
+def _to_peaks(chrom: str, rows: list[tuple[int, int, float, int]]) -> Peaks:
+    table = np.array(rows, dtype=np.float64).reshape(-1, 4)
+    order = np.argsort(table[:, 0], kind="stable")
+    table = table[order]
+    summits = table[:, 3].astype(np.int64)
+    return Peaks(
+        chrom=chrom,
+        starts=table[:, 0].astype(np.int64),
+        ends=table[:, 1].astype(np.int64),
+        signal=table[:, 2].astype(np.float32),
+        summits=summits if np.all(summits >= 0) else None,
+    )
 
 
 def write_narrowpeak(path: str | os.PathLike, peaks: list[Peaks], name_prefix: str = "peak") -> None:
-    """Write narrowPeak atomically."""
-    raise NotImplementedError
+    """Write narrowPeak atomically.
+
+    Name is ``{name_prefix}_{i}`` (numbered across the file), score is
+    ``min(int(signal * 10), 1000)``, strand ``.``; p/q-values are -1 (unknown)
+    and the summit is -1 when the peaks carry none.
+    """
+    index = 0
+    with atomic_path(path) as tmp, open(tmp, "w") as out:
+        for chrom_peaks in peaks:
+            summits = chrom_peaks.summits if chrom_peaks.summits is not None else np.full(len(chrom_peaks.starts), -1)
+            # float32 scalars print as their shortest exact form, so signals read back unchanged
+            signals = np.asarray(chrom_peaks.signal, dtype=np.float32)
+            for start, end, signal, summit in zip(chrom_peaks.starts.tolist(), chrom_peaks.ends.tolist(),
+                                                  signals, np.asarray(summits).tolist()):
+                score = max(min(int(signal * 10), 1000), 0)
+                out.write(f"{chrom_peaks.chrom}\t{start}\t{end}\t{name_prefix}_{index}\t{score}\t.\t"
+                          f"{signal!s}\t-1\t-1\t{summit}\n")
+                index += 1
