@@ -67,7 +67,7 @@ class StoreWriter:
         self.bin_size = int(bin_size)
         self.representation = representation
         self.chrom_sizes = dict(chrom_sizes)
-        self.extra_meta = meta
+        self.meta = meta  # extra meta.json entries (source, params...); may be updated until exit
         self.added: dict[str, int] = {}
         self._atomic = None
         self._tmp: Path | None = None
@@ -92,6 +92,18 @@ class StoreWriter:
         np.save(self._tmp / f"{chrom}.npy", bins)
         self.added[chrom] = expected
 
+    def rescale(self, factor: float) -> None:
+        """Multiply every array added so far by ``factor``, one memory-mapped chromosome at a time.
+
+        Lets a caller normalise by a total it only knows after the last chromosome.
+        """
+        for chrom in self.added:
+            bins = np.load(self._tmp / f"{chrom}.npy", mmap_mode="r+")
+            bins *= np.float32(factor)
+            bins.flush()
+            del bins
+        self.meta["scale"] = self.meta.get("scale", 1.0) * factor
+
     def __exit__(self, *exc) -> None:
         try:
             if exc[0] is None:
@@ -112,7 +124,7 @@ class StoreWriter:
             "representation": self.representation,
             "chrom_sizes": {c: self.chrom_sizes[c] for c in order},
             "n_bins": {c: self.added[c] for c in order},
-            **self.extra_meta,
+            **self.meta,
         }
         (self._tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
 
