@@ -489,7 +489,7 @@ def test_write_insertions_bed_round_trip(tmp_path):
     with open(path, "rb") as fh:
         assert fh.read(4) == b"\x1f\x8b\x08\x04"    # BGZF (gzip with extra field): tabix can index it
     with gzip.open(path, "rt") as fh:
-        assert fh.readline() == "chr1\t3\t4\t.\t0\t.\n"
+        assert fh.readline() == "chr1\t3\t4\t.\t0\t+\n"
     back = dict(iter_insertions(path, {"chr1": 100, "chr2": 100}))
     assert {c: p.tolist() for c, p in back.items()} == {c: p.tolist() for c, p in chroms.items()}
     plain = tmp_path / "out.bed"

@@ -81,7 +81,7 @@ def cmd_peaks(args) -> None:
 
     outputs = call_peaks(args.input, args.output_prefix, _chrom_sizes(args), genome_size=args.genome_size,
                          fmt=args.fmt, low_threshold=args.low_threshold, qvalue=args.qvalue,
-                         read_filter=_read_filter(args))
+                         read_filter=_read_filter(args), mode=args.mode)
     for path in outputs.values():
         print(path)
 
@@ -189,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--genome-size", help="MACS3 -g (default: sum of chrom sizes)")
     p.add_argument("--qvalue", type=float, default=0.05)
     p.add_argument("--low-threshold", action="store_true", help="the seed's low threshold (-p 0.01)")
+    p.add_argument("--mode", default="insertions", choices=["insertions", "bampe"],
+                   help="MACS3 input: shifted insertions (-f BED, default) or whole fragments (-f BAMPE)")
     _add_format_arg(p)
     _add_filter_args(p)
     p.set_defaults(func=cmd_peaks)

@@ -453,4 +453,6 @@ def write_insertions_bed(path: str | os.PathLike, chrom_positions: Iterator[tupl
 
 
 def _bed_lines(chrom: str, positions: np.ndarray) -> str:
-    return "".join(f"{chrom}\t{p}\t{p + 1}\t.\t0\t.\n" for p in positions.tolist())
+    # Strand '+' (not '.'): MACS3 rejects '.', and for a 1-bp insertion with
+    # ``--shift -100 --extsize 200`` either strand gives the same centred window.
+    return "".join(f"{chrom}\t{p}\t{p + 1}\t.\t0\t+\n" for p in positions.tolist())

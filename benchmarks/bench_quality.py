@@ -1,0 +1,152 @@
+#!/usr/bin/env python
+"""Denoising quality on the real HSC data: chr2, against the 80M-read truth.
+
+Depths are made the seed's way, by keeping each of the 5M library's insertions
+with probability p (0.1 -> 0.5M, 0.2 -> 1M, 1.0 -> 5M). Rows:
+
+- raw: the noisy coverage itself (insertions extended +-100 bp);
+- gaussian: raw smoothed with a Gaussian whose sd is chosen on chr1 (by AUPRC);
+- macs3: MACS3 on the noisy insertions (its pileup as score, its peaks as calls);
+- one row per ONNX model given with --model NAME=PATH (denoised track, peak
+  probability as score, peaks from the probability).
+
+Per-base metrics inside the labelled regions (see atacdenoise.evaluate.per_base).
+Usage: python benchmarks/bench_quality.py [--depths 0.1,0.2,1.0] [--model hilbert2d=model.onnx ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from atacdenoise.evaluate.metrics import format_metric
+from atacdenoise.evaluate.per_base import Scored, interval_mask
+from atacdenoise.io.bigwig import read_bigwig
+from atacdenoise.io.chromsizes import read_chrom_sizes
+from atacdenoise.io.narrowpeak import read_peaks
+from atacdenoise.io.reads import iter_insertions, write_insertions_bed
+from atacdenoise.tracks.binning import coverage_bins
+from atacdenoise.tracks.subsample import thin_positions
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hsc"
+SDS = (50, 100, 200, 300, 500)
+COLUMNS = ("pearson", "spearman", "auroc", "auprc", "peak_f1")
+
+
+class Truth:
+    """Truth coverage, truth peak mask and scored-region mask per chromosome."""
+
+    def __init__(self, data: Path):
+        self.sizes = read_chrom_sizes(data / "chrom.sizes")
+        self.peaks = read_peaks(data / "clean_80M.peaks.bed")
+        self.regions = read_peaks(data / "clean_80M.labelled_regions.bed")
+        self.data = data
+
+    def chrom(self, chrom: str):
+        length = self.sizes[chrom]
+        return (read_bigwig(self.data / "clean_80M.coverage.bw", chrom),
+                interval_mask(self.peaks.get(chrom), length),
+                interval_mask(self.regions.get(chrom), length))
+
+
+def noisy_insertions(data: Path, sizes: dict, p: float, seed: int) -> dict[str, np.ndarray]:
+    out = {}
+    for chrom, positions in iter_insertions(data / "noisy_5M.tn5_insertions.bed.gz", sizes):
+        rng = np.random.default_rng([seed, int(p * 1000), sorted(sizes).index(chrom)])
+        out[chrom] = positions if p >= 1 else thin_positions(positions, p, rng)
+    return out
+
+
+def raw_coverage(positions: np.ndarray, length: int) -> np.ndarray:
+    return coverage_bins(positions, length, bin_size=1, extend=100, stat="sum")
+
+
+def best_sd(truth: Truth, raw: np.ndarray, chrom: str = "chr1") -> int:
+    """Pick the smoothing sd on the training chromosome, never on chr2."""
+    _, peaks, region = truth.chrom(chrom)
+    from atacdenoise.evaluate.metrics import auprc
+
+    scores = {sd: auprc(gaussian_filter1d(raw, sd)[region], peaks[region]) or 0.0 for sd in SDS}
+    return max(scores, key=scores.get)
+
+
+def macs3_tracks(positions: np.ndarray, chrom: str, sizes: dict, workdir: Path):
+    from atacdenoise.tracks.peaks import call_peaks
+
+    bed = workdir / f"{chrom}.bed.gz"
+    write_insertions_bed(bed, iter([(chrom, positions)]))
+    outputs = call_peaks(bed, workdir / chrom, {chrom: sizes[chrom]}, genome_size="hs")
+    called = interval_mask(read_peaks(outputs["narrowPeak"]).get(chrom), sizes[chrom])
+    return read_bigwig(outputs["signal"], chrom), called
+
+
+def model_tracks(onnx_path: str, positions: np.ndarray, chrom: str, sizes: dict, workdir: Path):
+    from atacdenoise.denoise import denoise
+
+    bed = workdir / f"{chrom}.model.bed.gz"
+    write_insertions_bed(bed, iter([(chrom, positions)]))
+    prefix = workdir / f"{Path(onnx_path).stem}.{chrom}"
+    outputs = denoise(bed, onnx_path, {chrom: sizes[chrom]}, prefix)
+    called = interval_mask(read_peaks(outputs["peaks"]).get(chrom), sizes[chrom])
+    return read_bigwig(outputs["denoised"], chrom), read_bigwig(outputs["peakprob"], chrom), called
+
+
+def evaluate_depth(truth: Truth, p: float, models: dict[str, str], seed: int, chrom: str = "chr2") -> dict[str, dict]:
+    sizes = truth.sizes
+    insertions = noisy_insertions(truth.data, sizes, p, seed)
+    true_cov, true_peaks, region = truth.chrom(chrom)
+    raw = raw_coverage(insertions[chrom], sizes[chrom])
+    sd = best_sd(truth, raw_coverage(insertions["chr1"], sizes["chr1"]))
+    rows: dict[str, Scored] = {"raw": Scored(), f"gaussian (sd {sd})": Scored(), "macs3": Scored()}
+    rows["raw"].add(region, raw, true_cov, true_peaks)
+    rows[f"gaussian (sd {sd})"].add(region, gaussian_filter1d(raw, sd), true_cov, true_peaks)
+    with tempfile.TemporaryDirectory() as tmp:
+        signal, called = macs3_tracks(insertions[chrom], chrom, sizes, Path(tmp))
+        rows["macs3"].add(region, signal, true_cov, true_peaks, called=called)
+        for name, path in models.items():
+            rows[name] = Scored()
+            denoised, prob, called = model_tracks(path, insertions[chrom], chrom, sizes, Path(tmp))
+            rows[name].add(region, denoised, true_cov, true_peaks, score=prob, called=called)
+    return {name: scored.metrics() for name, scored in rows.items()}
+
+
+def print_table(results: dict[float, dict[str, dict]]) -> None:
+    header = f"| depth | method | {' | '.join(COLUMNS)} |"
+    print(header)
+    print("|" + " --- |" * (len(COLUMNS) + 2))
+    for p, rows in results.items():
+        for name, values in rows.items():
+            cells = " | ".join(format_metric(values.get(c)) for c in COLUMNS)
+            print(f"| {p * 5:g}M (p={p:g}) | {name} | {cells} |")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--depths", default="0.1,0.2,1.0")
+    parser.add_argument("--model", action="append", default=[], help="NAME=PATH.onnx (repeatable)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", type=Path, default=DATA)
+    args = parser.parse_args(argv)
+    if not (args.data / "chrom.sizes").exists():
+        print(f"bench_quality: real data not found at {args.data}; nothing to measure", file=sys.stderr)
+        return 1
+    models = dict(item.split("=", 1) for item in args.model)
+    truth = Truth(args.data)
+    results = {}
+    for p in (float(x) for x in args.depths.split(",")):
+        t0 = time.time()
+        results[p] = evaluate_depth(truth, p, models, args.seed)
+        print(f"depth p={p:g} evaluated in {time.time() - t0:.0f} s", file=sys.stderr)
+    print("Per-base metrics on chr2 (first 10 Mb) inside the labelled regions, truth = 80M-read library")
+    print_table(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

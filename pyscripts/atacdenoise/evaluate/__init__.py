@@ -1,0 +1,1 @@
+"""Metrics (as AtacWorks defines them) and the HTML report."""
