@@ -9,6 +9,7 @@ import json
 import sys
 
 from atacdenoise import __version__
+from atacdenoise.cli_registry import add_denoise_parser, add_registry_parsers
 from atacdenoise.errors import InputError
 
 
@@ -160,7 +161,8 @@ def cmd_search(args) -> None:
 # ---------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="atacdenoise", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="atacdenoise", description="Denoise shallow ATAC-seq: from reads to the track a deep library would give.")
     parser.add_argument("--version", action="version", version=f"atacdenoise {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -229,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prefix", default="sim")
     p.set_defaults(func=cmd_simulate)
+    add_registry_parsers(sub)  # registry serve | register | promote | compare | export
+    add_denoise_parser(sub)
+
     p = sub.add_parser("pipeline", help="run the pipeline's steps locally, without Nextflow")
     p.add_argument("--samplesheet", help="CSV of samples (not needed for --profile test)")
     p.add_argument("--outdir", required=True)

@@ -1,0 +1,123 @@
+"""Subcommands ``registry serve|register|promote|compare`` and ``denoise``.
+
+``cli.py`` calls :func:`add_registry_parsers` and :func:`add_denoise_parser`;
+each ``cmd_*`` parses nothing and calls one library function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _tracking_uri(args) -> str:
+    from atacdenoise.errors import InputError
+
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise InputError(None, "set --tracking-uri or MLFLOW_TRACKING_URI")
+    return uri
+
+
+def cmd_registry_serve(args) -> None:
+    from atacdenoise.registry.server import serve
+
+    serve(args.workdir, backend=args.backend, artifacts=args.artifacts, host=args.host, port=args.port)
+
+
+def cmd_registry_register(args) -> None:
+    from atacdenoise.registry.register import register_search
+
+    result = register_search(args.search_dir, _tracking_uri(args), name=args.name, data=args.data,
+                             genome=args.genome, experiment=args.experiment, attempts=args.attempts,
+                             backoff=args.backoff)
+    print(json.dumps(result))
+
+
+def cmd_registry_promote(args) -> None:
+    from atacdenoise.registry.register import promote
+
+    promote(_tracking_uri(args), args.name, args.version, args.alias)
+    print(f"models:/{args.name}@{args.alias} -> version {args.version}", file=sys.stderr)
+
+
+def cmd_registry_compare(args) -> None:
+    from atacdenoise.registry.register import compare, format_comparison
+
+    print(format_comparison(compare(_tracking_uri(args), args.name, args.challenger_version, args.data,
+                                    alias=args.alias)))
+
+
+def cmd_denoise(args) -> None:
+    from atacdenoise.denoise import bundled_model, denoise
+    from atacdenoise.io.chromsizes import read_chrom_sizes
+
+    model = args.model or bundled_model()
+    outputs = denoise(args.input, model, read_chrom_sizes(args.chrom_sizes), args.out_prefix, fmt=args.fmt,
+                      batch_size=args.batch_size, threads=args.threads, genome=args.genome,
+                      tracking_uri=args.tracking_uri, threshold=args.threshold, progress=not args.quiet)
+    for path in outputs.values():
+        print(path)
+
+
+def _add_tracking_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tracking-uri", help="MLflow tracking server (default: $MLFLOW_TRACKING_URI)")
+
+
+def add_registry_parsers(subparsers) -> None:
+    registry = subparsers.add_parser("registry", help="MLflow model registry: serve, register, promote, compare")
+    sub = registry.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
+
+    p = sub.add_parser("serve", help="start an MLflow tracking server and wait until healthy")
+    p.add_argument("--workdir", default="mlflow", help="folder for the SQLite database, artifacts and log")
+    p.add_argument("--backend", help="backend store URI (default: SQLite in --workdir; e.g. postgresql://...)")
+    p.add_argument("--artifacts", help="artifact store (default: --workdir/artifacts; e.g. s3://bucket, with "
+                                       "MLFLOW_S3_ENDPOINT_URL for S3-compatible stores)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, help="default: a free port")
+    p.set_defaults(func=cmd_registry_serve)
+
+    p = sub.add_parser("register", help="log a finished search folder and register its best model (ONNX)")
+    p.add_argument("search_dir", help="search output folder (best_model.json/.pt, history.jsonl, summary.json)")
+    p.add_argument("--name", default="atac-denoiser", help="registered model name (default atac-denoiser)")
+    p.add_argument("--data", help="pairs .npz (e.g. val.npz): input contract and parity-check windows")
+    p.add_argument("--genome", default="unknown", help="genome build of the training data (e.g. hg19)")
+    p.add_argument("--experiment", default="atacdenoise-search")
+    p.add_argument("--attempts", type=int, default=5, help="tries to reach the server (default 5)")
+    p.add_argument("--backoff", type=float, default=1.0, help="first retry delay in s, doubled each time")
+    _add_tracking_arg(p)
+    p.set_defaults(func=cmd_registry_register)
+
+    p = sub.add_parser("promote", help="point an alias (default champion) at a model version")
+    p.add_argument("--name", default="atac-denoiser")
+    p.add_argument("--version", required=True)
+    p.add_argument("--alias", default="champion")
+    _add_tracking_arg(p)
+    p.set_defaults(func=cmd_registry_promote)
+
+    p = sub.add_parser("compare", help="champion vs challenger (MSE, Pearson, AUPRC) on held-out windows")
+    p.add_argument("--name", default="atac-denoiser")
+    p.add_argument("--challenger-version", required=True)
+    p.add_argument("--alias", default="champion", help="the alias to compare against (default champion)")
+    p.add_argument("--data", required=True, help="held-out pairs .npz")
+    _add_tracking_arg(p)
+    p.set_defaults(func=cmd_registry_compare)
+
+
+def add_denoise_parser(subparsers) -> None:
+    p = subparsers.add_parser("denoise", help="denoise a shallow library with an ONNX model (no torch needed)")
+    p.add_argument("--input", required=True, help="BAM, insertions BED, fragments or coverage bigWig")
+    p.add_argument("--model", help="model.onnx or models:/NAME@ALIAS (default: the bundled model)")
+    p.add_argument("--chrom-sizes", required=True)
+    p.add_argument("--out-prefix", required=True,
+                   help="writes PREFIX.denoised.bw, PREFIX.peakprob.bw, PREFIX.peaks.narrowPeak")
+    p.add_argument("--genome", help="genome build of the input; must match the model's")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, help="onnxruntime threads (default: all cores)")
+    p.add_argument("--threshold", type=float, default=0.5, help="peak probability threshold (default 0.5)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--format", dest="fmt", default="auto", choices=["auto", "bam", "insertions", "fragments", "bigwig"])
+    _add_tracking_arg(p)
+    p.set_defaults(func=cmd_denoise)

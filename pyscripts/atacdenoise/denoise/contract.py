@@ -1,0 +1,87 @@
+"""The ONNX model contract: what a denoiser expects and produces, stored in the ONNX file itself.
+
+The exporter writes these fields as ONNX ``metadata_props``; ``denoise`` reads
+them back and builds its input exactly as the model was trained. The file is
+the one source of truth, so a model never meets input binned another way.
+
+Input (``x``, float32 ``(N, window_bins)``): per ``bin_size`` bin, the mean
+coverage of insertions extended +-``extend`` bp, scaled to counts per million
+insertions of the whole library (``input_normalisation = "cpm"``), as
+``search/data.py`` builds training windows.
+
+Outputs: ``signal`` (``(N, target_bins)``, denoised coverage in the units of the
+clean training track: mean coverage of +-``extend`` bp extended insertions per
+bin, per million clean insertions) and ``peak_logits`` (sigmoid -> per-bin
+peak probability).
+
+This module must not import torch: the inference container has none.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields
+
+from atacdenoise.errors import InputError
+
+CONTRACT_FORMAT = "atacdenoise-onnx/1"
+NORMALISATIONS = ("cpm", "none")
+NAMING_STYLES = ("chr", "plain")
+SIGNAL_UNITS = "mean coverage of +-extend bp extended insertions per bin, per million clean insertions"
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    space: str
+    window_bins: int = 4096
+    target_bins: int = 1024
+    bin_size: int = 25
+    representation: str = "coverage"
+    extend: int = 100
+    stat: str = "mean"
+    input_normalisation: str = "cpm"
+    genome: str = "unknown"
+    chrom_naming: str = "chr"
+    signal_units: str = SIGNAL_UNITS
+    peak_output: str = "logits"
+    format: str = CONTRACT_FORMAT
+
+    def __post_init__(self):
+        # Checked here so that both writing and reading refuse a contract denoise cannot honour.
+        if self.input_normalisation not in NORMALISATIONS:
+            raise ValueError(f"input_normalisation must be one of {NORMALISATIONS}, got {self.input_normalisation!r}")
+        if self.chrom_naming not in NAMING_STYLES:
+            raise ValueError(f"chrom_naming must be one of {NAMING_STYLES}, got {self.chrom_naming!r}")
+        if self.target_bins > self.window_bins or (self.window_bins - self.target_bins) % 2:
+            raise ValueError(f"target_bins {self.target_bins} must be centred in window_bins {self.window_bins}")
+
+    @property
+    def flank(self) -> int:
+        return (self.window_bins - self.target_bins) // 2
+
+    def to_metadata(self) -> dict[str, str]:
+        """ONNX ``metadata_props`` are strings; prefix keys so they never clash with others."""
+        return {f"atacdenoise.{key}": str(value) for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str], path: str | os.PathLike | None = None) -> "ModelContract":
+        values = {k.removeprefix("atacdenoise."): v for k, v in metadata.items() if k.startswith("atacdenoise.")}
+        if values.get("format") != CONTRACT_FORMAT:
+            raise InputError(path, f"ONNX file carries no atacdenoise contract (expected metadata format "
+                                   f"{CONTRACT_FORMAT!r}, found {values.get('format')!r}); export it with "
+                                   f"'atacdenoise registry register'")
+        kwargs = {}
+        for field in fields(cls):
+            if field.name not in values:
+                raise InputError(path, f"ONNX metadata lacks atacdenoise.{field.name}")
+            kwargs[field.name] = int(values[field.name]) if field.type == "int" else values[field.name]
+        try:
+            return cls(**kwargs)
+        except ValueError as err:
+            raise InputError(path, f"ONNX metadata: {err}") from None
+
+
+def naming_style(chrom_names) -> str:
+    """'chr' when the chromosomes are named like 'chr1', 'plain' when like '1'."""
+    names = list(chrom_names)
+    return "chr" if sum(n.startswith("chr") for n in names) * 2 >= len(names) else "plain"

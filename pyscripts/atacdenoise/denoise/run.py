@@ -1,0 +1,209 @@
+"""``atacdenoise denoise``: shallow ATAC-seq in, denoised tracks and peaks out, with onnxruntime only.
+
+Per chromosome (memory bounded by one chromosome's bins): insertions ->
+coverage bins built exactly as the model's contract says (bin size, extension,
+per-million normalisation) -> windows whose centres tile the chromosome ->
+batched onnxruntime -> three outputs:
+
+- ``PREFIX.denoised.bw``: denoised coverage per bin, in the model's
+  ``signal_units`` (mean coverage of +-extend bp extended insertions per bin,
+  per million insertions of a deep clean library);
+- ``PREFIX.peakprob.bw``: per-bin peak probability (0-1);
+- ``PREFIX.peaks.narrowPeak``: bins with probability >= threshold, merged
+  across gaps of <= 1 bin (see :mod:`.peaks_from_prob`).
+
+Chromosomes without any insertion are left empty (bigWig readers see 0).
+No torch is imported on this path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from atacdenoise.denoise.contract import ModelContract, naming_style
+from atacdenoise.denoise.onnx_runner import OnnxDenoiser, load_denoiser
+from atacdenoise.denoise.peaks_from_prob import peaks_from_prob
+from atacdenoise.errors import InputError
+from atacdenoise.io.atomic import atomic_path
+
+CHUNK_BATCHES = 8  # windows handed to onnxruntime per progress update = batch_size * CHUNK_BATCHES
+
+
+def output_paths(out_prefix: str | os.PathLike) -> dict[str, Path]:
+    prefix = os.fspath(out_prefix)
+    return {"denoised": Path(f"{prefix}.denoised.bw"), "peakprob": Path(f"{prefix}.peakprob.bw"),
+            "peaks": Path(f"{prefix}.peaks.narrowPeak")}
+
+
+def denoise(
+    input: str | os.PathLike,
+    model: str | os.PathLike,
+    chrom_sizes: dict[str, int],
+    out_prefix: str | os.PathLike,
+    fmt: str = "auto",
+    batch_size: int = 64,
+    threads: int | None = None,
+    genome: str | None = None,
+    tracking_uri: str | None = None,
+    threshold: float = 0.5,
+    read_filter=None,
+    progress: bool = True,
+) -> dict[str, str]:
+    """Denoise ``input`` (BAM, insertions BED, fragments or bigWig) with ``model`` (.onnx or ``models:/NAME@ALIAS``).
+
+    Returns the three output paths. Every mismatch between the model's contract
+    and the input is an InputError raised before anything is written.
+    """
+    from atacdenoise.io.reads import detect_format
+
+    if batch_size < 1:
+        raise InputError(None, f"batch size must be >= 1, got {batch_size}")
+    if not 0 < threshold < 1:
+        raise InputError(None, f"peak threshold must lie in (0, 1), got {threshold}")
+    denoiser = load_denoiser(model, tracking_uri, threads)
+    check_contract(denoiser, input, chrom_sizes, genome)
+    fmt = detect_format(input) if fmt == "auto" else fmt
+    tracks = (BigWigTracks(input, chrom_sizes, denoiser.contract) if fmt == "bigwig"
+              else InsertionTracks(input, chrom_sizes, denoiser.contract, fmt, read_filter))
+    return write_outputs(denoiser, tracks, out_prefix, batch_size, threshold, progress)
+
+
+def check_contract(denoiser: OnnxDenoiser, input, chrom_sizes: dict[str, int], genome: str | None) -> None:
+    c = denoiser.contract
+    if genome and c.genome not in ("unknown", genome):
+        raise InputError(denoiser.source, f"model was trained on genome {c.genome!r} but --genome is {genome!r}")
+    style = naming_style(chrom_sizes)
+    if style != c.chrom_naming:
+        like = {"chr": "'chr1'", "plain": "'1'"}
+        raise InputError(input, f"chromosomes are named like {like[style]} but model {denoiser.source} was "
+                                f"trained on names like {like[c.chrom_naming]}; rename them (chrom sizes and input)")
+    if c.input_normalisation != "cpm" or c.representation != "coverage":
+        raise InputError(denoiser.source, f"unsupported model input: representation {c.representation!r}, "
+                                          f"normalisation {c.input_normalisation!r}")
+
+
+class InsertionTracks:
+    """Binned, per-million-scaled coverage of an insertions source, one chromosome at a time."""
+
+    def __init__(self, path, chrom_sizes: dict[str, int], contract: ModelContract, fmt: str, read_filter=None):
+        from atacdenoise.io.reads import iter_insertions
+
+        self.path, self.chrom_sizes, self.contract = path, chrom_sizes, contract
+        self._read = lambda: iter_insertions(path, chrom_sizes, fmt, read_filter)
+        # A first streaming pass counts the library (per-million scaling needs the total) and
+        # fixes the chromosome order of the outputs (text inputs come in file order).
+        totals = {chrom: len(positions) for chrom, positions in self._read()}
+        self.total = sum(totals.values())
+        if self.total == 0:
+            raise InputError(path, "no insertions on the chromosomes of the chrom sizes")
+        self.order = [c for c in totals if totals[c]]
+
+    def __iter__(self):
+        from atacdenoise.tracks.binning import coverage_bins
+
+        c = self.contract
+        for chrom, positions in self._read():
+            if len(positions):
+                yield chrom, coverage_bins(positions, self.chrom_sizes[chrom], c.bin_size, c.extend, c.stat,
+                                           scale=1e6 / self.total)
+
+
+class BigWigTracks:
+    """A per-base coverage bigWig (insertions extended +-extend bp), rebinned to the model's bins."""
+
+    def __init__(self, path, chrom_sizes: dict[str, int], contract: ModelContract):
+        from atacdenoise.io.bigwig import bigwig_chrom_sizes
+        from atacdenoise.search.data import clean_library_size
+
+        self.path, self.contract = path, contract
+        in_file = bigwig_chrom_sizes(path)
+        self.order = [chrom for chrom in chrom_sizes if chrom in in_file]
+        if not self.order:
+            from atacdenoise.io.chromsizes import naming_hint
+
+            raise InputError(path, naming_hint(list(in_file), chrom_sizes))
+        self.chrom_sizes = chrom_sizes
+        check_bigwig_resolution(path, self.order[0], contract.bin_size)
+        # Same library size estimate as the training targets: coverage / bases per insertion.
+        self.total = clean_library_size(path, {c: chrom_sizes[c] for c in self.order}, contract.extend)
+
+    def __iter__(self):
+        from atacdenoise.search.data import clean_coverage_bins
+
+        scale = np.float32(1e6 / self.total)
+        for chrom in self.order:
+            yield chrom, clean_coverage_bins(self.path, chrom, self.chrom_sizes[chrom], self.contract.bin_size) * scale
+
+
+def check_bigwig_resolution(path, chrom: str, bin_size: int, max_intervals: int = 100_000) -> None:
+    """A bigWig binned coarser than (or out of step with) the model's bins cannot be rebinned faithfully."""
+    import pyBigWig
+
+    with pyBigWig.open(os.fspath(path)) as bw:
+        intervals = bw.intervals(chrom, 0, min(bw.chroms(chrom), max_intervals * bin_size)) or ()
+        length = bw.chroms(chrom)
+    if not intervals:
+        return
+    edges = np.array([e for start, end, _ in intervals for e in (start, end) if e != length], dtype=np.int64)
+    resolution = int(np.gcd.reduce(edges)) if len(edges) else 1
+    if resolution > 1 and bin_size % resolution:
+        raise InputError(path, f"bigWig is binned at {resolution} bp, which cannot be rebinned to the model's "
+                               f"{bin_size} bp bins")
+
+
+def write_outputs(denoiser: OnnxDenoiser, tracks, out_prefix, batch_size: int, threshold: float,
+                  progress: bool) -> dict[str, str]:
+    from tqdm import tqdm
+
+    from atacdenoise.io.bigwig import write_bigwig
+    from atacdenoise.io.narrowpeak import write_narrowpeak
+
+    c = denoiser.contract
+    paths = output_paths(out_prefix)
+    # Header order = the order chromosomes are produced in; the others follow (empty).
+    sizes = {chrom: tracks.chrom_sizes[chrom] for chrom in tracks.order}
+    sizes.update({chrom: n for chrom, n in tracks.chrom_sizes.items() if chrom not in sizes})
+    n_windows = sum(math.ceil(math.ceil(sizes[chrom] / c.bin_size) / c.target_bins) for chrom in tracks.order)
+    all_peaks = []
+    paths["denoised"].parent.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=n_windows, unit="window", desc="denoise", disable=not progress) as bar, tempfile.TemporaryDirectory(prefix=".denoise-", dir=paths["denoised"].parent.resolve()) as scratch, \
+            atomic_path(paths["denoised"]) as denoised_tmp, atomic_path(paths["peakprob"]) as prob_tmp, \
+            atomic_path(paths["peaks"]) as peaks_tmp:
+        def denoised_tracks():
+            for chrom, bins in tracks:
+                signal, prob = denoise_track(denoiser, bins, batch_size, bar.update)
+                np.save(Path(scratch) / f"{len(all_peaks)}.npy", prob)  # read back for the second bigWig
+                all_peaks.append(peaks_from_prob(chrom, prob, c.bin_size, sizes[chrom], threshold))
+                yield chrom, signal
+
+        write_bigwig(denoised_tmp, sizes, denoised_tracks(), c.bin_size)
+        probs = ((p.chrom, np.load(Path(scratch) / f"{i}.npy")) for i, p in enumerate(all_peaks))
+        write_bigwig(prob_tmp, sizes, probs, c.bin_size)
+        write_narrowpeak(peaks_tmp, all_peaks, name_prefix="denoised_peak")
+    return {key: str(path) for key, path in paths.items()}
+
+
+def denoise_track(denoiser: OnnxDenoiser, bins: np.ndarray, batch_size: int = 64,
+                  on_windows=lambda n: None) -> tuple[np.ndarray, np.ndarray]:
+    """One chromosome's bins -> (denoised signal, peak probability), same length as ``bins``."""
+    from atacdenoise.tracks.windows import WindowSpec, extract, tile_starts
+
+    c = denoiser.contract
+    spec = WindowSpec(c.window_bins, c.target_bins)
+    starts = tile_starts(len(bins), spec)
+    signal = np.empty(len(starts) * c.target_bins, np.float32)
+    prob = np.empty_like(signal)
+    chunk = batch_size * CHUNK_BATCHES
+    for first in range(0, len(starts), chunk):
+        # Windows are views into one padded buffer: only a chunk's copy is ever materialised.
+        windows = extract(bins, starts[first:first + chunk], c.window_bins)
+        s, p = denoiser.predict(windows, batch_size)
+        out = slice(first * c.target_bins, (first + len(windows)) * c.target_bins)
+        signal[out], prob[out] = s.ravel(), p.ravel()
+        on_windows(len(windows))
+    return signal[:len(bins)], prob[:len(bins)]

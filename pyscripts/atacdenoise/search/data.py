@@ -1,0 +1,275 @@
+"""Training pairs for the search: noisy windows at several depths and their clean targets.
+
+One ``.npz`` per split holds ``inputs (n, window_bins)``, ``targets (n,
+target_bins)``, ``peaks (n, target_bins)`` in {0, 1}, ``depth (n,)``,
+``chrom (n,)``, ``start (n,)`` and a JSON ``meta`` record. Training windows are
+sampled uniformly (as in the seed), validation windows tile their chromosomes.
+
+Scale. Inputs are coverage per million insertions of the *full* noisy library,
+multiplied by ``1/p`` for a library thinned to probability ``p``; targets are
+clean coverage per million clean insertions. A window thinned to 10 % therefore
+has the same expected values as the full library, and one model serves every
+depth: it only has to learn to remove noise, not to guess the depth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from atacdenoise.errors import InputError
+from atacdenoise.io.atomic import atomic_path
+from atacdenoise.tracks.binning import n_bins
+from atacdenoise.tracks.windows import WindowSpec
+
+PAIRS_FORMAT = "atacdenoise-pairs/1"
+DEFAULT_DEPTHS = (0.1, 0.2, 1.0)
+ARRAYS = ("inputs", "targets", "peaks", "depth", "chrom", "start")
+# Keys two files must agree on to be used together (train with val, or a model with data).
+GEOMETRY_KEYS = ("bin_size", "window_bins", "target_bins", "representation")
+
+
+# ---------------------------------------------------------------- building pairs
+
+def make_pairs(
+    noisy_insertions: str | os.PathLike,
+    clean_bigwig: str | os.PathLike,
+    clean_peaks: str | os.PathLike,
+    chrom_sizes: dict[str, int],
+    chroms: list[str],
+    depths=DEFAULT_DEPTHS,
+    n_windows: int | None = None,
+    spec: WindowSpec = WindowSpec(),
+    bin_size: int = 25,
+    seed: int = 0,
+    extend: int = 100,
+) -> dict:
+    """Window pairs from ``chroms``; ``n_windows=None`` tiles them (validation).
+
+    Sampled windows take the depths in turn; tiled windows appear once per depth.
+    Returns the arrays of :data:`ARRAYS` plus ``"meta"`` (a plain dict).
+    Works one chromosome at a time.
+    """
+    from atacdenoise.io.narrowpeak import read_peaks
+    from atacdenoise.io.reads import iter_insertions
+
+    depths = _check_depths(depths)
+    unknown = [c for c in chroms if c not in chrom_sizes]
+    if unknown or not chroms:
+        raise InputError(None, f"chromosomes {unknown or chroms} are not in the chrom sizes ({', '.join(chrom_sizes)})")
+    rng = np.random.default_rng(seed)
+    plan = _window_plan({c: n_bins(chrom_sizes[c], bin_size) for c in chroms}, n_windows, spec, len(depths), rng)
+    peaks = read_peaks(clean_peaks)
+
+    pieces, noisy_total, seen = [], 0, set()
+    for chrom, positions in iter_insertions(noisy_insertions, chrom_sizes):
+        noisy_total += len(positions)  # the whole library, not just these chromosomes
+        if chrom in plan:
+            seen.add(chrom)
+            pieces.append(_chrom_pairs(chrom, positions, plan[chrom], chrom_sizes[chrom], depths, clean_bigwig,
+                                       peaks.get(chrom), spec, bin_size, extend, seed, chroms.index(chrom)))
+    for chrom in plan.keys() - seen:  # no insertions at all: inputs are zero, targets still count
+        pieces.append(_chrom_pairs(chrom, np.zeros(0, np.int64), plan[chrom], chrom_sizes[chrom], depths, clean_bigwig,
+                                   peaks.get(chrom), spec, bin_size, extend, seed, chroms.index(chrom)))
+    if noisy_total == 0:
+        raise InputError(noisy_insertions, "no insertions on the chromosomes of the chrom sizes")
+
+    clean_total = clean_library_size(clean_bigwig, chrom_sizes, extend)
+    pairs = {key: np.concatenate([p[key] for p in pieces]) for key in (*ARRAYS, "order")}
+    order = np.argsort(pairs.pop("order"), kind="stable")  # back to sampling order: any prefix is a random subset
+    pairs = {key: value[order] for key, value in pairs.items()}
+    pairs["inputs"] *= (1e6 / (noisy_total * pairs["depth"]))[:, None].astype(np.float32)
+    pairs["targets"] *= np.float32(1e6 / clean_total)
+    pairs["meta"] = {
+        "format": PAIRS_FORMAT, "bin_size": bin_size, "window_bins": spec.window_bins,
+        "target_bins": spec.target_bins, "representation": "coverage", "extend": extend,
+        "chroms": list(chroms), "depths": list(depths), "tiled": n_windows is None, "seed": seed,
+        "noisy_insertions": noisy_total, "clean_insertions": clean_total,
+        "sources": {"noisy": os.fspath(noisy_insertions), "clean": os.fspath(clean_bigwig),
+                    "peaks": os.fspath(clean_peaks)},
+    }
+    return pairs
+
+
+def _check_depths(depths) -> tuple[float, ...]:
+    depths = tuple(float(d) for d in depths)
+    if not depths or any(not 0 < d <= 1 for d in depths):
+        raise InputError(None, f"depths must lie in (0, 1], got {list(depths)}")
+    return depths
+
+
+def _window_plan(n_bins_by_chrom: dict[str, int], n_windows: int | None, spec: WindowSpec, n_depths: int,
+                 rng: np.random.Generator) -> dict[str, dict[str, np.ndarray]]:
+    """Per chromosome: window ``starts``, ``depth_index`` and global ``order`` of each window."""
+    from atacdenoise.tracks.windows import sample_starts, tile_starts
+
+    rows: dict[str, list[tuple[int, int, int]]] = {c: [] for c in n_bins_by_chrom}
+    if n_windows is None:
+        order = 0
+        for depth_index in range(n_depths):
+            for chrom, nb in n_bins_by_chrom.items():
+                for start in tile_starts(nb, spec):
+                    rows[chrom].append((int(start), depth_index, order))
+                    order += 1
+    else:
+        if n_windows < 1:
+            raise InputError(None, f"the number of windows must be positive, got {n_windows}")
+        for i, (chrom, start) in enumerate(sample_starts(n_bins_by_chrom, n_windows, spec, rng)):
+            rows[chrom].append((int(start), i % n_depths, i))
+    plan = {}
+    for chrom, chrom_rows in rows.items():
+        if chrom_rows:
+            starts, depth_index, order = np.array(chrom_rows, dtype=np.int64).T
+            plan[chrom] = {"starts": starts, "depth_index": depth_index, "order": order}
+    return plan
+
+
+def _chrom_pairs(chrom, positions, plan, length, depths, clean_bigwig, chrom_peaks, spec, bin_size, extend, seed,
+                 chrom_no) -> dict[str, np.ndarray]:
+    """Raw (unscaled) windows of one chromosome."""
+    from atacdenoise.tracks.binning import coverage_bins
+    from atacdenoise.tracks.subsample import thin_positions
+    from atacdenoise.tracks.windows import extract
+
+    starts, depth_index = plan["starts"], plan["depth_index"]
+    inputs = np.zeros((len(starts), spec.window_bins), np.float32)
+    for d, depth in enumerate(depths):
+        chosen = depth_index == d
+        if not chosen.any():
+            continue
+        rng = np.random.default_rng([seed, chrom_no, d])  # each (chromosome, depth) its own reproducible stream
+        kept = positions if depth == 1.0 else thin_positions(positions, depth, rng)
+        bins = coverage_bins(kept, length, bin_size=bin_size, extend=extend, stat="mean")
+        inputs[chosen] = extract(bins, starts[chosen], spec.window_bins)
+    target_starts = starts + spec.flank
+    clean = clean_coverage_bins(clean_bigwig, chrom, length, bin_size)
+    labels = peak_label_bins(chrom_peaks, length, bin_size)
+    return {
+        "inputs": inputs,
+        "targets": extract(clean, target_starts, spec.target_bins),
+        "peaks": extract(labels, target_starts, spec.target_bins).astype(np.uint8),
+        "depth": np.asarray(depths, np.float32)[depth_index],
+        "chrom": np.full(len(starts), chrom),
+        "start": starts,
+        "order": plan["order"],
+    }
+
+
+def clean_coverage_bins(path, chrom: str, length: int, bin_size: int, chunk_bins: int = 320_000) -> np.ndarray:
+    """Mean per-base bigWig value in each bin, read in chunks (memory bounded by the chunk)."""
+    from atacdenoise.io.bigwig import read_bigwig
+
+    out = np.zeros(n_bins(length, bin_size), np.float32)
+    for first in range(0, len(out), chunk_bins):
+        start, end = first * bin_size, min(length, (first + chunk_bins) * bin_size)
+        values = np.asarray(read_bigwig(path, chrom, start, end), np.float64)  # missing (NaN) reads as 0
+        edges = np.arange(0, len(values), bin_size)
+        counts = np.diff(np.append(edges, len(values)))  # the last bin may be partial
+        out[first:first + len(edges)] = np.add.reduceat(values, edges) / counts
+    return out
+
+
+def peak_label_bins(peaks, length: int, bin_size: int) -> np.ndarray:
+    """1.0 for every bin that any peak overlaps by at least one base, else 0.0."""
+    labels = np.zeros(n_bins(length, bin_size) + 1, np.int32)
+    if peaks is not None and len(peaks.starts):
+        first = np.clip(peaks.starts // bin_size, 0, len(labels) - 1)
+        last = np.clip(-(-peaks.ends // bin_size), 0, len(labels) - 1)  # exclusive
+        np.add.at(labels, first, 1)
+        np.add.at(labels, last, -1)
+    return (np.cumsum(labels[:-1]) > 0).astype(np.float32)
+
+
+def clean_library_size(path, chrom_sizes: dict[str, int], extend: int = 100) -> float:
+    """Approximate clean insertions: total coverage / (2 * extend + 1) bases per insertion."""
+    import pyBigWig
+
+    try:
+        bw = pyBigWig.open(os.fspath(path))
+    except RuntimeError:
+        raise InputError(path, "cannot open as bigWig") from None
+    if bw is None:
+        raise InputError(path, "cannot open as bigWig")
+    with bw:
+        in_file = bw.chroms()
+        total = sum(bw.stats(c, 0, in_file[c], type="sum", exact=True)[0] or 0.0
+                    for c in chrom_sizes if c in in_file)
+    if not np.isfinite(total) or total <= 0:
+        raise InputError(path, "clean coverage is empty (or NaN) on the chromosomes of the chrom sizes")
+    return float(total) / (2 * extend + 1)
+
+
+# ---------------------------------------------------------------- .npz files
+
+def save_pairs(path: str | os.PathLike, pairs: dict) -> None:
+    """Write ``pairs`` (as returned by :func:`make_pairs`) atomically."""
+    arrays = {key: pairs[key] for key in ARRAYS}
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays, meta=np.array(json.dumps(pairs["meta"])))
+
+
+def load_pairs(path: str | os.PathLike) -> dict:
+    """Read and validate a pairs file: shapes agree with its metadata, no NaN."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "pairs file does not exist (make it with 'atacdenoise prepare')")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(str(npz["meta"]))
+            pairs = {key: npz[key] for key in ARRAYS}
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
+        raise InputError(path, f"not a pairs file from 'atacdenoise prepare' ({type(err).__name__}: {err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != PAIRS_FORMAT:
+        raise InputError(path, f"expected format {PAIRS_FORMAT!r}, found {meta.get('format') if isinstance(meta, dict) else meta!r}")
+    _check_shapes(path, pairs, meta)
+    for key in ("inputs", "targets", "peaks"):
+        if not np.isfinite(pairs[key]).all():
+            raise InputError(path, f"{key} hold NaN or infinite values")
+    pairs["meta"] = meta
+    pairs["path"] = str(path)
+    return pairs
+
+
+def _check_shapes(path, pairs: dict, meta: dict) -> None:
+    n = len(pairs["inputs"])
+    expected = {"inputs": (n, meta["window_bins"]), "targets": (n, meta["target_bins"]),
+                "peaks": (n, meta["target_bins"]), "depth": (n,), "chrom": (n,), "start": (n,)}
+    for key, shape in expected.items():
+        if pairs[key].shape != tuple(shape):
+            raise InputError(path, f"{key} has shape {pairs[key].shape}, expected {tuple(shape)}")
+    if n == 0:
+        raise InputError(path, "holds no windows")
+
+
+def check_compatible(train: dict, val: dict) -> None:
+    """Training and validation files must share geometry and no chromosome (InputError naming both)."""
+    names = f"{train['path']} and {val['path']}"
+    for key in GEOMETRY_KEYS:
+        if train["meta"].get(key) != val["meta"].get(key):
+            raise InputError(train["path"], f"{key} differs between {names}: "
+                                            f"{train['meta'].get(key)!r} vs {val['meta'].get(key)!r}")
+    shared = sorted(set(train["meta"]["chroms"]) & set(val["meta"]["chroms"]))
+    if shared:
+        raise InputError(train["path"], f"{names} share chromosomes {', '.join(shared)}: "
+                                        "validation must be held out")
+
+
+def prepare(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes: dict[str, int], train_chroms: list[str],
+            val_chroms: list[str], out_dir, depths=DEFAULT_DEPTHS, n_train: int = 10_000,
+            spec: WindowSpec = WindowSpec(), bin_size: int = 25, seed: int = 0) -> dict[str, str]:
+    """Write ``train.npz`` (sampled windows) and ``val.npz`` (tiled windows) in ``out_dir``; return both paths."""
+    shared = sorted(set(train_chroms) & set(val_chroms))
+    if shared:
+        raise InputError(None, f"training and validation chromosomes overlap: {', '.join(shared)}")
+    out_dir = Path(out_dir)
+    outputs = {"train": out_dir / "train.npz", "val": out_dir / "val.npz"}
+    splits = {"train": (train_chroms, n_train), "val": (val_chroms, None)}
+    built = {name: make_pairs(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes, chroms, depths, n, spec,
+                              bin_size, seed) for name, (chroms, n) in splits.items()}
+    for name, pairs in built.items():  # written only when both are built: never half a data set
+        save_pairs(outputs[name], pairs)
+    return {name: str(path) for name, path in outputs.items()}

@@ -1,0 +1,521 @@
+"""Neural architecture search by hill climbing (NASH, Elsken et al. 2017), as the seed grew its CNN.
+
+Iteration 0 is the seed's random search: ``initial_random_draws`` random
+initial architectures, each trained ``initial_epochs``; the best on validation
+becomes the first parent. Every later iteration makes ``children`` children,
+each the parent changed by a few function-preserving network morphisms and
+trained with SGD (Nesterov momentum) whose learning rate is annealed from
+``lr_max`` to ``lr_min`` along a cosine over ``epochs`` epochs (SGDR: a warm
+restart per child). The parent, with its validation loss, stays a candidate, so
+the best validation loss never gets worse. The best candidate is the next parent.
+
+Reproducibility and resuming. Every random draw of a candidate (its
+architecture, morphisms, initial weights, batch order) comes from a seed derived
+from ``(seed, iteration, child)``, so no random state has to be carried from one
+candidate to the next: the checkpoint written after each candidate (parent,
+best candidate so far, history) is enough to continue exactly where a run
+stopped, with the same history as an uninterrupted run (bit for bit on CPU).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from atacdenoise.errors import InputError
+from atacdenoise.io.atomic import atomic_path
+from atacdenoise.search.data import check_compatible, load_pairs
+from atacdenoise.search.history import plot_search, write_history, write_json
+from atacdenoise.search.metrics import average_precision, pearson
+
+CHECKPOINT_FORMAT = "atacdenoise-nash-checkpoint/1"
+SPACES = ("hilbert2d", "dilated1d")
+# Settings that may change on --resume: raising ``iterations`` extends a finished search.
+RESUMABLE_CHANGES = ("iterations",)
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything that defines a search; saved in the checkpoint and compared on resume."""
+
+    space: str
+    iterations: int
+    children: int
+    epochs: int
+    lr_max: float
+    lr_min: float
+    morphisms_per_child: tuple[int, int]
+    batch_size: int
+    seed: int
+    initial_random_draws: int
+    initial_epochs: int
+    peak_weight: float
+    max_train_windows: int | None
+    momentum: float
+    grad_clip: float
+    train_data: str  # content fingerprints: a different file with the same name is different data
+    val_data: str
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How one candidate is trained (a child's epochs, or the initial search's)."""
+
+    epochs: int
+    lr_max: float
+    lr_min: float
+    momentum: float
+    batch_size: int
+    grad_clip: float
+    peak_weight: float
+    device: str
+
+
+@dataclass
+class SearchData:
+    """Training and validation tensors, moved to the device once."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    train_peaks: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    val_peaks: torch.Tensor
+    window_bins: int
+    target_bins: int
+
+    @classmethod
+    def from_pairs(cls, train: dict, val: dict, max_train_windows: int | None, device: str) -> "SearchData":
+        keep = slice(None) if max_train_windows is None else slice(0, max_train_windows)  # windows are in random order
+
+        def tensor(array):
+            return torch.as_tensor(np.ascontiguousarray(array, dtype=np.float32), device=device)
+
+        return cls(tensor(train["inputs"][keep]), tensor(train["targets"][keep]), tensor(train["peaks"][keep]),
+                   tensor(val["inputs"]), tensor(val["targets"]), tensor(val["peaks"]),
+                   int(train["meta"]["window_bins"]), int(train["meta"]["target_bins"]))
+
+
+# ---------------------------------------------------------------- one candidate
+
+def train_child(model: torch.nn.Module, data: SearchData, settings: TrainSettings, seed: int):
+    """Train ``model`` with SGD + cosine annealing and evaluate it; return ``(model, metrics)``.
+
+    A pure function of its arguments (the seed fixes initialisation noise and
+    batch order), so children could be trained in parallel later.
+    """
+    from atacdenoise.models.losses import denoise_loss
+
+    torch.manual_seed(seed)
+    device = settings.device
+    model = model.to(device).train()
+    use_amp = device.startswith("cuda")
+    n = len(data.train_x)
+    steps_per_epoch = math.ceil(n / settings.batch_size)
+    optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr_max, momentum=settings.momentum, nesterov=True)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs * steps_per_epoch,
+                                                          eta_min=settings.lr_min)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    batch_order = torch.Generator().manual_seed(seed)
+    started = time.perf_counter()
+    train_loss = None
+    for _ in range(settings.epochs):
+        total, permutation = 0.0, torch.randperm(n, generator=batch_order).to(device)
+        for first in range(0, n, settings.batch_size):
+            batch = permutation[first:first + settings.batch_size]
+            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+                signal, logits = model(data.train_x[batch])
+            loss = denoise_loss(signal.float(), data.train_y[batch], logits.float(), data.train_peaks[batch],
+                                peak_weight=settings.peak_weight)
+            if not torch.isfinite(loss):  # diverged: never chosen, the search goes on
+                return model, _diverged_metrics(model, started)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            # Clipping keeps the seed's lr 0.05 stable on freshly morphed (deeper) networks.
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            with warnings.catch_warnings():
+                # On CUDA the scaler skips steps whose gradients overflowed; the schedule still advances.
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+                schedule.step()
+            total += float(loss.detach()) * len(batch)
+        train_loss = total / n
+    metrics = evaluate(model, data, settings)
+    metrics.update(train_loss=train_loss, parameters=count_parameters(model),
+                   seconds=round(time.perf_counter() - started, 3))
+    return model, metrics
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: SearchData, settings: TrainSettings) -> dict:
+    """Validation loss (the training loss), Pearson over all target bins, AUPRC of peak probabilities."""
+    from atacdenoise.models.losses import denoise_loss
+
+    model.eval()
+    use_amp = settings.device.startswith("cuda")
+    total, signals, probabilities = 0.0, [], []
+    for first in range(0, len(data.val_x), settings.batch_size):
+        batch = slice(first, first + settings.batch_size)
+        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+            signal, logits = model(data.val_x[batch])
+        signal, logits = signal.float(), logits.float()
+        loss = denoise_loss(signal, data.val_y[batch], logits, data.val_peaks[batch], peak_weight=settings.peak_weight)
+        total += float(loss) * len(signal)
+        signals.append(signal.cpu().numpy())
+        probabilities.append(torch.sigmoid(logits).cpu().numpy())
+    model.train()
+    val_loss = total / len(data.val_x)
+    if not math.isfinite(val_loss):
+        return {"val_loss": None, "val_pearson": None, "val_auprc": None}
+    return {
+        "val_loss": val_loss,
+        "val_pearson": pearson(np.concatenate(signals), data.val_y.cpu().numpy()),
+        "val_auprc": average_precision(np.concatenate(probabilities), data.val_peaks.cpu().numpy()),
+    }
+
+
+def _diverged_metrics(model, started) -> dict:
+    return {"train_loss": None, "val_loss": None, "val_pearson": None, "val_auprc": None,
+            "parameters": count_parameters(model), "seconds": round(time.perf_counter() - started, 3)}
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def child_seed(seed: int, iteration: int, child: int) -> int:
+    """The one seed a candidate's randomness comes from."""
+    return int(np.random.SeedSequence([seed, iteration, child]).generate_state(1)[0])
+
+
+# ---------------------------------------------------------------- the search
+
+def run_search(
+    train,
+    val,
+    out_dir,
+    space: str = "hilbert2d",
+    iterations: int = 60,
+    children: int = 8,
+    epochs: int = 17,
+    lr_max: float = 0.05,
+    lr_min: float = 0.0,
+    morphisms_per_child: tuple[int, int] = (1, 3),
+    batch_size: int = 64,
+    device: str = "auto",
+    seed: int = 0,
+    resume: bool = False,
+    initial_random_draws: int = 10,
+    initial_epochs: int = 20,
+    peak_weight: float = 1.0,
+    max_train_windows: int | None = None,
+    progress: bool = True,
+    momentum: float = 0.9,
+    grad_clip: float = 1.0,
+) -> dict:
+    """Run (or continue) a search in ``out_dir``; return the summary (also in ``summary.json``).
+
+    ``train`` and ``val`` are pairs files (``atacdenoise prepare``) or their
+    loaded dicts. Writes ``best_model.json``/``best_model.pt``, ``history.jsonl``,
+    ``summary.json``, ``search.png`` and ``checkpoint/checkpoint.pt``.
+    """
+    train, val = _as_pairs(train), _as_pairs(val)
+    check_compatible(train, val)
+    settings = SearchSettings(
+        space=_check_space(space), iterations=_at_least(iterations, 0, "iterations"),
+        children=_at_least(children, 1, "children"), epochs=_at_least(epochs, 1, "epochs"),
+        lr_max=float(lr_max), lr_min=float(lr_min), morphisms_per_child=_check_range(morphisms_per_child),
+        batch_size=_at_least(batch_size, 1, "batch size"), seed=int(seed),
+        initial_random_draws=_at_least(initial_random_draws, 1, "initial random draws"),
+        initial_epochs=_at_least(initial_epochs, 1, "initial epochs"), peak_weight=float(peak_weight),
+        max_train_windows=None if max_train_windows is None else _at_least(max_train_windows, 1, "max train windows"),
+        momentum=float(momentum), grad_clip=float(grad_clip),
+        train_data=fingerprint(train), val_data=fingerprint(val))
+    out_dir = Path(out_dir)
+    state = _start_or_resume(out_dir, settings, resume)
+    device = resolve_device(device)
+    if not val["peaks"].any():
+        warnings.warn(f"{val['path']}: the validation windows contain no peak; AUPRC is undefined (reported as None)")
+    data = SearchData.from_pairs(train, val, settings.max_train_windows, device)
+    search = _Search(settings, state, data, device, out_dir, progress)
+    with _deterministic(device == "cpu"):
+        search.run()
+    return search.finish()
+
+
+class _Search:
+    """The hill climb's loop; ``state`` is exactly what the checkpoint holds."""
+
+    def __init__(self, settings: SearchSettings, state: dict, data: SearchData, device: str, out_dir: Path,
+                 progress: bool):
+        self.settings, self.state, self.data, self.device, self.out_dir = settings, state, data, device, out_dir
+        self.progress = progress
+        self.started = time.perf_counter()
+        self.parent = None if state["parent"] is None else _restore(state["parent"])
+
+    # -- loop
+    def run(self) -> None:
+        s = self.settings
+        total = s.initial_random_draws + s.iterations * s.children
+        done = sum(not row["is_parent"] for row in self.state["history"])
+        with _progress_bar(total, done, self.progress) as bar:
+            while self.state["iteration"] <= s.iterations:
+                iteration, child = self.state["iteration"], self.state["next_child"]
+                if iteration > 0 and child == 0:
+                    self._record_parent()
+                elif child < self._candidates(iteration):
+                    self._train_candidate(iteration, child)
+                    bar.update(1)
+                    bar.set_postfix(iteration=iteration, child=child, best=_short(self._best_so_far()))
+                else:
+                    self._close_iteration()
+                    continue
+                self.state["next_child"] += 1
+                self._checkpoint()
+
+    def _candidates(self, iteration: int) -> int:
+        """Candidate slots in an iteration: draws in the random search; parent + children later."""
+        return self.settings.initial_random_draws if iteration == 0 else self.settings.children + 1
+
+    def _record_parent(self) -> None:
+        """The parent competes with its validation loss as it stands (it may win)."""
+        parent = self.state["parent"]
+        row = {**_row(self.state["iteration"], 0, [], parent["metrics"]), "seconds": 0.0, "is_parent": True}
+        self.state["history"].append(row)
+        self.state["best"] = {**parent, "row": len(self.state["history"]) - 1}
+
+    def _train_candidate(self, iteration: int, child: int) -> None:
+        seed = child_seed(self.settings.seed, iteration, child)
+        rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)  # fresh layers take their initial weights from torch's generator
+        if iteration == 0:
+            model, morphisms, epochs = self._random_initial_model(rng), [], self.settings.initial_epochs
+        else:
+            model, morphisms = self._morphed_child(rng)
+            epochs = self.settings.epochs
+        model, metrics = train_child(model, self.data, self._train_settings(epochs), seed)
+        self.state["history"].append({**_row(iteration, child, morphisms, metrics), "is_parent": False})
+        if _loss_key(metrics) < _loss_key(self._best_metrics()):
+            self.state["best"] = {**_snapshot(model, metrics), "row": len(self.state["history"]) - 1}
+
+    def _random_initial_model(self, rng: np.random.Generator):
+        from atacdenoise.models import build_model, random_initial_config
+
+        config = random_initial_config(self.settings.space, rng, window_bins=self.data.window_bins,
+                                       target_bins=self.data.target_bins)
+        return build_model(config)
+
+    def _morphed_child(self, rng: np.random.Generator):
+        from atacdenoise.models.morphisms import apply_random_morphisms
+
+        low, high = self.settings.morphisms_per_child
+        parent = copy.deepcopy(self.parent).cpu()
+        return apply_random_morphisms(parent, rng, int(rng.integers(low, high + 1)))
+
+    def _close_iteration(self) -> None:
+        best = self.state["best"]
+        if best is None or best["metrics"]["val_loss"] is None:
+            raise RuntimeError("every candidate of the initial random search diverged; lower --lr or check the data")
+        self.state["history"][best["row"]]["chosen"] = True
+        self.state["parent"] = {key: best[key] for key in ("config", "state_dict", "metrics")}
+        self.parent = _restore(self.state["parent"])
+        self.state.update(iteration=self.state["iteration"] + 1, next_child=0, best=None)
+        self._checkpoint()
+        self._write_outputs()
+
+    def _best_metrics(self) -> dict | None:
+        return None if self.state["best"] is None else self.state["best"]["metrics"]
+
+    def _best_so_far(self) -> float | None:
+        best = self._best_metrics() or (self.state["parent"] or {}).get("metrics")
+        return None if best is None else best["val_loss"]
+
+    def _train_settings(self, epochs: int) -> TrainSettings:
+        s = self.settings
+        return TrainSettings(epochs=epochs, lr_max=s.lr_max, lr_min=s.lr_min, momentum=s.momentum,
+                             batch_size=s.batch_size, grad_clip=s.grad_clip, peak_weight=s.peak_weight,
+                             device=self.device)
+
+    # -- files
+    def _checkpoint(self) -> None:
+        path = self.out_dir / "checkpoint" / "checkpoint.pt"
+        with atomic_path(path) as tmp:
+            torch.save(self.state, tmp)
+        write_history(self.out_dir / "history.jsonl", self.state["history"])
+
+    def _write_outputs(self) -> None:
+        parent = self.state["parent"]
+        write_json(self.out_dir / "best_model.json", parent["config"])
+        with atomic_path(self.out_dir / "best_model.pt") as tmp:
+            torch.save(parent["state_dict"], tmp)
+        write_json(self.out_dir / "summary.json", self.summary())
+        plot_search(self.out_dir / "search.png", self.state["history"])
+
+    def summary(self) -> dict:
+        parent = self.state["parent"] or {"metrics": {}, "config": None}
+        finished = self.state["iteration"] - 1
+        return {
+            "best_val_loss": parent["metrics"].get("val_loss"),
+            "best_val_pearson": parent["metrics"].get("val_pearson"),
+            "best_val_auprc": parent["metrics"].get("val_auprc"),
+            "best_parameters": parent["metrics"].get("parameters"),
+            "best_config": parent["config"],
+            "iterations_finished": finished,
+            "done": finished >= self.settings.iterations,
+            "candidates_trained": sum(not row["is_parent"] for row in self.state["history"]),
+            "device": self.device,
+            "seconds_this_run": round(time.perf_counter() - self.started, 1),
+            "n_train": len(self.data.train_x),
+            "n_val": len(self.data.val_x),
+            "settings": asdict(self.settings),
+        }
+
+    def finish(self) -> dict:
+        self._write_outputs()
+        return self.summary()
+
+
+# ---------------------------------------------------------------- checkpoint and resume
+
+def _start_or_resume(out_dir: Path, settings: SearchSettings, resume: bool) -> dict:
+    checkpoint = out_dir / "checkpoint" / "checkpoint.pt"
+    has_files = out_dir.is_dir() and any(out_dir.iterdir())
+    if not resume:
+        if has_files:
+            raise InputError(out_dir, "output folder is not empty: use --resume or another --out")
+        return {"format": CHECKPOINT_FORMAT, "settings": asdict(settings), "iteration": 0, "next_child": 0,
+                "parent": None, "best": None, "history": []}
+    if not checkpoint.exists():
+        if has_files:
+            raise InputError(out_dir, "nothing to resume: checkpoint/checkpoint.pt is missing")
+        return _start_or_resume(out_dir, settings, resume=False)
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as err:  # any unreadable checkpoint is the same problem for the user
+        raise InputError(checkpoint, f"cannot read the checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(checkpoint, f"not a search checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+    _check_same_search(out_dir, state["settings"], asdict(settings))
+    state["settings"] = asdict(settings)  # only resumable keys can differ
+    return state
+
+
+def _check_same_search(out_dir: Path, saved: dict, now: dict) -> None:
+    differing = [f"{key} (saved {_plain(saved.get(key))!r}, now {_plain(now[key])!r})"
+                 for key in now if key not in RESUMABLE_CHANGES and _plain(saved.get(key)) != _plain(now[key])]
+    if differing:
+        raise InputError(out_dir, "cannot resume: the saved search differs in " + "; ".join(differing)
+                         + ". Nothing was changed; use the same settings or another --out")
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _snapshot(model: torch.nn.Module, metrics: dict) -> dict:
+    """Architecture, weights (CPU copies) and metrics: what a checkpoint keeps of a model."""
+    return {"config": model.to_config(),
+            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "metrics": dict(metrics)}
+
+
+def _restore(snapshot: dict) -> torch.nn.Module:
+    from atacdenoise.models import build_model
+
+    model = build_model(snapshot["config"])
+    model.load_state_dict(snapshot["state_dict"])
+    return model
+
+
+def _row(iteration: int, child: int, morphisms: list[str], metrics: dict) -> dict:
+    return {"iteration": iteration, "child": child, "morphisms": list(morphisms),
+            "parameters": metrics["parameters"], "train_loss": metrics["train_loss"],
+            "val_loss": metrics["val_loss"], "val_pearson": metrics["val_pearson"],
+            "val_auprc": metrics["val_auprc"], "seconds": metrics["seconds"], "chosen": False}
+
+
+def _loss_key(metrics: dict | None) -> float:
+    """Lower is better; a missing or diverged candidate is worst. Ties keep the earlier (the parent)."""
+    return math.inf if metrics is None or metrics["val_loss"] is None else metrics["val_loss"]
+
+
+# ---------------------------------------------------------------- helpers
+
+def fingerprint(pairs: dict) -> str:
+    """Content hash of a pairs file's arrays (cheap next to training)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for key in ("inputs", "targets", "peaks"):
+        digest.update(np.ascontiguousarray(pairs[key]).tobytes())
+    return digest.hexdigest()
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(None, f"--device {device}: CUDA is not available on this machine (use --device cpu)")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise InputError(None, f"--device must be auto, cpu or cuda, got {device!r}")
+    return device
+
+
+@contextmanager
+def _deterministic(enabled: bool):
+    """Deterministic kernels for the search only; the caller's setting is restored after."""
+    before = torch.are_deterministic_algorithms_enabled()
+    before_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(enabled or before, warn_only=True if enabled else before_warn)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=before_warn)
+
+
+@contextmanager
+def _progress_bar(total: int, done: int, enabled: bool):
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=done, desc="NASH", unit="model", disable=not enabled, dynamic_ncols=True)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def _short(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def _as_pairs(pairs) -> dict:
+    return pairs if isinstance(pairs, dict) else load_pairs(pairs)
+
+
+def _check_space(space: str) -> str:
+    if space not in SPACES:
+        raise InputError(None, f"search space must be one of {', '.join(SPACES)}, got {space!r}")
+    return space
+
+
+def _at_least(value, minimum: int, name: str) -> int:
+    if isinstance(value, bool) or int(value) != value or value < minimum:
+        raise InputError(None, f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_range(bounds) -> tuple[int, int]:
+    low, high = (int(b) for b in bounds)
+    if not 1 <= low <= high:
+        raise InputError(None, f"morphisms per child must be a range 1 <= low <= high, got {tuple(bounds)}")
+    return low, high
+

@@ -1,0 +1,234 @@
+"""denoise/: ONNX contract, tiling, normalisation, peaks and every mismatch error, without torch or servers.
+
+The model here is a hand-built ONNX graph (no torch, no training): ``signal`` is
+the window's centre (so the denoised track must equal the model's input track
+exactly) and ``peak_logits = centre - 1``. That makes tiling, binning and
+per-million scaling checkable bin by bin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyBigWig
+import pytest
+
+from atacdenoise.denoise import denoise
+from atacdenoise.denoise.contract import ModelContract
+from atacdenoise.denoise.onnx_runner import OnnxDenoiser, sigmoid
+from atacdenoise.denoise.peaks_from_prob import called_runs, peaks_from_prob
+from atacdenoise.denoise.run import output_paths
+from atacdenoise.errors import InputError
+from atacdenoise.io.narrowpeak import read_peaks
+from atacdenoise.tracks.binning import coverage_bins
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+WINDOW, TARGET = 256, 64
+SIZES = {"chr1": 180_000, "chr2": 95_010}  # chr2 ends inside a bin: partial last bin and window
+
+
+def centre_model(path: Path, contract: ModelContract, metadata: bool = True) -> Path:
+    """ONNX graph: signal = x[:, flank:flank+target], peak_logits = signal - 1."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    flank = contract.flank
+    const = lambda name, values: helper.make_tensor(name, TensorProto.INT64, [len(values)], values)  # noqa: E731
+    nodes = [helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["signal"]),
+             helper.make_node("Sub", ["signal", "one"], ["peak_logits"])]
+    graph = helper.make_graph(
+        nodes, "centre",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", contract.window_bins])],
+        [helper.make_tensor_value_info("signal", TensorProto.FLOAT, ["batch", contract.target_bins]),
+         helper.make_tensor_value_info("peak_logits", TensorProto.FLOAT, ["batch", contract.target_bins])],
+        initializer=[const("starts", [flank]), const("ends", [flank + contract.target_bins]), const("axes", [1]),
+                     helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    if metadata:
+        helper.set_model_props(model, contract.to_metadata())
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def write_insertions(path: Path, sizes: dict[str, int], n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """A synthetic insertions BED: uniform background plus a few dense sites (test fixture, not real data)."""
+    rng = np.random.default_rng(seed)
+    positions = {}
+    with gzip.open(path, "wt") as out:
+        for chrom, length in sizes.items():
+            sites = rng.integers(0, length, 5)
+            pos = np.concatenate([rng.integers(0, length, n), (sites[:, None] + rng.integers(-60, 60, (5, 200))).ravel()])
+            pos = np.sort(np.clip(pos, 0, length - 1))
+            positions[chrom] = pos
+            out.write("".join(f"{chrom}\t{p}\t{p + 1}\t.\t0\t+\n" for p in pos))
+    return positions
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    root = tmp_path_factory.mktemp("denoise")
+    contract = ModelContract(space="test-centre", window_bins=WINDOW, target_bins=TARGET, genome="hg19")
+    model = centre_model(root / "centre.onnx", contract)
+    positions = write_insertions(root / "ins.bed.gz", SIZES, 2000)
+    return {"root": root, "model": model, "contract": contract, "positions": positions,
+            "insertions": root / "ins.bed.gz"}
+
+
+def read_bins(path, chrom, length, bin_size=25) -> np.ndarray:
+    with pyBigWig.open(str(path)) as bw:
+        values = np.nan_to_num(np.array(bw.values(chrom, 0, length), dtype=np.float64))
+    edges = np.arange(0, length, bin_size)
+    return np.add.reduceat(values, edges) / np.diff(np.append(edges, length))
+
+
+def test_denoised_track_is_the_model_output_over_tiled_windows(work):
+    out = denoise(work["insertions"], work["model"], SIZES, work["root"] / "run" / "s", genome="hg19", progress=False)
+    total = sum(len(p) for p in work["positions"].values())
+    for chrom, length in SIZES.items():
+        expected = coverage_bins(work["positions"][chrom], length, 25, 100, "mean", scale=1e6 / total)
+        denoised = read_bins(out["denoised"], chrom, length)
+        # The centre model returns its input: every bin once, scaled per million, including the partial last bin.
+        np.testing.assert_allclose(denoised, expected, rtol=1e-5, atol=1e-6)
+        prob = read_bins(out["peakprob"], chrom, length)
+        np.testing.assert_allclose(prob, sigmoid(expected.astype(np.float32) - 1), rtol=1e-5, atol=1e-6)
+    peaks = read_peaks(out["peaks"])
+    assert peaks, "the dense sites must give peaks"
+    for chrom, chrom_peaks in peaks.items():
+        prob = read_bins(out["peakprob"], chrom, SIZES[chrom])
+        for start, end in zip(chrom_peaks.starts, chrom_peaks.ends):
+            assert prob[start // 25:-(-end // 25)].max() >= 0.5
+            assert end <= SIZES[chrom]
+
+
+def test_peaks_merge_gaps_of_one_bin_only():
+    prob = np.array([0.9, 0.1, 0.8, 0.2, 0.3, 0.7, 0.6, 0.95, 0.0], np.float32)
+    starts, ends = called_runs(prob >= 0.5, max_gap=1)
+    assert starts.tolist() == [0, 5] and ends.tolist() == [3, 8]
+    peaks = peaks_from_prob("chr1", prob, 25, 9 * 25 - 10)
+    assert peaks.starts.tolist() == [0, 125] and peaks.ends.tolist() == [75, 200]
+    assert peaks.summits.tolist() == [12, 62]          # centre of the max-probability bin, from the start
+    np.testing.assert_allclose(peaks.signal, [90, 95])  # max probability in percent: score = 1000 * p
+    assert len(peaks_from_prob("chr1", np.zeros(5, np.float32), 25, 125).starts) == 0
+
+
+def test_bigwig_input_is_rebinned_and_scaled_like_insertions(work):
+    root, chrom, length = work["root"], "chr1", SIZES["chr1"]
+    per_base = np.zeros(length)
+    for p in work["positions"][chrom]:
+        per_base[max(p - 100, 0):p + 101] += 1
+    bw_path = root / "cov.bw"
+    with pyBigWig.open(str(bw_path), "w") as bw:
+        bw.addHeader([(chrom, length)])
+        bw.addEntries(chrom, 0, values=per_base.tolist(), span=1, step=1)
+    out = denoise(bw_path, work["model"], {chrom: length}, root / "bw" / "s", progress=False)
+    # library size = coverage / 201 bases per insertion (edge clipping makes it approximate)
+    total = per_base.sum() / 201
+    expected = coverage_bins(work["positions"][chrom], length, 25, 100, "mean", scale=1e6 / total)
+    np.testing.assert_allclose(read_bins(out["denoised"], chrom, length), expected, rtol=1e-4, atol=1e-5)
+
+
+def assert_no_outputs(prefix):
+    paths = output_paths(prefix)
+    assert not any(p.exists() for p in paths.values())
+    parent = paths["denoised"].parent
+    assert not parent.exists() or not list(parent.iterdir()), "temporary files left behind"
+
+
+@pytest.mark.parametrize("case", ["genome", "naming", "corrupt", "no-contract", "bigwig-resolution", "missing"])
+def test_mismatches_are_one_clear_error_and_no_output(work, case):
+    root = work["root"]
+    prefix = root / f"bad-{case}" / "s"
+    kwargs = {"input": work["insertions"], "model": work["model"], "chrom_sizes": SIZES, "genome": "hg19"}
+    if case == "genome":
+        kwargs["genome"], expect = "hg38", "trained on genome 'hg19'"
+    elif case == "naming":
+        kwargs["chrom_sizes"], expect = {"1": 180_000, "2": 95_010}, "named like '1'"
+    elif case == "corrupt":
+        bad = root / "corrupt.onnx"
+        bad.write_bytes(work["model"].read_bytes()[:200])
+        kwargs["model"], expect = bad, "not a valid ONNX model"
+    elif case == "no-contract":
+        kwargs["model"] = centre_model(root / "bare.onnx", work["contract"], metadata=False)
+        expect = "carries no atacdenoise contract"
+    elif case == "missing":
+        kwargs["model"], expect = root / "nope.onnx", "does not exist"
+    else:
+        coarse = root / "coarse50.bw"
+        with pyBigWig.open(str(coarse), "w") as bw:
+            bw.addHeader([("chr1", 180_000)])
+            bw.addEntries("chr1", 0, values=[1.0] * 3600, span=50, step=50)
+        kwargs["input"], kwargs["chrom_sizes"], expect = coarse, {"chr1": 180_000}, "binned at 50 bp"
+    with pytest.raises(InputError, match=expect):
+        denoise(out_prefix=prefix, progress=False, **kwargs)
+    assert_no_outputs(prefix)
+
+
+def test_denoise_path_never_imports_torch(work):
+    """The inference container has no torch: run the whole path in a fresh interpreter and check."""
+    code = (
+        "import sys\n"
+        "from atacdenoise.cli_registry import add_denoise_parser\n"
+        "import argparse\n"
+        "parser = argparse.ArgumentParser(); add_denoise_parser(parser.add_subparsers())\n"
+        f"sizes = {str(work['root'] / 'sizes.txt')!r}\n"
+        f"open(sizes, 'w').write({''.join(f'{c}	{n}' + chr(10) for c, n in SIZES.items())!r})\n"
+        f"args = parser.parse_args(['denoise', '--input', {str(work['insertions'])!r}, '--model', "
+        f"{str(work['model'])!r}, '--chrom-sizes', sizes, '--out-prefix', {str(work['root'] / 'cli' / 's')!r}, "
+        "'--quiet', '--threads', '1'])\n"
+        "args.func(args)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "print('NO_TORCH')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "NO_TORCH" in result.stdout
+    assert (work["root"] / "cli" / "s.denoised.bw").exists()
+
+
+def test_contract_round_trips_through_onnx_metadata(work):
+    runner = OnnxDenoiser(work["model"], threads=1)
+    assert runner.contract == work["contract"]
+    windows = np.random.default_rng(1).random((5, WINDOW), dtype=np.float32)
+    signal, prob = runner.predict(windows, batch_size=2)
+    np.testing.assert_array_equal(signal, windows[:, runner.contract.flank:runner.contract.flank + TARGET])
+    with pytest.raises(InputError, match="windows of 256 bins"):
+        runner.predict(np.zeros((2, 100), np.float32))
+
+
+@pytest.mark.realdata
+def test_real_insertions_end_to_end(tmp_path):
+    """HSC chr1+chr2 (first 10 Mb each), 4096/1024 windows: the denoised track is the model input, bin for bin."""
+    insertions = SHARED_DATA / "hsc" / "noisy_5M.tn5_insertions.bed.gz"
+    if not insertions.exists():
+        pytest.skip(f"real data not found at {insertions}")
+    from atacdenoise.io.chromsizes import read_chrom_sizes
+    from atacdenoise.io.reads import iter_insertions
+
+    sizes = read_chrom_sizes(SHARED_DATA / "hsc" / "chrom.sizes")
+    contract = ModelContract(space="test-centre", genome="hg19")
+    model = centre_model(tmp_path / "centre4096.onnx", contract)
+    out = denoise(insertions, model, sizes, tmp_path / "hsc", genome="hg19", progress=False)
+    positions = dict(iter_insertions(insertions, sizes))
+    total = sum(len(p) for p in positions.values())
+    chrom = next(iter(positions))
+    length = sizes[chrom]
+    expected = coverage_bins(positions[chrom], length, 25, 100, "mean", scale=1e6 / total)
+    np.testing.assert_allclose(read_bins(out["denoised"], chrom, length), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_cli_parsers_build():
+    from atacdenoise.cli_registry import add_denoise_parser, add_registry_parsers
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    add_registry_parsers(sub)
+    add_denoise_parser(sub)
+    args = parser.parse_args(["registry", "promote", "--name", "m", "--version", "3", "--alias", "champion"])
+    assert (args.name, args.version, args.alias) == ("m", "3", "champion")
+    args = parser.parse_args(["registry", "compare", "--challenger-version", "2", "--data", "v.npz"])
+    assert args.alias == "champion" and args.name == "atac-denoiser"
