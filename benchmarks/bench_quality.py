@@ -82,7 +82,7 @@ def macs3_tracks(positions: np.ndarray, chrom: str, sizes: dict, workdir: Path):
     bed = workdir / f"{chrom}.bed.gz"
     write_insertions_bed(bed, iter([(chrom, positions)]))
     outputs = call_peaks(bed, workdir / chrom, {chrom: sizes[chrom]}, genome_size="hs")
-    called = interval_mask(read_peaks(outputs["narrowPeak"]).get(chrom), sizes[chrom])
+    called = interval_mask(read_peaks(outputs["narrowpeak"]).get(chrom), sizes[chrom])
     return read_bigwig(outputs["signal"], chrom), called
 
 

@@ -9,6 +9,7 @@ import json
 import sys
 
 from atacdenoise import __version__
+from atacdenoise.cli_pipeline import add_align_parser, add_samplesheet_parser
 from atacdenoise.cli_registry import add_denoise_parser, add_registry_parsers
 from atacdenoise.errors import InputError
 
@@ -153,7 +154,7 @@ def cmd_search(args) -> None:
                          batch_size=args.batch_size, device=args.device, seed=args.seed, resume=args.resume,
                          initial_random_draws=args.initial_draws, initial_epochs=args.initial_epochs,
                          peak_weight=args.peak_weight, max_train_windows=args.max_train_windows,
-                         progress=not args.quiet)
+                         loss=args.loss, max_parameters=args.max_parameters, progress=not args.quiet)
     print(json.dumps({k: summary[k] for k in ("best_val_loss", "best_val_pearson", "best_val_auprc",
                                               "best_parameters", "iterations_finished")}))
 
@@ -231,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prefix", default="sim")
     p.set_defaults(func=cmd_simulate)
+    add_align_parser(sub)
+    add_samplesheet_parser(sub)
     add_registry_parsers(sub)  # registry serve | register | promote | compare | export
     add_denoise_parser(sub)
 
@@ -259,7 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="NASH architecture search (hill climbing with network morphisms + SGDR)")
     p.add_argument("--train", required=True, help="train.npz from 'prepare'")
     p.add_argument("--val", required=True, help="val.npz from 'prepare'")
-    p.add_argument("--space", default="hilbert2d", choices=["hilbert2d", "dilated1d"])
+    p.add_argument("--space", default="hilbert2d", choices=["hilbert2d", "dilated1d", "atacworks"],
+                   help="search space; atacworks trains the fixed AtacWorks baseline (use --iterations 0)")
+    p.add_argument("--loss", default="mse", choices=["mse", "log-mse", "atacworks"],
+                   help="mse (the seed's), log-mse (MSE of log1p), atacworks (0.0005*MSE + 1-Pearson + BCE)")
+    p.add_argument("--max-parameters", type=int, help="redraw children larger than this (e.g. to ship the model)")
     p.add_argument("--iterations", type=int, default=60, help="hill-climbing iterations (default 60)")
     p.add_argument("--children", type=int, default=8, help="children per iteration (default 8)")
     p.add_argument("--epochs", type=int, default=17, help="epochs per child, one cosine cycle (default 17)")

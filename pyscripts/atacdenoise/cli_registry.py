@@ -27,6 +27,13 @@ def cmd_registry_serve(args) -> None:
     serve(args.workdir, backend=args.backend, artifacts=args.artifacts, host=args.host, port=args.port)
 
 
+def cmd_registry_export(args) -> None:
+    from atacdenoise.registry.register import export_search
+
+    print(json.dumps(export_search(args.search_dir, args.output, data=args.data, genome=args.genome,
+                                   device=args.device)))
+
+
 def cmd_registry_register(args) -> None:
     from atacdenoise.registry.register import register_search
 
@@ -89,6 +96,14 @@ def add_registry_parsers(subparsers) -> None:
     p.add_argument("--backoff", type=float, default=1.0, help="first retry delay in s, doubled each time")
     _add_tracking_arg(p)
     p.set_defaults(func=cmd_registry_register)
+
+    p = sub.add_parser("export", help="export a search's best model to ONNX (parity-checked), without a server")
+    p.add_argument("search_dir", help="search output folder")
+    p.add_argument("--output", required=True, help="model.onnx to write")
+    p.add_argument("--data", help="pairs .npz (e.g. val.npz): input contract and parity-check windows")
+    p.add_argument("--genome", default="unknown", help="genome build of the training data (e.g. hg19)")
+    p.add_argument("--device", default="cpu", help="device to export from: cpu or cuda (default cpu)")
+    p.set_defaults(func=cmd_registry_export)
 
     p = sub.add_parser("promote", help="point an alias (default champion) at a model version")
     p.add_argument("--name", default="atac-denoiser")

@@ -32,8 +32,10 @@ def pearson_per_row(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torc
     a = a - a.mean(dim=-1, keepdim=True)
     b = b - b.mean(dim=-1, keepdim=True)
     covariance = (a * b).sum(dim=-1)
-    scale = torch.sqrt((a * a).sum(dim=-1) * (b * b).sum(dim=-1))
-    return covariance / (scale + eps)
+    # eps inside the root: a constant row (e.g. a dead ReLU output) would otherwise give sqrt'(0) = inf
+    # and NaN gradients, which is how the AtacWorks baseline first diverged.
+    scale = torch.sqrt((a * a).sum(dim=-1) * (b * b).sum(dim=-1) + eps)
+    return covariance / scale
 
 
 def atacworks_loss(signal: torch.Tensor, target: torch.Tensor, peak_logits: torch.Tensor,

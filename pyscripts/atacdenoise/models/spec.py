@@ -47,4 +47,6 @@ def random_initial_config(space: str, rng: np.random.Generator, window_bins: int
         return hilbert2d.random_initial_config(rng, window_bins, target_bins)
     if space == dilated1d.SPACE:
         return dilated1d.random_initial_config(rng, window_bins, target_bins)
+    if space == atacworks.SPACE:  # a fixed, published architecture: the baseline has nothing to draw
+        return atacworks.make_config(window_bins, target_bins)
     raise ValueError(f"space {space!r} has no random initial configs (searchable: hilbert2d, dilated1d)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,12 +101,28 @@ def export_onnx(
 def _torch_export(model, path: Path, window_bins: int, opset: int) -> None:
     import torch
 
-    example = torch.zeros(2, window_bins)
+    example = torch.zeros(2, window_bins, device=_device_of(model))  # CPU or CUDA: export where the model lives
     # The TorchScript exporter (dynamo=False) handles index_select and the
     # Hilbert buffer reliably; the graph has no torch dependency at run time.
     torch.onnx.export(model, (example,), str(path), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
                       dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *OUTPUT_NAMES)},
                       opset_version=opset, dynamo=False)
+
+
+@contextmanager
+def _exact_float32():
+    import torch
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def _device_of(model):
+    return next(iter(model.parameters())).device
 
 
 def _attach_contract(path: Path, contract: ModelContract) -> None:
@@ -134,10 +151,11 @@ def check_parity(onnx_path: str | os.PathLike, model, windows: np.ndarray, batch
     windows = np.ascontiguousarray(windows, dtype=np.float32)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     diffs, scale = np.zeros(2), 0.0
-    with torch.no_grad():
+    # The reference is exact float32: TF32 (CUDA's default for convolutions) would be judged, not the export.
+    with torch.no_grad(), _exact_float32():
         for first in range(0, len(windows), batch_size):
             batch = windows[first:first + batch_size]
-            expected = [t.numpy() for t in model(torch.from_numpy(batch))]
+            expected = [t.float().cpu().numpy() for t in model(torch.from_numpy(batch).to(_device_of(model)))]
             got = session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
             diffs = np.maximum(diffs, [np.abs(e - g).max() for e, g in zip(expected, got)])
             scale = max(scale, float(np.abs(expected[0]).max()))

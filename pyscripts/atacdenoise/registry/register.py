@@ -83,6 +83,20 @@ def register_model(model, tracking_uri: str, name: str = DEFAULT_NAME, search_di
             max(parity.max_abs_diff_signal, parity.max_abs_diff_logits)}
 
 
+def export_search(search_dir, output, data=None, genome: str = "unknown", device: str = "cpu") -> dict:
+    """Export a search's best model to ONNX with its contract, checked for parity (no registry needed)."""
+    from atacdenoise.registry.onnx_export import export_onnx, load_search_model
+
+    model = load_search_model(search_dir).to(device)
+    pairs = _load_pairs(data) if data else None
+    meta = pairs["meta"] if pairs else None
+    contract = contract_from_pairs(model.to_config()["space"], meta, genome, model.window_bins, model.target_bins)
+    windows = pairs["inputs"][:PARITY_WINDOWS] if pairs else None
+    parity = export_onnx(model, output, contract=contract, check_windows=windows)
+    return {"onnx": os.fspath(output), "device": device, "parity_max_abs_diff":
+            max(parity.max_abs_diff_signal, parity.max_abs_diff_logits), "tolerance": parity.tolerance}
+
+
 def _load_pairs(path):
     from atacdenoise.search.data import load_pairs
 

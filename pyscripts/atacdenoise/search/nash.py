@@ -38,7 +38,10 @@ from atacdenoise.search.history import plot_search, write_history, write_json
 from atacdenoise.search.metrics import average_precision, pearson
 
 CHECKPOINT_FORMAT = "atacdenoise-nash-checkpoint/1"
-SPACES = ("hilbert2d", "dilated1d")
+SPACES = ("hilbert2d", "dilated1d", "atacworks")  # atacworks: the fixed baseline, trained, never morphed
+# mse: the seed's loss; log-mse: MSE of log1p(signal), gentler on heavy-tailed coverage;
+# atacworks: 0.0005*MSE + (1 - Pearson) + BCE, AtacWorks' own loss for its baseline.
+LOSSES = ("mse", "log-mse", "atacworks")
 # Settings that may change on --resume: raising ``iterations`` extends a finished search.
 RESUMABLE_CHANGES = ("iterations",)
 
@@ -61,6 +64,8 @@ class SearchSettings:
     peak_weight: float
     max_train_windows: int | None
     momentum: float
+    loss: str
+    max_parameters: int | None
     grad_clip: float
     train_data: str  # content fingerprints: a different file with the same name is different data
     val_data: str
@@ -78,6 +83,7 @@ class TrainSettings:
     grad_clip: float
     peak_weight: float
     device: str
+    loss: str = "mse"
 
 
 @dataclass
@@ -107,14 +113,24 @@ class SearchData:
 
 # ---------------------------------------------------------------- one candidate
 
+def loss_function(settings: TrainSettings):
+    """``loss(signal, target, peak_logits, peak_labels)`` for the configured loss."""
+    from atacdenoise.models.losses import atacworks_loss, denoise_loss
+
+    if settings.loss == "atacworks":
+        return atacworks_loss
+    log_space = settings.loss == "log-mse"
+    return lambda signal, target, logits, peaks: denoise_loss(signal, target, logits, peaks,
+                                                             peak_weight=settings.peak_weight, log_space=log_space)
+
+
 def train_child(model: torch.nn.Module, data: SearchData, settings: TrainSettings, seed: int):
     """Train ``model`` with SGD + cosine annealing and evaluate it; return ``(model, metrics)``.
 
     A pure function of its arguments (the seed fixes initialisation noise and
     batch order), so children could be trained in parallel later.
     """
-    from atacdenoise.models.losses import denoise_loss
-
+    loss_fn = loss_function(settings)
     torch.manual_seed(seed)
     device = settings.device
     model = model.to(device).train()
@@ -124,7 +140,8 @@ def train_child(model: torch.nn.Module, data: SearchData, settings: TrainSetting
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr_max, momentum=settings.momentum, nesterov=True)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs * steps_per_epoch,
                                                           eta_min=settings.lr_min)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    # bfloat16 keeps float32's range: raw coverage in the thousands overflows float16
+    # (the AtacWorks baseline diverged that way), so no gradient scaler is needed.
     batch_order = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
     train_loss = None
@@ -132,23 +149,17 @@ def train_child(model: torch.nn.Module, data: SearchData, settings: TrainSetting
         total, permutation = 0.0, torch.randperm(n, generator=batch_order).to(device)
         for first in range(0, n, settings.batch_size):
             batch = permutation[first:first + settings.batch_size]
-            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
                 signal, logits = model(data.train_x[batch])
-            loss = denoise_loss(signal.float(), data.train_y[batch], logits.float(), data.train_peaks[batch],
-                                peak_weight=settings.peak_weight)
+            loss = loss_fn(signal.float(), data.train_y[batch], logits.float(), data.train_peaks[batch])
             if not torch.isfinite(loss):  # diverged: never chosen, the search goes on
                 return model, _diverged_metrics(model, started)
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
+            loss.backward()
             # Clipping keeps the seed's lr 0.05 stable on freshly morphed (deeper) networks.
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            with warnings.catch_warnings():
-                # On CUDA the scaler skips steps whose gradients overflowed; the schedule still advances.
-                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
-                schedule.step()
+            optimizer.step()
+            schedule.step()
             total += float(loss.detach()) * len(batch)
         train_loss = total / n
     metrics = evaluate(model, data, settings)
@@ -160,17 +171,16 @@ def train_child(model: torch.nn.Module, data: SearchData, settings: TrainSetting
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: SearchData, settings: TrainSettings) -> dict:
     """Validation loss (the training loss), Pearson over all target bins, AUPRC of peak probabilities."""
-    from atacdenoise.models.losses import denoise_loss
-
+    loss_fn = loss_function(settings)
     model.eval()
     use_amp = settings.device.startswith("cuda")
     total, signals, probabilities = 0.0, [], []
     for first in range(0, len(data.val_x), settings.batch_size):
         batch = slice(first, first + settings.batch_size)
-        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
             signal, logits = model(data.val_x[batch])
         signal, logits = signal.float(), logits.float()
-        loss = denoise_loss(signal, data.val_y[batch], logits, data.val_peaks[batch], peak_weight=settings.peak_weight)
+        loss = loss_fn(signal, data.val_y[batch], logits, data.val_peaks[batch])
         total += float(loss) * len(signal)
         signals.append(signal.cpu().numpy())
         probabilities.append(torch.sigmoid(logits).cpu().numpy())
@@ -223,6 +233,8 @@ def run_search(
     progress: bool = True,
     momentum: float = 0.9,
     grad_clip: float = 1.0,
+    loss: str = "mse",
+    max_parameters: int | None = None,
 ) -> dict:
     """Run (or continue) a search in ``out_dir``; return the summary (also in ``summary.json``).
 
@@ -232,6 +244,9 @@ def run_search(
     """
     train, val = _as_pairs(train), _as_pairs(val)
     check_compatible(train, val)
+    if space == "atacworks" and iterations:
+        raise InputError(None, "the atacworks baseline is a fixed architecture: use --iterations 0 "
+                               "(it is trained for --initial-epochs, like the initial random search)")
     settings = SearchSettings(
         space=_check_space(space), iterations=_at_least(iterations, 0, "iterations"),
         children=_at_least(children, 1, "children"), epochs=_at_least(epochs, 1, "epochs"),
@@ -240,7 +255,8 @@ def run_search(
         initial_random_draws=_at_least(initial_random_draws, 1, "initial random draws"),
         initial_epochs=_at_least(initial_epochs, 1, "initial epochs"), peak_weight=float(peak_weight),
         max_train_windows=None if max_train_windows is None else _at_least(max_train_windows, 1, "max train windows"),
-        momentum=float(momentum), grad_clip=float(grad_clip),
+        momentum=float(momentum), grad_clip=float(grad_clip), loss=_check_loss(loss),
+        max_parameters=None if max_parameters is None else _at_least(max_parameters, 1, "max parameters"),
         train_data=fingerprint(train), val_data=fingerprint(val))
     out_dir = Path(out_dir)
     state = _start_or_resume(out_dir, settings, resume)
@@ -312,16 +328,24 @@ class _Search:
     def _random_initial_model(self, rng: np.random.Generator):
         from atacdenoise.models import build_model, random_initial_config
 
-        config = random_initial_config(self.settings.space, rng, window_bins=self.data.window_bins,
-                                       target_bins=self.data.target_bins)
-        return build_model(config)
+        cap = self.settings.max_parameters
+        for _ in range(20):  # the size cap applies to the random search too
+            model = build_model(random_initial_config(self.settings.space, rng, window_bins=self.data.window_bins,
+                                                      target_bins=self.data.target_bins))
+            if cap is None or count_parameters(model) <= cap:
+                return model
+        raise InputError(None, f"no random initial model has at most {cap:,} parameters; raise --max-parameters")
 
     def _morphed_child(self, rng: np.random.Generator):
         from atacdenoise.models.morphisms import apply_random_morphisms
 
         low, high = self.settings.morphisms_per_child
-        parent = copy.deepcopy(self.parent).cpu()
-        return apply_random_morphisms(parent, rng, int(rng.integers(low, high + 1)))
+        cap = self.settings.max_parameters
+        for _ in range(20):  # redraw children that outgrow the size cap (e.g. to fit a shipped model)
+            child, names = apply_random_morphisms(self.parent.cpu(), rng, int(rng.integers(low, high + 1)))
+            if cap is None or count_parameters(child) <= cap:
+                return child, names
+        return copy.deepcopy(self.parent).cpu(), ["none (every draw exceeded max_parameters)"]
 
     def _close_iteration(self) -> None:
         best = self.state["best"]
@@ -345,7 +369,7 @@ class _Search:
         s = self.settings
         return TrainSettings(epochs=epochs, lr_max=s.lr_max, lr_min=s.lr_min, momentum=s.momentum,
                              batch_size=s.batch_size, grad_clip=s.grad_clip, peak_weight=s.peak_weight,
-                             device=self.device)
+                             device=self.device, loss=s.loss)
 
     # -- files
     def _checkpoint(self) -> None:
@@ -505,6 +529,12 @@ def _check_space(space: str) -> str:
     if space not in SPACES:
         raise InputError(None, f"search space must be one of {', '.join(SPACES)}, got {space!r}")
     return space
+
+
+def _check_loss(loss: str) -> str:
+    if loss not in LOSSES:
+        raise InputError(None, f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    return loss
 
 
 def _at_least(value, minimum: int, name: str) -> int:

@@ -1,0 +1,228 @@
+#!/usr/bin/env nextflow
+/*
+ * atacdenoise: denoise shallow ATAC-seq with a Hilbert-curve CNN grown by NASH.
+ *
+ *   nextflow run main.nf -entry train   --input deep.csv    --fasta genome.fa --chrom_sizes chrom.sizes
+ *   nextflow run main.nf -entry denoise --input shallow.csv --model model.onnx (or models:/atac-denoiser@champion)
+ *   nextflow run main.nf -profile test,docker      (default entry: train, then denoise the shallow twins)
+ *
+ * Every process calls one bin/ executable (a thin shell over `atacdenoise`); the
+ * same steps run without Nextflow with `atacdenoise pipeline`.
+ */
+nextflow.enable.dsl = 2
+
+include { SIMULATE       } from './modules/simulate'
+include { BOWTIE2_BUILD  } from './modules/bowtie2_build'
+include { ALIGN          } from './modules/align'
+include { FILTER_SHIFT   } from './modules/filter_shift'
+include { SUBSAMPLE      } from './modules/subsample'
+include { CALL_PEAKS     } from './modules/call_peaks'
+include { CALL_PEAKS as CALL_PEAKS_SHALLOW } from './modules/call_peaks'
+include { BIN            } from './modules/bin'
+include { BIN as BIN_SHALLOW } from './modules/bin'
+include { WINDOWS        } from './modules/windows'
+include { NASH_SEARCH    } from './modules/nash_search'
+include { EXPORT_ONNX    } from './modules/export_onnx'
+include { REGISTER_MODEL } from './modules/register_model'
+include { DENOISE        } from './modules/denoise'
+include { REPORT         } from './modules/report'
+
+// ---------------------------------------------------------------- inputs
+
+// One samplesheet row -> [meta, [files]]. `atacdenoise samplesheet check` does the full
+// validation (assets/schema_input.json); this only refuses what would break the channels.
+def sampleFromRow(Map row) {
+    if (!row.sample) {
+        error "samplesheet row without a sample name: ${row}"
+    }
+    def meta = [id: row.sample]
+    if (row.bam && !row.fastq_1) {
+        return [meta + [kind: 'bam'], [file(row.bam, checkIfExists: true)]]
+    }
+    if (row.fastq_1 && !row.bam) {
+        def reads = [file(row.fastq_1, checkIfExists: true)]
+        if (row.fastq_2) {
+            reads << file(row.fastq_2, checkIfExists: true)
+        }
+        return [meta + [kind: 'fastq', single_end: reads.size() == 1], reads]
+    }
+    error "samplesheet row '${row.sample}': give either fastq_1 (+ fastq_2) or bam"
+}
+
+def samplesFromSheet(String sheet) {
+    Channel.fromPath(sheet, checkIfExists: true)
+        .splitCsv(header: true, strip: true)
+        .map { row -> sampleFromRow(row) }
+}
+
+def requireParam(String name) {
+    if (!params[name]) {
+        error "--${name} is required (see nextflow_schema.json or --help)"
+    }
+    return params[name]
+}
+
+// ---------------------------------------------------------------- sub-workflows
+
+// Reads -> insertions, peaks and coverage: the same steps for deep and shallow samples.
+workflow PREPROCESS {
+    take:
+    ch_samples      // [meta, [fastq_1, fastq_2?]] or [meta, [bam]]
+    ch_fasta        // genome FASTA (used only when no bowtie2 index is given)
+    ch_chrom_sizes
+
+    main:
+    ch_versions = Channel.empty()
+    ch_input = ch_samples.branch { meta, files ->
+        bam: meta.kind == 'bam'
+        fastq: true
+    }
+    if (params.bowtie2_index) {
+        ch_index = Channel.value(file(params.bowtie2_index, checkIfExists: true))
+    } else {
+        BOWTIE2_BUILD(ch_fasta)
+        ch_index = BOWTIE2_BUILD.out.index.first()
+        ch_versions = ch_versions.mix(BOWTIE2_BUILD.out.versions)
+    }
+    ch_fastq = ch_input.fastq.map { meta, reads ->
+        if (!params.bowtie2_index && !params.fasta && !params.simulate) {
+            error "sample '${meta.id}' has FASTQ reads: give --fasta (an index is built) or --bowtie2_index"
+        }
+        [meta, reads]
+    }
+    ALIGN(ch_fastq, ch_index)
+    // A BAM's index is staged when it sits beside it; otherwise it is built in the task folder.
+    ch_given_bams = ch_input.bam.map { meta, files ->
+        def bai = file("${files[0]}.bai")
+        [meta, files[0], bai.exists() ? bai : []]
+    }
+    FILTER_SHIFT(ALIGN.out.bam.mix(ch_given_bams))
+    CALL_PEAKS(FILTER_SHIFT.out.insertions, ch_chrom_sizes)
+    BIN(FILTER_SHIFT.out.insertions, ch_chrom_sizes)
+    ch_versions = ch_versions.mix(ALIGN.out.versions, FILTER_SHIFT.out.versions, CALL_PEAKS.out.versions, BIN.out.versions)
+
+    emit:
+    insertions = FILTER_SHIFT.out.insertions   // [meta, insertions.bed.gz]
+    peaks      = CALL_PEAKS.out.peaks          // [meta, narrowPeak]
+    coverage   = BIN.out.coverage              // [meta, coverage.bw, coverage.tracks]
+    versions   = ch_versions
+}
+
+// Deep samples -> shallow twins, training windows, NASH search, ONNX model, MLflow registration.
+workflow TRAIN_MODEL {
+    take:
+    ch_samples
+    ch_fasta
+    ch_chrom_sizes
+
+    main:
+    PREPROCESS(ch_samples, ch_fasta, ch_chrom_sizes)
+    ch_versions = PREPROCESS.out.versions
+
+    // The shallow twins: baseline peaks and tracks, and the samples the default run denoises.
+    SUBSAMPLE(PREPROCESS.out.insertions, params.fractions)
+    ch_shallow = SUBSAMPLE.out.insertions.transpose().map { meta, bed ->
+        def fraction = (bed.name =~ /\.sub([0-9.]+)\.insertions\.bed\.gz$/)[0][1]
+        [meta + [id: "${meta.id}.sub${fraction}", deep_id: meta.id, fraction: fraction], bed]
+    }
+    CALL_PEAKS_SHALLOW(ch_shallow, ch_chrom_sizes)
+    BIN_SHALLOW(ch_shallow, ch_chrom_sizes)
+
+    // The deep sample is the clean target: its coverage bigWig and its peaks.
+    ch_prepare = PREPROCESS.out.insertions
+        .join(PREPROCESS.out.coverage.map { meta, bw, tracks -> [meta, bw] })
+        .join(PREPROCESS.out.peaks)
+    WINDOWS(ch_prepare, ch_chrom_sizes)
+    NASH_SEARCH(WINDOWS.out.windows)
+    EXPORT_ONNX(NASH_SEARCH.out.search)
+    if (params.mlflow_tracking_uri) {
+        REGISTER_MODEL(NASH_SEARCH.out.search, params.mlflow_tracking_uri, params.model_name)
+        ch_versions = ch_versions.mix(REGISTER_MODEL.out.versions)
+    }
+    ch_versions = ch_versions.mix(SUBSAMPLE.out.versions, CALL_PEAKS_SHALLOW.out.versions, BIN_SHALLOW.out.versions,
+                                  WINDOWS.out.versions, NASH_SEARCH.out.versions, EXPORT_ONNX.out.versions)
+
+    emit:
+    onnx     = EXPORT_ONNX.out.onnx   // [meta, model.onnx]
+    shallow  = ch_shallow             // [meta, insertions.bed.gz] of every shallow twin
+    versions = ch_versions
+}
+
+// Insertions of new samples -> denoised track, peak probabilities, peaks, report.
+workflow DENOISE_SAMPLES {
+    take:
+    ch_insertions   // [meta, insertions.bed.gz]
+    ch_model_file   // value channel: a local .onnx, or [] when model_uri is used
+    model_uri       // models:/NAME@ALIAS, or ''
+    ch_chrom_sizes
+
+    main:
+    DENOISE(ch_insertions, ch_model_file, model_uri, ch_chrom_sizes)
+    // The report sets the denoised result beside the shallow input it came from.
+    ch_report = DENOISE.out.denoised.join(DENOISE.out.peakprob).join(DENOISE.out.peaks).join(ch_insertions)
+    REPORT(ch_report, ch_chrom_sizes)
+
+    emit:
+    denoised = DENOISE.out.denoised
+    peaks    = DENOISE.out.peaks
+    report   = REPORT.out.html
+    versions = DENOISE.out.versions.mix(REPORT.out.versions)
+}
+
+// ---------------------------------------------------------------- reference inputs
+
+// The deep samples, genome FASTA and chrom sizes: simulated under -profile test, else from params.
+workflow INPUTS {
+    main:
+    if (params.simulate) {
+        SIMULATE(Channel.value([id: 'sim']))
+        ch_samples = SIMULATE.out.reads.map { meta, reads -> [meta + [kind: 'fastq', single_end: false], reads] }
+        ch_fasta = SIMULATE.out.fasta.first()
+        ch_chrom_sizes = SIMULATE.out.chrom_sizes.first()
+    } else {
+        ch_samples = samplesFromSheet(requireParam('input'))
+        ch_fasta = params.fasta ? Channel.value(file(params.fasta, checkIfExists: true)) : Channel.empty()
+        ch_chrom_sizes = Channel.value(file(requireParam('chrom_sizes'), checkIfExists: true))
+    }
+
+    emit:
+    samples     = ch_samples
+    fasta       = ch_fasta
+    chrom_sizes = ch_chrom_sizes
+}
+
+// --model is a local .onnx (staged as a file) or a registry URI (passed as text).
+def modelInputs(String model) {
+    if (model.startsWith('models:/')) {
+        return [Channel.value([]), model]
+    }
+    return [Channel.value(file(model, checkIfExists: true)), '']
+}
+
+// ---------------------------------------------------------------- entry workflows
+
+workflow train {
+    INPUTS()
+    TRAIN_MODEL(INPUTS.out.samples, INPUTS.out.fasta, INPUTS.out.chrom_sizes)
+}
+
+workflow denoise {
+    INPUTS()
+    def (ch_model_file, model_uri) = modelInputs(requireParam('model'))
+    PREPROCESS(INPUTS.out.samples, INPUTS.out.fasta, INPUTS.out.chrom_sizes)
+    DENOISE_SAMPLES(PREPROCESS.out.insertions, ch_model_file, model_uri, INPUTS.out.chrom_sizes)
+}
+
+// Default: train on the deep samples, then denoise their shallow twins (or --denoise_input) with the new model.
+workflow {
+    INPUTS()
+    TRAIN_MODEL(INPUTS.out.samples, INPUTS.out.fasta, INPUTS.out.chrom_sizes)
+    ch_model_file = TRAIN_MODEL.out.onnx.map { meta, onnx -> onnx }.first()
+    if (params.denoise_input) {
+        PREPROCESS(samplesFromSheet(params.denoise_input), INPUTS.out.fasta, INPUTS.out.chrom_sizes)
+        ch_to_denoise = PREPROCESS.out.insertions
+    } else {
+        ch_to_denoise = TRAIN_MODEL.out.shallow
+    }
+    DENOISE_SAMPLES(ch_to_denoise, ch_model_file, '', INPUTS.out.chrom_sizes)
+}

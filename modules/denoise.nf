@@ -1,0 +1,41 @@
+// DENOISE: ONNX Runtime inference on a shallow sample: denoised track, peak probabilities, peaks.
+process DENOISE {
+    tag "$meta.id"
+    label 'process_medium'
+    container "${params.container_prefix}/infer:${params.container_tag}"
+
+    input:
+    tuple val(meta), path(insertions)
+    path model_file   // a local .onnx file, or [] when model_uri is used
+    val model_uri     // models:/NAME@ALIAS from the MLflow registry, or '' when model_file is used
+    path chrom_sizes
+
+    output:
+    tuple val(meta), path("${prefix}.denoised.bw"), emit: denoised
+    tuple val(meta), path("${prefix}.peakprob.bw"), emit: peakprob
+    tuple val(meta), path("${prefix}.peaks.narrowPeak"), emit: peaks
+    path "versions.yml", emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    prefix = task.ext.prefix ?: "${meta.id}"
+    def model = model_uri ?: "${model_file}"
+    """
+    atac-denoise --input ${insertions} --model ${model} --chrom-sizes ${chrom_sizes} --out-prefix ${prefix} ${args}
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        atacdenoise: \$(atacdenoise --version | sed 's/^atacdenoise //')
+        onnxruntime: \$(python -c 'import onnxruntime; print(onnxruntime.__version__)')
+    END_VERSIONS
+    """
+
+    stub:
+    prefix = task.ext.prefix ?: "${meta.id}"
+    """
+    touch ${prefix}.denoised.bw ${prefix}.peakprob.bw ${prefix}.peaks.narrowPeak versions.yml
+    """
+}

@@ -1,0 +1,36 @@
+// REPORT: one HTML page per denoised sample (tracks, peak counts, agreement with the shallow input).
+// The `atacdenoise report` command line is provisional until that subcommand lands.
+process REPORT {
+    tag "$meta.id"
+    label 'process_low'
+    container "${params.container_prefix}/infer:${params.container_tag}"
+
+    input:
+    tuple val(meta), path(denoised), path(peakprob), path(peaks), path(noisy)
+    path chrom_sizes
+
+    output:
+    tuple val(meta), path("${prefix}.report.html"), emit: html
+    path "versions.yml", emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    prefix = task.ext.prefix ?: "${meta.id}"
+    """
+    atac-report --denoised ${denoised} --peakprob ${peakprob} --peaks ${peaks} --noisy ${noisy} --chrom-sizes ${chrom_sizes} --output ${prefix}.report.html ${args}
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        atacdenoise: \$(atacdenoise --version | sed 's/^atacdenoise //')
+    END_VERSIONS
+    """
+
+    stub:
+    prefix = task.ext.prefix ?: "${meta.id}"
+    """
+    touch ${prefix}.report.html versions.yml
+    """
+}

@@ -1,0 +1,69 @@
+"""Subcommands the Nextflow pipeline needs around the core steps: ``align`` and ``samplesheet``.
+
+``cli.py`` registers them with::
+
+    from atacdenoise.cli_pipeline import add_align_parser, add_samplesheet_parser
+    add_align_parser(sub)
+    add_samplesheet_parser(sub)
+
+Each handler raises :class:`InputError` for bad input; ``cli.main`` prints it as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from atacdenoise.errors import InputError
+
+
+def cmd_align(args) -> None:
+    from atacdenoise.io.align import align, build_index
+
+    if args.build_index:
+        if not args.fasta:
+            raise InputError(None, "--build-index needs --fasta")
+        prefix = build_index(args.fasta, args.build_index, threads=args.threads)
+        print(f"built bowtie2 index {prefix}", file=sys.stderr)
+        return
+    if not args.fastq1 or not args.output:
+        raise InputError(None, "--fastq1 and --output are required (or --build-index DIR with --fasta)")
+    summary = align(args.fastq1, args.output, fastq2=args.fastq2, fasta=args.fasta, index=args.index,
+                    threads=args.threads, sample=args.sample)
+    print(f"wrote {summary.bam}: {summary.alignment_rate:.2f}% aligned, {summary.duplicates:,} duplicate reads flagged",
+          file=sys.stderr)
+
+
+def add_align_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("align", help="FASTQ -> sorted, duplicate-marked, indexed BAM (bowtie2 + samtools)")
+    p.add_argument("--fastq1", help="read 1 FASTQ (or the only FASTQ for single-end reads)")
+    p.add_argument("--fastq2", help="read 2 FASTQ for paired-end reads")
+    ref = p.add_mutually_exclusive_group(required=True)
+    ref.add_argument("--fasta", help="genome FASTA; a bowtie2 index is built from it first")
+    ref.add_argument("--index", help="bowtie2 index prefix, or a folder holding one index")
+    p.add_argument("--output", help="output BAM (its .bai is written beside it)")
+    p.add_argument("--sample", help="read-group sample name (default: the output name without .bam)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--build-index", metavar="DIR", help="only build the bowtie2 index of --fasta into DIR")
+    p.set_defaults(func=cmd_align)
+    return p
+
+
+def cmd_samplesheet_check(args) -> None:
+    from atacdenoise.samplesheet import read_samplesheet
+
+    samples = read_samplesheet(args.file, base_dir=args.base_dir, check_files=not args.no_file_check)
+    kinds = ", ".join(f"{k}: {sum(s.kind == k for s in samples)}" for k in ("paired", "single", "bam")
+                      if any(s.kind == k for s in samples))
+    print(f"{args.file}: {len(samples)} samples OK ({kinds})", file=sys.stderr)
+
+
+def add_samplesheet_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("samplesheet", help="check a pipeline samplesheet (sample,fastq_1,fastq_2,bam)")
+    actions = p.add_subparsers(dest="samplesheet_command", required=True, metavar="ACTION")
+    check = actions.add_parser("check", help="validate against assets/schema_input.json plus cross-row checks")
+    check.add_argument("file", help="samplesheet CSV")
+    check.add_argument("--base-dir", help="resolve relative paths against this folder (default: current folder)")
+    check.add_argument("--no-file-check", action="store_true", help="do not check that the files exist")
+    check.set_defaults(func=cmd_samplesheet_check)
+    return p

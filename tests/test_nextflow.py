@@ -1,0 +1,506 @@
+"""The Nextflow pipeline, checked without the Nextflow binary.
+
+- Syntax: every .nf and .config file parses with the `groovy-parser` package (a lark
+  grammar of Groovy 3). Nextflow's DSL is Groovy, and process/workflow blocks,
+  `input:` labels and `include { A } from '...'` are plain Groovy (labelled statements,
+  closures, command chains), so no pre-processing is needed. The parser is slow (an
+  Earley parser in pure Python, ~5-10 ms per token), so results are cached by content
+  hash in .pytest_cache/groovy-parser (the library's own cache): only changed files
+  are parsed again.
+- Parameters: nextflow_schema.json is valid JSON Schema 2020-12, names and defaults
+  agree with nextflow.config, and the defaults (and the test profile) validate.
+- Structure: nf-core conventions per module, image names matching containers/build.sh.
+- Contract: each module's `script:` text is taken from the .nf file, its Groovy
+  placeholders filled with small real files (simulated), run with bash (bin/ on PATH)
+  like Nextflow runs it, and every declared output is checked to exist and be valid.
+  Modules whose subcommand is not available yet (`atacdenoise CMD --help` fails) or
+  not implemented yet are skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MODULES = sorted((REPO / "modules").glob("*.nf"))
+CONFIGS = [REPO / "nextflow.config", *sorted((REPO / "conf").glob("*.config"))]
+LABELS = {"process_single", "process_low", "process_medium", "process_high", "process_gpu"}
+
+
+# ---------------------------------------------------------------- reading the pipeline files
+
+@dataclass
+class Process:
+    name: str
+    text: str
+    inputs: str
+    outputs: list[str]   # path patterns as written, e.g. "${prefix}.bam"
+    script: str          # the script's Groovy string, as written
+    script_block: str    # everything between `script:` and `stub:`
+    stub: str
+
+
+def section(text: str, start: str, ends: tuple[str, ...]) -> str:
+    match = re.search(rf"^\s*{start}:\s*$", text, flags=re.M)
+    if not match:
+        return ""
+    rest = text[match.end():]
+    stops = [m.start() for end in ends for m in [re.search(rf"^\s*{end}:\s*$", rest, flags=re.M)] if m]
+    return rest[: min(stops)] if stops else rest
+
+
+def read_process(path: Path) -> Process:
+    text = path.read_text()
+    name = re.search(r"^process\s+(\w+)\s*\{", text, flags=re.M).group(1)
+    outputs_text = section(text, "output", ("when", "script"))
+    outputs = re.findall(r'path\(?\s*"([^"]+)"', outputs_text)
+    script_block = section(text, "script", ("stub",))
+    script = re.search(r'"""(.*?)"""', script_block, flags=re.S).group(1)
+    return Process(name, text, section(text, "input", ("output",)), outputs, script, script_block,
+                   section(text, "stub", ()))
+
+
+PLACEHOLDER = re.compile(r"(?<!\\)\$\{([^}]*)\}|(?<!\\)\$([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*)")
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    """Fill Groovy ${expr} / $name placeholders from ``values``; unknown ones fail the test."""
+    def fill(match: re.Match) -> str:
+        expr = (match.group(1) or match.group(2)).strip()
+        if expr not in values:
+            pytest.fail(f"the contract test has no value for the Groovy expression ${{{expr}}}")
+        return str(values[expr])
+    return PLACEHOLDER.sub(fill, template).replace("\\$", "$")
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """Nextflow globs allow {a,b}; Python's glob does not."""
+    match = re.search(r"\{([^{}]*)\}", pattern)
+    if not match:
+        return [pattern]
+    return [p for alt in match.group(1).split(",")
+            for p in expand_braces(pattern[: match.start()] + alt + pattern[match.end():])]
+
+
+def config_params(text: str) -> dict[str, object]:
+    """`params { name = value }` blocks and `params.name = value` lines, values as Python."""
+    found: dict[str, object] = {}
+    for block in re.findall(r"^\s*params\s*\{(.*?)^\s*\}", text, flags=re.M | re.S):
+        for name, value in re.findall(r"^\s*(\w+)\s*=\s*(.+?)\s*(?://.*)?$", block, flags=re.M):
+            found[name] = groovy_literal(value)
+    for name, value in re.findall(r"^\s*params\.(\w+)\s*=\s*(.+?)\s*(?://.*)?$", text, flags=re.M):
+        found[name] = groovy_literal(value)
+    return found
+
+
+def groovy_literal(value: str):
+    value = value.strip()
+    if value == "null":
+        return None
+    if value in ("true", "false"):
+        return value == "true"
+    if value[0] in "'\"":
+        return value[1:-1]
+    return float(value) if "." in value else int(value)
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict:
+    return json.loads((REPO / "nextflow_schema.json").read_text())
+
+
+def schema_properties(schema: dict) -> dict[str, dict]:
+    props = dict(schema.get("properties", {}))
+    for group in schema.get("$defs", {}).values():
+        props.update(group.get("properties", {}))
+    return props
+
+
+# ---------------------------------------------------------------- syntax
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", [*MODULES, REPO / "main.nf", *CONFIGS], ids=lambda p: str(p.relative_to(REPO)))
+def test_parses_as_groovy(path):
+    groovy_parser = pytest.importorskip("groovy_parser.parser", reason="pip install groovy-parser")
+    cache = REPO / ".pytest_cache" / "groovy-parser"
+    cache.mkdir(parents=True, exist_ok=True)
+    tree = groovy_parser.parse_and_digest_groovy_content(path.read_text(), cache_directory=cache)
+    assert tree["rule"][0] == "compilation_unit" and tree["children"]
+
+
+def test_the_parser_rejects_broken_groovy():
+    """Guards the test above: a missing brace must not parse."""
+    groovy_parser = pytest.importorskip("groovy_parser.parser", reason="pip install groovy-parser")
+    with pytest.raises(Exception):
+        groovy_parser.parse_groovy_content("process X {\n    input:\n    val x\n")
+
+
+# ---------------------------------------------------------------- parameters
+
+def test_schema_is_valid_json_schema(schema):
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_config_params_match_the_schema(schema):
+    defaults = config_params((REPO / "nextflow.config").read_text().split("profiles {")[0])
+    props = schema_properties(schema)
+    assert set(defaults) == set(props), "params in nextflow.config and nextflow_schema.json differ"
+    for name, value in defaults.items():
+        assert props[name].get("default") == value, f"default of {name}: config {value!r}, schema {props[name].get('default')!r}"
+    jsonschema.Draft202012Validator(schema).validate(defaults)
+    # every params.X the pipeline reads is declared
+    used = set()
+    for path in [REPO / "main.nf", *MODULES, *CONFIGS]:
+        text = path.read_text()
+        used |= set(re.findall(r"params\.(\w+)", text)) | set(re.findall(r"requireParam\('(\w+)'\)", text))
+    assert used <= set(props), f"undeclared params: {sorted(used - set(props))}"
+
+
+def test_profiles_set_only_valid_params(schema):
+    defaults = config_params((REPO / "nextflow.config").read_text().split("profiles {")[0])
+    test_params = config_params((REPO / "conf" / "test.config").read_text())
+    assert test_params["simulate"] is True
+    jsonschema.Draft202012Validator(schema).validate({**defaults, **test_params})
+    gpu_params = config_params((REPO / "nextflow.config").read_text().split("profiles {")[1])
+    jsonschema.Draft202012Validator(schema).validate({**defaults, **gpu_params})
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema).validate({**defaults, "device": "tpu"})
+
+
+def test_profiles_exist_with_their_settings():
+    config = (REPO / "nextflow.config").read_text()
+    profiles = config.split("profiles {")[1]
+    for name in ("docker", "singularity", "gpu", "test", "local", "slurm"):
+        assert re.search(rf"^\s*{name}\s*\{{", profiles, flags=re.M), f"profile {name} missing"
+    gpu = re.search(r"^\s*gpu\s*\{(.*?)^\s{4}\}", profiles, flags=re.M | re.S).group(1)
+    assert "--gpus all" in gpu and "'--nv'" in gpu and re.search(r"process_gpu\s*\{\s*accelerator = 1", gpu)
+    base = (REPO / "conf" / "base.config").read_text()
+    assert set(re.findall(r"withLabel:\s*(\w+)", base)) == LABELS
+
+
+# ---------------------------------------------------------------- module structure and containers
+
+def build_sh_roles() -> tuple[list[str], str]:
+    out = subprocess.run(["bash", str(REPO / "containers" / "build.sh"), "--dry-run", "--gpu"],
+                         capture_output=True, text=True, check=True).stdout
+    return re.findall(r"--tag (\S+)", out), out
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.stem)
+def test_module_follows_nf_core_conventions(path):
+    proc = read_process(path)
+    assert path.stem == proc.name.lower(), "one process per file, named after it"
+    assert len(re.findall(r"^process\s", proc.text, flags=re.M)) == 1
+    assert re.search(r"^\s*tag\s", proc.text, flags=re.M)
+    assert set(re.findall(r"^\s*label\s+'(\w+)'", proc.text, flags=re.M)) <= LABELS
+    assert len(re.findall(r"^\s*label\s", proc.text, flags=re.M)) == 1
+    assert re.search(r'container "\$\{params\.container_prefix\}/[\w-]+:\$\{params\.container_tag\}"', proc.text)
+    assert '"versions.yml", emit: versions' in proc.text
+    assert "task.ext.args" in proc.script_block and "${args}" in proc.script
+    assert proc.stub.strip(), "stub: block missing"
+    assert all("emit:" in line for line in section(proc.text, "output", ("when",)).strip().splitlines())
+    if proc.name not in ("BOWTIE2_BUILD",):
+        assert "val(meta)" in proc.inputs or "val meta" in proc.inputs
+    # exactly one bin/ executable does the work (the rest writes versions.yml)
+    calls = re.findall(r"^\s*(atac-[\w-]+)\s", proc.script, flags=re.M)
+    assert len(calls) == 1 and os.access(REPO / "bin" / calls[0], os.X_OK), calls
+
+
+def test_images_match_build_sh_and_the_package_version():
+    version = re.search(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), flags=re.M).group(1)
+    config = config_params((REPO / "nextflow.config").read_text().split("profiles {")[0])
+    assert config["container_tag"] == version
+    tags, _ = build_sh_roles()
+    built = {t.split("/")[-1].split(":")[0] for t in tags}
+    assert all(t.startswith(f"{config['container_prefix']}/") and t.endswith(f":{version}") for t in tags)
+    used = {re.search(r"container_prefix\}/([\w-]+):", p.read_text()).group(1) for p in MODULES}
+    assert used <= built, f"modules use images build.sh does not build: {used - built}"
+    for role in built:
+        dockerfile = (REPO / "containers" / role / "Dockerfile").read_text()
+        assert re.search(r"^ARG BASE_IMAGE=\S+", dockerfile, flags=re.M)
+        assert "--mount=type=secret,id=ca_bundle" in dockerfile
+        pip_lines = " ".join(re.findall(r"pip install[^\n]*", dockerfile))
+        if "train" in role:
+            assert "torch==2.13.0" in pip_lines
+        else:
+            assert "torch" not in pip_lines and "train" not in pip_lines, f"{role} must not install torch"
+    infer = (REPO / "containers" / "infer" / "Dockerfile").read_text()
+    assert "infer" in " ".join(re.findall(r"pip install[^\n]*", infer))
+
+
+def test_main_includes_every_module_and_defines_the_entries():
+    main = (REPO / "main.nf").read_text()
+    included = set(re.findall(r"from '\./modules/(\w+)'", main))
+    assert included == {p.stem for p in MODULES}
+    for entry in (r"workflow train\s*\{", r"workflow denoise\s*\{", r"^workflow\s*\{"):
+        assert re.search(entry, main, flags=re.M), entry
+    assert "label 'process_gpu'" in (REPO / "modules" / "nash_search.nf").read_text()
+
+
+# ---------------------------------------------------------------- contract: run each script for real
+
+SIM_ARGS = "--chroms 2 --chrom-length 150000 --fragments 30000 --seed 1"
+
+
+def subcommand_available(words: list[str]) -> str | None:
+    """None when `atacdenoise WORDS --help` works, else why not."""
+    if shutil.which("atacdenoise") is None:
+        return "atacdenoise is not installed (pip install -e .)"
+    result = subprocess.run(["atacdenoise", *words, "--help"], capture_output=True, text=True)
+    if result.returncode != 0:
+        return f"`atacdenoise {' '.join(words)}` does not exist yet"
+    return None
+
+
+def check_output(path: Path) -> None:
+    """The file is what its name promises."""
+    name = path.name
+    assert path.exists(), path
+    if path.is_dir():
+        assert any(path.iterdir()), f"{name} is an empty folder"
+        if name.endswith(".tracks"):
+            assert (path / "meta.json").exists()
+        return
+    assert path.stat().st_size > 0, f"{name} is empty"
+    if name.endswith(".bam"):
+        import pysam
+        with pysam.AlignmentFile(str(path)) as bam:
+            assert bam.header["HD"]["SO"] == "coordinate" and bam.mapped > 0  # .mapped needs the index
+    elif name.endswith(".bed.gz"):
+        with gzip.open(path, "rt") as fh:
+            rows = [line.split("\t") for line in itertools.islice(fh, 100)]
+        assert rows and all(len(r) >= 6 for r in rows)
+    elif name.endswith("narrowPeak"):
+        rows = [line.split("\t") for line in path.read_text().splitlines()]
+        assert rows and all(len(r) == 10 for r in rows)
+    elif name.endswith(".bw"):
+        import pyBigWig
+        bw = pyBigWig.open(str(path))
+        assert bw.isBigWig() and bw.chroms()
+        bw.close()
+    elif name.endswith(".npz"):
+        import numpy as np
+        with np.load(path) as data:
+            assert data.files
+    elif name.endswith(".onnx"):
+        onnx = pytest.importorskip("onnx")
+        onnx.checker.check_model(str(path))
+    elif name.endswith(".fastq.gz"):
+        with gzip.open(path, "rt") as fh:
+            assert fh.readline().startswith("@")
+    elif name.endswith(".fa"):
+        assert path.read_text()[:1] == ">"
+    elif name == "chrom.sizes":
+        from atacdenoise.io.chromsizes import read_chrom_sizes
+        assert read_chrom_sizes(path)
+    elif name == "versions.yml":
+        lines = path.read_text().splitlines()
+        assert re.fullmatch(r'"[A-Z0-9_]+":', lines[0]), lines
+        assert all(re.fullmatch(r"    [\w-]+: \S.*", line) for line in lines[1:]) and len(lines) > 1, lines
+
+
+class Runner:
+    """Runs module scripts in task folders, each once, upstream first (like a tiny Nextflow)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.done: dict[str, dict[str, Path]] = {}
+        self.skipped: dict[str, str] = {}
+        self.path = f"{REPO / 'bin'}{os.pathsep}{os.environ['PATH']}"
+
+    def run(self, module: str, command: list[str], stage: dict[str, Path], values: dict[str, str]) -> dict[str, Path]:
+        if module in self.skipped:
+            pytest.skip(self.skipped[module])
+        if module in self.done:
+            return self.done[module]
+        reason = subcommand_available(command)
+        if reason:
+            self.skipped[module] = reason
+            pytest.skip(reason)
+        proc = read_process(REPO / "modules" / f"{module}.nf")
+        workdir = self.root / module
+        workdir.mkdir()
+        for name, source in stage.items():  # Nextflow stages inputs as symlinks
+            (workdir / name).symlink_to(Path(source).resolve())
+        values = {"task.process": proc.name, "task.cpus": "2", **values}
+        script = textwrap.dedent(render(proc.script, values))
+        result = subprocess.run(["bash", "-ue", "-c", script], cwd=workdir, capture_output=True, text=True,
+                                env={**os.environ, "PATH": self.path}, timeout=300)
+        if result.returncode != 0:
+            if "NotImplementedError" in result.stderr:
+                self.skipped[module] = f"`atacdenoise {' '.join(command)}` is not implemented yet"
+                pytest.skip(self.skipped[module])
+            pytest.fail(f"{proc.name} script failed (exit {result.returncode}):\n{script}\n{result.stderr[-3000:]}")
+        outputs = {}
+        for pattern in proc.outputs:
+            rendered = render(pattern, values)
+            matches = [m for p in expand_braces(rendered) for m in sorted(workdir.glob(p))]
+            assert matches, f"{proc.name}: declared output {rendered!r} was not written"
+            for match in matches:
+                check_output(match)
+                outputs[match.name] = match
+        self.done[module] = outputs
+        return outputs
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory) -> Runner:
+    return Runner(tmp_path_factory.mktemp("tasks"))
+
+
+def simulated(runner: Runner) -> dict[str, Path]:
+    return runner.run("simulate", ["simulate"], {}, {"meta.id": "sim", "prefix": "sim", "args": SIM_ARGS})
+
+
+def insertions(runner: Runner) -> Path:
+    sim = simulated(runner)
+    out = runner.run("filter_shift", ["insertions"], {"sim.bam": sim["sim.bam"], "sim.bam.bai": sim["sim.bam.bai"]},
+                     {"meta.id": "sim", "prefix": "sim", "args": "", "bam": "sim.bam"})
+    return out["sim.insertions.bed.gz"]
+
+
+def sizes(runner: Runner) -> Path:
+    return simulated(runner)["chrom.sizes"]
+
+
+def staged_insertions(runner: Runner) -> dict[str, Path]:
+    return {"sim.insertions.bed.gz": insertions(runner), "chrom.sizes": sizes(runner)}
+
+
+def reads_values(prefix: str = "sim") -> dict[str, str]:
+    return {"meta.id": prefix, "prefix": prefix, "args": "", "insertions": "sim.insertions.bed.gz",
+            "chrom_sizes": "chrom.sizes"}
+
+
+def peaks(runner: Runner) -> dict[str, Path]:
+    return runner.run("call_peaks", ["peaks"], staged_insertions(runner), reads_values())
+
+
+def coverage(runner: Runner) -> dict[str, Path]:
+    return runner.run("bin", ["bin"], staged_insertions(runner), reads_values())
+
+
+def index(runner: Runner) -> Path:
+    out = runner.run("bowtie2_build", ["align"], {"genome.fa": simulated(runner)["genome.fa"]},
+                     {"fasta": "genome.fa", "args": ""})
+    return out["bowtie2_index"]
+
+
+def windows(runner: Runner) -> dict[str, Path]:
+    stage = {**staged_insertions(runner), "clean.bw": coverage(runner)["sim.coverage.bw"],
+             "clean.narrowPeak": peaks(runner)["sim.narrowPeak"]}
+    values = {**reads_values(), "clean_bigwig": "clean.bw", "clean_peaks": "clean.narrowPeak",
+              "args": "--train-chroms chr1 --val-chroms chr2 --depths 0.1,1.0 --n-train 16"}
+    return runner.run("windows", ["prepare"], stage, values)
+
+
+def search(runner: Runner) -> Path:
+    win = windows(runner)
+    out = runner.run("nash_search", ["search"], {"train.npz": win["train.npz"], "val.npz": win["val.npz"]},
+                     {"meta.id": "sim", "prefix": "sim.search", "train": "train.npz", "val": "val.npz",
+                      "args": "--space hilbert2d --iterations 1 --children 1 --epochs 1 --initial-draws 1 "
+                              "--initial-epochs 1 --max-train-windows 8 --batch-size 4 --device cpu --quiet"})
+    return out["sim.search"]
+
+
+def skip_unless_available(words: list[str]) -> None:
+    """Check a later step first, so the slow search does not run for a step that would skip anyway."""
+    reason = subcommand_available(words)
+    if reason:
+        pytest.skip(reason)
+
+
+def onnx_model(runner: Runner) -> Path:
+    skip_unless_available(["registry", "export"])
+    out = runner.run("export_onnx", ["registry", "export"], {"sim.search": search(runner)},
+                     {"meta.id": "sim", "prefix": "sim", "search": "sim.search", "args": ""})
+    return out["sim.onnx"]
+
+
+def denoised(runner: Runner) -> dict[str, Path]:
+    stage = {**staged_insertions(runner), "model.onnx": onnx_model(runner)}
+    return runner.run("denoise", ["denoise"], stage, {**reads_values(), "model": "model.onnx"})
+
+
+def test_contract_simulate(runner):
+    out = simulated(runner)
+    assert {"sim_R1.fastq.gz", "sim_R2.fastq.gz", "genome.fa", "chrom.sizes", "versions.yml"} <= set(out)
+
+
+def test_contract_filter_shift(runner):
+    assert insertions(runner).name == "sim.insertions.bed.gz"
+
+
+def test_contract_subsample(runner):
+    deep = insertions(runner)
+    out = runner.run("subsample", ["subsample"], {"sim.insertions.bed.gz": deep},
+                     {"meta.id": "sim", "prefix": "sim", "insertions": "sim.insertions.bed.gz", "fractions": "0.1",
+                      "args": "--seed 0"})
+    shallow = out["sim.sub0.1.insertions.bed.gz"]
+    with gzip.open(shallow, "rt") as a, gzip.open(deep, "rt") as b:
+        n_shallow, n_deep = sum(1 for _ in a), sum(1 for _ in b)
+    assert 0.05 * n_deep < n_shallow < 0.15 * n_deep
+
+
+def test_contract_call_peaks(runner):
+    assert {"sim.narrowPeak", "sim.signal.bw"} <= set(peaks(runner))
+
+
+def test_contract_bin(runner):
+    assert {"sim.coverage.bw", "sim.coverage.tracks"} <= set(coverage(runner))
+
+
+def test_contract_bowtie2_build_and_align(runner):
+    sim = simulated(runner)
+    stage = {"sim_R1.fastq.gz": sim["sim_R1.fastq.gz"], "sim_R2.fastq.gz": sim["sim_R2.fastq.gz"],
+             "bowtie2_index": index(runner)}
+    values = {"meta.id": "sim", "prefix": "sim", "args": "", "reads[0]": "sim_R1.fastq.gz",
+              "fastq2": "--fastq2 sim_R2.fastq.gz", "index": "bowtie2_index"}
+    out = runner.run("align", ["align"], stage, values)
+    assert {"sim.bam", "sim.bam.bai"} <= set(out)
+
+
+def test_contract_windows(runner):
+    assert {"train.npz", "val.npz"} <= set(windows(runner))
+
+
+def test_contract_nash_search(runner):
+    assert search(runner).is_dir()
+
+
+def test_contract_export_onnx(runner):
+    assert onnx_model(runner).stat().st_size > 0
+
+
+def test_contract_register_model(runner, tmp_path):
+    skip_unless_available(["registry", "register"])
+    out = runner.run("register_model", ["registry", "register"], {"sim.search": search(runner)},
+                     {"meta.id": "sim", "prefix": "sim", "search": "sim.search", "args": "",
+                      "tracking_uri": f"sqlite:///{tmp_path}/mlflow.db", "model_name": "atac-denoiser-test"})
+    assert "sim.registered.txt" in out
+
+
+def test_contract_denoise(runner):
+    assert {"sim.denoised.bw", "sim.peakprob.bw", "sim.peaks.narrowPeak"} <= set(denoised(runner))
+
+
+def test_contract_report(runner):
+    den = denoised(runner)
+    stage = {"d.bw": den["sim.denoised.bw"], "p.bw": den["sim.peakprob.bw"], "p.narrowPeak": den["sim.peaks.narrowPeak"],
+             "noisy.bed.gz": insertions(runner), "chrom.sizes": sizes(runner)}
+    values = {"meta.id": "sim", "prefix": "sim", "args": "", "denoised": "d.bw", "peakprob": "p.bw",
+              "peaks": "p.narrowPeak", "noisy": "noisy.bed.gz", "chrom_sizes": "chrom.sizes"}
+    assert "sim.report.html" in runner.run("report", ["report"], stage, values)
