@@ -1,8 +1,12 @@
 """Run the pipeline's steps in order without Nextflow.
 
-Each step calls the same ``bin/`` executable the Nextflow process calls, with the
-same arguments, so a local run and a Nextflow run do the same work. The
-``test`` profile first simulates a small data set and uses it as the deep sample.
+Each step calls the same ``bin/`` executable, with the same arguments, as the
+Nextflow process of the same name (``modules/*.nf``), in ``main.nf``'s order:
+train (ALIGN -> FILTER_SHIFT -> CALL_PEAKS, BIN -> SUBSAMPLE -> WINDOWS ->
+NASH_SEARCH -> EXPORT_ONNX -> REGISTER_MODEL) then denoise the shallow twin
+(DENOISE -> REPORT). The ``test`` profile first simulates the deep sample. The
+runner starts a local MLflow server (SQLite, in ``OUTDIR/mlflow``) for the
+registry steps and stops it at the end.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from atacdenoise.errors import InputError
@@ -23,49 +27,114 @@ BIN_DIR = Path(__file__).resolve().parents[2] / "bin"
 @dataclass
 class Step:
     name: str          # the Nextflow process it mirrors
-    argv: list[str]    # bin/ executable and its arguments
-    outputs: list[str]  # files that must exist afterwards
+    argv: list         # bin/ executable and its arguments
+    outputs: list = field(default_factory=list)  # files that must exist afterwards
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """The test profile's knobs (conf/test.config holds the Nextflow equivalents)."""
+
+    seed: int = 1
+    chroms: int = 2
+    chrom_length: int = 2_000_000
+    fragments: int = 200_000
+    fraction: float = 0.1
+    depths: str = "0.1,0.2,1.0"
+    n_train: int = 1000
+    search: tuple = ("--space", "dilated1d", "--iterations", "1", "--children", "2", "--epochs", "3",
+                     "--initial-draws", "2", "--initial-epochs", "4", "--loss", "log-mse", "--device", "auto")
+    model_name: str = "atac-denoiser"
 
 
 def _bin(name: str) -> str:
-    """Prefer the repository's bin/ (same files as Nextflow uses), else PATH."""
+    """Prefer the repository's bin/ (the files Nextflow uses), else PATH."""
     local = BIN_DIR / name
     return str(local) if local.exists() else name
 
 
-def demo_steps(outdir: Path, seed: int = 0, fraction: float = 0.1) -> list[Step]:
-    """The steps of the ``test`` profile on simulated data."""
-    sim, frac = outdir / "simulate", f"{fraction:g}"
-    bam, sizes = sim / "sim.bam", sim / "chrom.sizes"
-    shallow = outdir / "subsample" / f"sim.sub{frac}.bam"
-    steps = [
-        Step("SIMULATE", [_bin("atac-simulate"), "--out-dir", sim, "--seed", seed], [bam, sizes]),
-        Step("FILTER_SHIFT", [_bin("atac-insertions"), "--input", bam, "--output", outdir / "insertions" / "sim.deep.bed.gz"],
-             [outdir / "insertions" / "sim.deep.bed.gz"]),
-        Step("SUBSAMPLE", [_bin("atac-subsample"), "--input", bam, "--fraction", frac, "--seed", seed, "--output", shallow],
-             [shallow]),
+def train_steps(out: Path, s: DemoSettings) -> list[Step]:
+    sim, sizes = out / "simulate", out / "simulate" / "chrom.sizes"
+    deep = out / "filter_shift" / "sim.insertions.bed.gz"
+    shallow = out / "subsample" / f"sim.sub{s.fraction:g}.insertions.bed.gz"
+    return [
+        Step("SIMULATE", [_bin("atac-simulate"), "--out-dir", sim, "--prefix", "sim", "--chroms", s.chroms,
+                          "--chrom-length", s.chrom_length, "--fragments", s.fragments, "--seed", s.seed],
+             [sim / "sim_R1.fastq.gz", sizes]),
+        Step("BOWTIE2_BUILD", [_bin("atac-align"), "--fasta", sim / "genome.fa", "--build-index", out / "bowtie2_index"],
+             [out / "bowtie2_index"]),
+        Step("ALIGN", [_bin("atac-align"), "--fastq1", sim / "sim_R1.fastq.gz", "--fastq2", sim / "sim_R2.fastq.gz",
+                       "--index", out / "bowtie2_index", "--output", out / "align" / "sim.bam", "--sample", "sim",
+                       "--threads", os.cpu_count() or 1],
+             [out / "align" / "sim.bam"]),
+        Step("FILTER_SHIFT", [_bin("atac-insertions"), "--input", out / "align" / "sim.bam", "--output", deep], [deep]),
+        Step("CALL_PEAKS", [_bin("atac-peaks"), "--input", deep, "--chrom-sizes", sizes,
+                            "--output-prefix", out / "call_peaks" / "sim"], [out / "call_peaks" / "sim.narrowPeak"]),
+        Step("BIN", [_bin("atac-bin"), "--input", deep, "--chrom-sizes", sizes,
+                     "--output-prefix", out / "bin" / "sim.coverage"], [out / "bin" / "sim.coverage.bw"]),
+        Step("SUBSAMPLE", [_bin("atac-subsample"), "--input", deep, "--fraction", f"{s.fraction:g}", "--seed", s.seed,
+                           "--output", out / "subsample" / "sim.sub{fraction}.insertions.bed.gz"], [shallow]),
+        Step("CALL_PEAKS_SHALLOW", [_bin("atac-peaks"), "--input", shallow, "--chrom-sizes", sizes,
+                                    "--output-prefix", out / "shallow" / "sim.shallow"],
+             [out / "shallow" / "sim.shallow.narrowPeak"]),
+        Step("WINDOWS", [_bin("atac-prepare"), "--insertions", deep, "--clean-bigwig", out / "bin" / "sim.coverage.bw",
+                         "--clean-peaks", out / "call_peaks" / "sim.narrowPeak", "--chrom-sizes", sizes,
+                         "--out", out / "windows", "--train-chroms", "chr1", "--val-chroms", "chr2",
+                         "--depths", s.depths, "--n-train", s.n_train, "--seed", s.seed],
+             [out / "windows" / "train.npz", out / "windows" / "val.npz"]),
+        Step("NASH_SEARCH", [_bin("atac-search"), "--train", out / "windows" / "train.npz", "--val",
+                             out / "windows" / "val.npz", "--out", out / "nash_search", *s.search, "--seed", s.seed],
+             [out / "nash_search" / "best_model.json", out / "nash_search" / "search.png"]),
+        Step("EXPORT_ONNX", [_bin("atac-export"), out / "nash_search", "--output", out / "export_onnx" / "model.onnx",
+                             "--data", out / "windows" / "val.npz", "--genome", "sim"],
+             [out / "export_onnx" / "model.onnx"]),
     ]
-    for depth, reads in (("deep", bam), ("shallow", shallow)):
-        peaks = outdir / "peaks" / f"sim.{depth}"
-        steps.append(Step("CALL_PEAKS", [_bin("atac-peaks"), "--input", reads, "--output-prefix", peaks, "--chrom-sizes", sizes],
-                          [f"{peaks}.narrowPeak"]))
-        cov = outdir / "bin" / f"sim.{depth}.coverage"
-        steps.append(Step("BIN", [_bin("atac-bin"), "--input", reads, "--chrom-sizes", sizes, "--output-prefix", cov,
-                                  "--normalize"], [f"{cov}.bw", f"{cov}.tracks"]))
-        sig = outdir / "bin" / f"sim.{depth}.peak-signal"
-        steps.append(Step("BIN", [_bin("atac-bin"), "--input", f"{peaks}.narrowPeak", "--chrom-sizes", sizes,
-                                  "--representation", "peak-signal", "--output-prefix", sig], [f"{sig}.bw", f"{sig}.tracks"]))
+
+
+def registry_steps(out: Path, s: DemoSettings, tracking_uri: str) -> list[Step]:
+    return [
+        Step("REGISTER_MODEL", [_bin("atac-register"), out / "nash_search", "--tracking-uri", tracking_uri,
+                                "--name", s.model_name, "--data", out / "windows" / "val.npz", "--genome", "sim"]),
+        Step("PROMOTE", ["atacdenoise", "registry", "promote", "--tracking-uri", tracking_uri, "--name", s.model_name,
+                         "--version", "1", "--alias", "champion"]),
+    ]
+
+
+def denoise_steps(out: Path, s: DemoSettings, model: str, tracking_uri: str | None) -> list[Step]:
+    shallow = out / "subsample" / f"sim.sub{s.fraction:g}.insertions.bed.gz"
+    prefix = out / "denoise" / "sim.shallow"
+    uri = ["--tracking-uri", tracking_uri] if tracking_uri else []
+    steps = [Step("DENOISE", [_bin("atac-denoise"), "--input", shallow, "--model", model, "--chrom-sizes",
+                              out / "simulate" / "chrom.sizes", "--out-prefix", prefix, *uri],
+                  [f"{prefix}.denoised.bw", f"{prefix}.peakprob.bw", f"{prefix}.peaks.narrowPeak"])]
+    if _has_command("report"):
+        steps.append(Step("REPORT", [_bin("atac-report"), "--denoised", f"{prefix}.denoised.bw",
+                                     "--peakprob", f"{prefix}.peakprob.bw", "--peaks", f"{prefix}.peaks.narrowPeak",
+                                     "--noisy", shallow, "--chrom-sizes", out / "simulate" / "chrom.sizes",
+                                     "--truth", out / "simulate" / "truth_accessibility.bw",
+                                     "--truth-peaks", out / "simulate" / "truth_peaks.bed",
+                                     "--search-dir", out / "nash_search",
+                                     "--output", out / "report" / "sim.shallow.report.html"],
+                      [out / "report" / "sim.shallow.report.html"]))
     return steps
 
 
-def run_steps(steps: list[Step], log_dir: Path) -> None:
+def _has_command(name: str) -> bool:
+    from atacdenoise.cli import build_parser
+
+    return name in build_parser()._subparsers._group_actions[0].choices
+
+
+def run_steps(steps: list[Step], log_dir: Path, first_number: int = 1, total: int | None = None) -> None:
     """Run steps one by one, showing progress; stop at the first failure with its log."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    for i, step in enumerate(steps, start=1):
+    total = total or len(steps)
+    for number, step in enumerate(steps, start=first_number):
         argv = [str(a) for a in step.argv]
-        log = log_dir / f"{i:02d}_{step.name.lower()}.log"
-        print(f"[{i}/{len(steps)}] {step.name}: {shlex.join(argv[:1] + argv[1:6])} ...", file=sys.stderr, flush=True)
-        t0 = time.time()
+        log = log_dir / f"{number:02d}_{step.name.lower()}.log"
+        print(f"[{number}/{total}] {step.name}: {shlex.join([Path(argv[0]).name, *argv[1:4]])} ...",
+              file=sys.stderr, flush=True)
+        started = time.time()
         with open(log, "w") as fh:
             fh.write(shlex.join(argv) + "\n")
             fh.flush()
@@ -76,12 +145,26 @@ def run_steps(steps: list[Step], log_dir: Path) -> None:
         missing = [str(p) for p in step.outputs if not os.path.exists(p)]
         if missing:
             raise InputError(log, f"step {step.name} did not write {', '.join(missing)}")
-        print(f"      done in {time.time() - t0:.1f} s", file=sys.stderr, flush=True)
+        print(f"      done in {time.time() - started:.1f} s", file=sys.stderr, flush=True)
 
 
-def run_pipeline(outdir: str | os.PathLike, profile: str = "test", samplesheet: str | None = None, seed: int = 0) -> Path:
-    outdir = Path(outdir)
+def run_pipeline(outdir: str | os.PathLike, profile: str = "test", samplesheet: str | None = None,
+                 settings: DemoSettings = DemoSettings()) -> Path:
+    """Train on the simulated deep sample, register and promote the model, denoise the shallow twin."""
+    from atacdenoise.registry.server import start_server
+
+    out = Path(outdir)
     if profile != "test" or samplesheet:
-        raise InputError(samplesheet, "only the 'test' profile (simulated data) is available in the local runner so far")
-    run_steps(demo_steps(outdir, seed=seed), outdir / "logs")
-    return outdir
+        raise InputError(samplesheet, "the local runner supports the 'test' profile (simulated data) so far; "
+                                      "use `nextflow run main.nf --input SHEET` for samplesheets")
+    train = train_steps(out, settings)
+    total = len(train) + 2 + 2
+    run_steps(train, out / "logs", 1, total)
+    print(f"[{len(train) + 1}/{total}] starting a local MLflow server in {out / 'mlflow'} ...", file=sys.stderr)
+    with start_server(out / "mlflow") as server:
+        run_steps(registry_steps(out, settings, server.url), out / "logs", len(train) + 1, total)
+        model = f"models:/{settings.model_name}@champion"
+        run_steps(denoise_steps(out, settings, model, server.url), out / "logs", len(train) + 3, total)
+        print(f"MLflow UI with the registered model: {server.url} (stopped now; restart with "
+              f"`atacdenoise registry serve --workdir {out / 'mlflow'}`)", file=sys.stderr)
+    return out

@@ -91,6 +91,8 @@ def download_registered_onnx(model_uri: str, dest: str | os.PathLike, tracking_u
     if not tracking_uri:
         raise InputError(model_uri, "set --tracking-uri or MLFLOW_TRACKING_URI to load a registered model")
     wait_for_tracking(tracking_uri, attempts=3, backoff=0.5)
+    # models:/ URIs resolve through the registry URI, which does not follow download_artifacts' tracking_uri.
+    mlflow.set_registry_uri(tracking_uri)
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=os.fspath(dest),
                                                          tracking_uri=tracking_uri))
