@@ -232,3 +232,21 @@ def test_cli_parsers_build():
     assert (args.name, args.version, args.alias) == ("m", "3", "champion")
     args = parser.parse_args(["registry", "compare", "--challenger-version", "2", "--data", "v.npz"])
     assert args.alias == "champion" and args.name == "atac-denoiser"
+
+
+def test_bundled_default_model_denoises_real_insertions(tmp_path, shared_data):
+    """Without --model the shipped model (registry/models/) is used; its contract matches the HSC data."""
+    from atacdenoise.cli import main
+    from atacdenoise.denoise import BUNDLED_MODEL
+
+    assert BUNDLED_MODEL.stat().st_size < 10 * 2**20  # the bundled model stays small
+    hsc = shared_data / "hsc"
+    prefix = tmp_path / "hsc"
+    assert main(["denoise", "--input", str(hsc / "noisy_5M.tn5_insertions.bed.gz"), "--chrom-sizes",
+                 str(hsc / "chrom.sizes"), "--out-prefix", str(prefix), "--genome", "hg19", "--quiet"]) == 0
+    import pyBigWig
+
+    with pyBigWig.open(f"{prefix}.denoised.bw") as bw:
+        assert bw.chroms() == {"chr1": 10_000_000, "chr2": 10_000_000}
+        assert bw.stats("chr2", type="max")[0] > 0
+    assert (tmp_path / "hsc.peaks.narrowPeak").read_text().count("\n") > 50  # the HSC data has ~1000 true peaks
