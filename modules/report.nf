@@ -1,5 +1,7 @@
-// REPORT: one HTML page per denoised sample (tracks, peak counts, agreement with the shallow input).
-// The `atacdenoise report` command line is provisional until that subcommand lands.
+// REPORT: one self-contained HTML page per denoised sample: summary (peaks called, agreement with the
+// shallow input) and genome-browser panels at the strongest peaks and at random loci. Options such as
+// --chroms, --n-strong, --n-random, --locus-bp, --seed come from task.ext.args (see `atacdenoise report --help`);
+// truth tracks, baselines, the search folder and the model card are for runs outside this process.
 process REPORT {
     tag "$meta.id"
     label 'process_low'

@@ -10,6 +10,7 @@ import sys
 
 from atacdenoise import __version__
 from atacdenoise.cli_pipeline import add_align_parser, add_samplesheet_parser
+from atacdenoise.cli_evaluate import add_evaluate_parser, add_report_parser
 from atacdenoise.cli_registry import add_denoise_parser, add_registry_parsers
 from atacdenoise.errors import InputError
 
@@ -239,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_samplesheet_parser(sub)
     add_registry_parsers(sub)  # registry serve | register | promote | compare | export
     add_denoise_parser(sub)
+    add_evaluate_parser(sub)
+    add_report_parser(sub)
 
     p = sub.add_parser("pipeline", help="run the pipeline's steps locally, without Nextflow")
     p.add_argument("--samplesheet", help="CSV of samples (not needed for --profile test)")
@@ -265,10 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="NASH architecture search (hill climbing with network morphisms + SGDR)")
     p.add_argument("--train", required=True, help="train.npz from 'prepare'")
     p.add_argument("--val", required=True, help="val.npz from 'prepare'")
-    p.add_argument("--space", default="hilbert2d", choices=["hilbert2d", "dilated1d", "atacworks"],
-                   help="search space; atacworks trains the fixed AtacWorks baseline (use --iterations 0)")
-    p.add_argument("--loss", default="mse", choices=["mse", "log-mse", "atacworks"],
-                   help="mse (the seed's), log-mse (MSE of log1p), atacworks (0.0005*MSE + 1-Pearson + BCE)")
+    p.add_argument("--space", default="dilated1d", choices=["hilbert2d", "dilated1d", "atacworks"],
+                   help="dilated1d (default, best measured), hilbert2d (the seed's), atacworks (the fixed "
+                        "AtacWorks baseline: use --iterations 0)")
+    p.add_argument("--loss", default="log-mse", choices=["mse", "log-mse", "atacworks"],
+                   help="log-mse (default: MSE of log1p), mse (the seed's), atacworks (0.0005*MSE + 1-Pearson + BCE)")
     p.add_argument("--max-parameters", type=int, help="redraw children larger than this (e.g. to ship the model)")
     p.add_argument("--iterations", type=int, default=60, help="hill-climbing iterations (default 60)")
     p.add_argument("--children", type=int, default=8, help="children per iteration (default 8)")

@@ -87,6 +87,8 @@ def read_bigwig(path: str | os.PathLike, chrom: str, start: int = 0, end: int | 
         if end <= start:
             return np.zeros(0, dtype=np.float32)
         values = np.asarray(bw.values(chrom, start, end, numpy=True), dtype=np.float32)
+        if values.size != end - start:  # pyBigWig returns an empty array for a file with no data at all
+            values = np.zeros(end - start, dtype=np.float32)
     finally:
         bw.close()
     return np.nan_to_num(values, nan=0.0, copy=False)

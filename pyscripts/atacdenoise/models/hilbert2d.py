@@ -10,6 +10,9 @@ The architecture is a JSON dict whose ``layers`` the morphisms edit::
                 {"type": "residual", "hidden": 8, "kernel": 3},
                 {"type": "dense", "units": 128}]}
 
+An optional ``"layout": "rowmajor"`` fills the image row by row instead of
+along the Hilbert curve (the seed's plain-2D comparison); absent means ``"hilbert"``.
+
 Feature maps are numbered: 0 is the input image (1 channel, ``log1p`` units),
 ``i`` is the output of trunk layer ``i - 1``. Trunk layers come first:
 
@@ -36,6 +39,7 @@ from atacdenoise.models.common import (
 
 SPACE = "hilbert2d"
 TRUNK_TYPES = ("conv", "residual")
+LAYOUTS = ("hilbert", "rowmajor")  # optional config key "layout"; absent means "hilbert"
 
 # The seed's random search for the initial model (one Conv2D -> one Dense).
 SEED_KERNELS = (3, 5, 7)
@@ -76,10 +80,8 @@ class Hilbert2DNet(Denoiser):
         self.side = grid_side(self.window_bins)
         trunk, dense = split_layers(config)
         self.feature_channels = trunk_channels(trunk)
-        # Hilbert layout as a gather: grid_flat = values[grid_order].
-        from atacdenoise.tracks.hilbert import grid_permutation
-
-        perm = np.asarray(grid_permutation(self.window_bins), dtype=np.int64)
+        # The layout as a gather: grid_flat = values[grid_order].
+        perm = layout_permutation(config.get("layout", "hilbert"), self.window_bins)
         self.register_buffer("grid_order", torch.from_numpy(np.argsort(perm)), persistent=False)
 
         self.concat_sources = [layer.get("concat") if layer["type"] == "conv" else None for layer in trunk]
@@ -124,6 +126,18 @@ def grid_side(window_bins: int) -> int:
     if side * side != window_bins or side & (side - 1):
         raise ValueError(f"hilbert2d needs window_bins to be a power of 4, got {window_bins}")
     return side
+
+
+def layout_permutation(layout: str, window_bins: int) -> np.ndarray:
+    """Flat grid cell of every window bin: along the Hilbert curve (the seed's choice and the
+    default), or ``"rowmajor"``, the plain reshape the seed compared it with (its Figure 4)."""
+    if layout == "hilbert":
+        from atacdenoise.tracks.hilbert import grid_permutation
+
+        return np.asarray(grid_permutation(window_bins), dtype=np.int64)
+    if layout == "rowmajor":
+        return np.arange(window_bins, dtype=np.int64)
+    raise ValueError(f"hilbert2d config: 'layout' must be one of {', '.join(LAYOUTS)}, got {layout!r}")
 
 
 def split_layers(config: dict) -> tuple[list[dict], list[dict]]:

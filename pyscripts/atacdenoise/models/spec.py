@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from atacdenoise.models import atacworks, dilated1d, hilbert2d
+from atacdenoise.models import atacworks, dilated1d, hilbert2d, layouts
 from atacdenoise.models.common import Denoiser
 
 MODEL_CLASSES: dict[str, type[Denoiser]] = {
     hilbert2d.SPACE: hilbert2d.Hilbert2DNet,
     dilated1d.SPACE: dilated1d.Dilated1DNet,
     atacworks.SPACE: atacworks.AtacWorksNet,
+    layouts.SPACE: layouts.Conv1DDenseNet,  # the 1D arm of the seed's layout comparison (Figure 4)
 }
 SPACES = tuple(MODEL_CLASSES)
 

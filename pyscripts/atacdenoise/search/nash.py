@@ -215,7 +215,7 @@ def run_search(
     train,
     val,
     out_dir,
-    space: str = "hilbert2d",
+    space: str = "dilated1d",
     iterations: int = 60,
     children: int = 8,
     epochs: int = 17,
@@ -233,7 +233,7 @@ def run_search(
     progress: bool = True,
     momentum: float = 0.9,
     grad_clip: float = 1.0,
-    loss: str = "mse",
+    loss: str = "log-mse",
     max_parameters: int | None = None,
 ) -> dict:
     """Run (or continue) a search in ``out_dir``; return the summary (also in ``summary.json``).

@@ -1,0 +1,111 @@
+#!/usr/bin/env python
+"""Run every benchmark and write benchmarks/RESULTS.md (also printed).
+
+Sections: denoising quality on the HSC data (bench_quality.py), the seed's
+Figure 4 (bench_input_layouts.py) and Figure 8 (from the committed search
+histories in benchmarks/searches/), search speed on GPU vs CPU (same histories),
+binning speed vs deepTools (bench_binning.py), and denoising speed
+(bench_denoise.py). Seeds are fixed inside each script. States the machine and date.
+
+Usage: python benchmarks/run_all.py [--skip quality,layouts,binning,denoise]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+MODELS = {
+    "AtacWorks-architecture baseline": HERE / "models" / "atacworks_baseline.onnx",
+    "seed's Hilbert-2D NASH model": HERE / "models" / "nash_hilbert2d_seed.onnx",
+    "bundled default model": REPO / "registry" / "models" / "atac-denoiser.onnx",
+}
+SEARCHES = HERE / "searches"
+
+
+def run_script(name: str, *args: str) -> str:
+    """Run one benchmark script; return its stdout (the table), or the reason it failed."""
+    print(f"running {name} {' '.join(args)} ...", file=sys.stderr, flush=True)
+    result = subprocess.run([sys.executable, str(HERE / name), *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+        return f"`{name}` failed (exit {result.returncode}): {tail}\n"
+    return result.stdout
+
+
+def read_history(name: str) -> list[dict]:
+    path = SEARCHES / name / "history.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def figure8_table() -> str:
+    """Training and validation loss of each iteration's chosen model (the seed's Figure 8)."""
+    lines = ["| search | iteration | parameters | train loss | validation loss | val Pearson | val AUPRC |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name in ("nash_dilated1d", "nash_hilbert2d_mse", "nash_hilbert2d_logmse"):
+        for row in read_history(name):
+            if row.get("chosen"):
+                lines.append(f"| {name} | {row['iteration']} | {row['parameters']:,} | {_num(row['train_loss'])} | "
+                             f"{_num(row['val_loss'])} | {_num(row['val_pearson'])} | {_num(row['val_auprc'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def speed_table() -> str:
+    """Candidates (children) trained per hour, from the seconds each candidate took."""
+    lines = ["| search | device | candidates | seconds per candidate | candidates per hour |", "| --- | --- | --- | --- | --- |"]
+    for name in sorted(p.name for p in SEARCHES.iterdir() if p.is_dir()):
+        rows = [r for r in read_history(name) if not r["is_parent"]]
+        summary_path = SEARCHES / name / "summary.json"
+        device = json.loads(summary_path.read_text())["device"] if summary_path.exists() else "cpu"
+        seconds = sum(r["seconds"] for r in rows)
+        if rows and seconds:
+            lines.append(f"| {name} | {device} | {len(rows)} | {seconds / len(rows):.1f} | {3600 * len(rows) / seconds:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _num(value) -> str:
+    return "undefined" if value is None else f"{value:.4g}"
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else "?"
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip")
+    args = parser.parse_args(argv)
+    skip = set(args.skip.split(","))
+    models = [f"--model={name}={path}" for name, path in MODELS.items() if path.exists()]
+    sections = [
+        f"# atacdenoise benchmark results\n\nMeasured {datetime.date.today()} on {machine()}; "
+        "training runs in benchmarks/searches/ were made on one NVIDIA H100 unless their device says cpu.\n",
+        "## Denoising quality (chr2 of the HSC data, per base, 80M-read truth)\n\n"
+        + ("skipped\n" if "quality" in skip else run_script("bench_quality.py", *models)),
+        "## The seed's Figure 4: input layouts under the same random-search budget\n\n"
+        + ("skipped\n" if "layouts" in skip else run_script("bench_input_layouts.py")),
+        "## The seed's Figure 8: loss of each iteration's chosen model\n\n" + figure8_table(),
+        "## Search speed: candidates trained per hour\n\n" + speed_table(),
+        "## Binning: ours vs deepTools bamCoverage\n\n"
+        + ("skipped\n" if "binning" in skip else run_script("bench_binning.py")),
+        "## Denoising speed and memory (ONNX Runtime, this machine's CPU)\n\n"
+        + ("skipped\n" if "denoise" in skip else run_script("bench_denoise.py")),
+    ]
+    text = "\n".join(sections)
+    (HERE / "RESULTS.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Subcommands ``evaluate`` and ``report``.
+
+``cli.py`` calls :func:`add_evaluate_parser` and :func:`add_report_parser`;
+each ``cmd_*`` parses nothing and calls one library function.
+"""
+
+from __future__ import annotations
+
+import json
+
+
+def cmd_evaluate(args) -> None:
+    from atacdenoise.evaluate.evaluate import evaluate, format_table
+
+    result = evaluate(args.prediction, args.truth, truth_peaks=args.truth_peaks, regions=args.regions,
+                      peakprob=args.peakprob, peaks=args.peaks, chroms=_split(args.chroms), cpm=args.cpm,
+                      extend=args.extend)
+    print(json.dumps(result, indent=1) if args.json else format_table(result))
+
+
+def cmd_report(args) -> None:
+    from atacdenoise.evaluate.report import make_report
+
+    print(make_report(args.denoised, args.peakprob, args.peaks, args.noisy, args.chrom_sizes, args.output,
+                      truth=args.truth, truth_peaks=args.truth_peaks, regions=args.regions,
+                      search_dir=args.search_dir, model_card=args.model_card, baselines=args.baselines,
+                      chroms=_split(args.chroms), n_strong=args.n_strong, n_random=args.n_random,
+                      locus_bp=args.locus_bp, seed=args.seed, cpm=args.cpm, fmt=args.fmt, extend=args.extend,
+                      progress=not args.quiet))
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [c for c in text.split(",") if c] if text else None
+
+
+def add_evaluate_parser(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help="per-base metrics (AtacWorks') and the seed's window MSE vs a truth")
+    p.add_argument("--prediction", required=True, help="predicted track (bigWig), e.g. PREFIX.denoised.bw")
+    p.add_argument("--truth", required=True, help="truth track (bigWig), e.g. the deep library's coverage")
+    p.add_argument("--peakprob", help="peak probability bigWig: the score for AUROC/AUPRC (default: the prediction)")
+    p.add_argument("--peaks", help="called peaks (narrowPeak/BED): base-level precision, recall, F1")
+    p.add_argument("--truth-peaks", help="truth peaks (BED): in/outside-peak metrics and AUROC/AUPRC labels")
+    p.add_argument("--regions", help="BED of where the truth is defined; only these bases are scored (default: all)")
+    p.add_argument("--chroms", help="comma-separated chromosomes to score (default: all of the truth's)")
+    p.add_argument("--cpm", default="none", choices=["none", "truth", "both"],
+                   help="rescale the truth (or both tracks) to coverage per million insertions, the units of "
+                        "'denoise' output; changes MSE only (default none)")
+    p.add_argument("--extend", type=int, default=100, help="insertion extension of the tracks, for --cpm (default 100)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def add_report_parser(subparsers) -> None:
+    p = subparsers.add_parser("report", help="one self-contained HTML report of a denoised sample")
+    p.add_argument("--denoised", required=True, help="PREFIX.denoised.bw")
+    p.add_argument("--peakprob", required=True, help="PREFIX.peakprob.bw")
+    p.add_argument("--peaks", required=True, help="PREFIX.peaks.narrowPeak")
+    p.add_argument("--noisy", required=True,
+                   help="the shallow input: coverage bigWig, insertions BED, fragments or BAM")
+    p.add_argument("--chrom-sizes", required=True)
+    p.add_argument("--output", required=True, help="report .html to write")
+    p.add_argument("--truth", help="truth bigWig (deep library): adds truth panels, scatter and metrics")
+    p.add_argument("--truth-peaks", help="truth peaks (BED)")
+    p.add_argument("--regions", help="BED of where the truth is defined (default: everywhere)")
+    p.add_argument("--search-dir", help="NASH search folder (history.jsonl, summary.json): search curve and model size")
+    p.add_argument("--model-card", help="model card (markdown)")
+    p.add_argument("--baselines", help="JSON {method: {metric: value}} to compare against")
+    p.add_argument("--chroms", help="comma-separated chromosomes to show and score (default: all shared)")
+    p.add_argument("--n-strong", type=int, default=4, help="loci at the strongest peaks (default 4)")
+    p.add_argument("--n-random", type=int, default=4, help="loci drawn at random (default 4)")
+    p.add_argument("--locus-bp", type=int, default=20_000, help="width of each locus panel (default 20000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random loci (default 0)")
+    p.add_argument("--cpm", action="store_true",
+                   help="score the truth (and the noisy baseline) in coverage per million insertions, "
+                        "the denoised track's units (changes MSE only)")
+    p.add_argument("--extend", type=int, default=100, help="insertion extension for coverage (default 100)")
+    p.add_argument("--format", dest="fmt", default="auto", choices=["auto", "bam", "insertions", "fragments", "bigwig"],
+                   help="format of --noisy (default: detect)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_report)

@@ -1,0 +1,243 @@
+"""``atacdenoise evaluate``: score a predicted track against a truth track, chromosome by chromosome.
+
+Per-base metrics are AtacWorks' (see :mod:`.per_base` and :mod:`.metrics`):
+Pearson, Spearman and MSE over every scored base and inside/outside truth
+peaks, AUROC and AUPRC of the peak probability against truth-peak bases, and
+precision/recall/F1 of the called peaks' bases. Beside them sits the seed's
+metric, ``seed_window_mse``: the MSE over 25 bp bins of the centre 1024 bins
+of 4096-bin windows that tile each chromosome (as validation tiles it).
+
+The truth decides what is scored: its chromosomes (or ``chroms``), and inside
+them the regions BED (where the truth is defined; everywhere when absent).
+Every scored chromosome must be in the prediction with the same length.
+Only one chromosome is held in memory at a time, plus the scored bases, which
+Spearman and AUPRC need all together.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from atacdenoise.errors import InputError
+from atacdenoise.evaluate import metrics
+from atacdenoise.evaluate.per_base import Scored, interval_mask
+from atacdenoise.io.bigwig import bigwig_chrom_sizes, read_bigwig
+from atacdenoise.io.chromsizes import check_shared_chroms
+from atacdenoise.io.narrowpeak import read_peaks
+from atacdenoise.tracks.binning import summarise_bins
+from atacdenoise.tracks.windows import WindowSpec, extract, tile_starts
+
+CPM_CHOICES = ("none", "truth", "both")
+# Order of rows in the printed table; metrics missing from a result are skipped.
+METRIC_ORDER = ("pearson", "spearman", "mse", "pearson_in_peaks", "pearson_outside_peaks", "mse_in_peaks",
+                "mse_outside_peaks", "auroc", "auprc", "peak_precision", "peak_recall", "peak_f1",
+                "seed_window_mse")
+
+
+def evaluate(
+    prediction: str | os.PathLike,
+    truth: str | os.PathLike,
+    truth_peaks: str | os.PathLike | None = None,
+    regions: str | os.PathLike | None = None,
+    peakprob: str | os.PathLike | None = None,
+    peaks: str | os.PathLike | None = None,
+    chroms: list[str] | None = None,
+    cpm: str = "none",
+    extend: int = 100,
+    bin_size: int = 25,
+    spec: WindowSpec = WindowSpec(),
+    per_chrom: bool = True,
+) -> dict:
+    """Metrics of ``prediction`` (bigWig) against ``truth`` (bigWig).
+
+    ``peakprob`` (bigWig) is the peak score for AUROC/AUPRC (the prediction
+    itself when absent); ``peaks`` (narrowPeak/BED) gives the called peaks for
+    precision/recall/F1 (left out when absent). ``cpm`` rescales the truth
+    (``"truth"``) or both tracks (``"both"``) to coverage per million
+    insertions, the units of ``atacdenoise denoise`` output, so that MSE
+    compares like with like; correlations and AUCs do not change.
+
+    Returns ``{"overall": {metric: value}, "per_chrom": {chrom: {...}},
+    "scored_bases": n, "chroms": [...], "inputs": {...}}`` with ``None`` for
+    an undefined metric (``per_chrom=False`` keeps only each chromosome's
+    ``scored_bases``, halving the work). Raises InputError, before any work, for mismatched
+    chromosomes, regions off the chromosomes, or empty tracks.
+    """
+    if cpm not in CPM_CHOICES:
+        raise ValueError(f"cpm must be one of {CPM_CHOICES}, got {cpm!r}")
+    sizes = _checked_chroms(prediction, truth, peakprob, chroms)
+    region_peaks = _read_regions(regions, truth, bigwig_chrom_sizes(truth))
+    truth_peak_sets = _read_optional_peaks(truth_peaks, sizes)
+    called_sets = _read_optional_peaks(peaks, sizes)
+    truth_scale = _cpm_scale(truth, extend) if cpm in ("truth", "both") else 1.0
+    prediction_scale = _cpm_scale(prediction, extend) if cpm == "both" else 1.0
+
+    total, seed_parts, chrom_rows = Scored(), [], {}
+    prediction_has_data = truth_has_data = False
+    for chrom, length in sizes.items():
+        region = np.ones(length, bool) if regions is None else interval_mask(region_peaks.get(chrom), length)
+        if not region.any():
+            continue
+        signal = read_bigwig(prediction, chrom) * prediction_scale
+        target = read_bigwig(truth, chrom) * truth_scale
+        prediction_has_data |= bool(np.any(signal[region] != 0))
+        truth_has_data |= bool(np.any(target[region] != 0))
+        chrom_scored = Scored()
+        chrom_scored.add(region, signal, target, interval_mask(truth_peak_sets.get(chrom), length),
+                         score=None if peakprob is None else read_bigwig(peakprob, chrom),
+                         called=None if peaks is None else interval_mask(called_sets.get(chrom), length))
+        seed_part = _seed_window_targets(signal, target, region, bin_size, spec)
+        chrom_rows[chrom] = {"scored_bases": int(region.sum())}
+        if per_chrom:
+            chrom_rows[chrom].update(chrom_scored.metrics(), seed_window_mse=metrics.window_mse(*seed_part))
+        _merge(total, chrom_scored)
+        seed_parts.append(seed_part)
+    _check_scored(chrom_rows, prediction_has_data, truth_has_data, prediction, truth, regions, sizes)
+
+    overall = total.metrics()
+    overall["seed_window_mse"] = metrics.window_mse(np.concatenate([p for p, _ in seed_parts]),
+                                                    np.concatenate([t for _, t in seed_parts]))
+    return {
+        "overall": overall,
+        "per_chrom": chrom_rows,
+        "scored_bases": sum(row["scored_bases"] for row in chrom_rows.values()),
+        "chroms": list(chrom_rows),
+        "inputs": {"prediction": os.fspath(prediction), "truth": os.fspath(truth),
+                   "truth_peaks": _fspath(truth_peaks), "regions": _fspath(regions),
+                   "peakprob": _fspath(peakprob), "peaks": _fspath(peaks), "cpm": cpm},
+    }
+
+
+# ---------------------------------------------------------------- input checks
+
+def _fspath(path) -> str | None:
+    return None if path is None else os.fspath(path)
+
+
+def _checked_chroms(prediction, truth, peakprob, chroms: list[str] | None) -> dict[str, int]:
+    """The chromosomes to score, with lengths; every track must agree on them."""
+    truth_sizes = bigwig_chrom_sizes(truth)
+    prediction_sizes = bigwig_chrom_sizes(prediction)
+    _check_not_empty(truth)
+    _check_not_empty(prediction)
+    if chroms:
+        missing = [c for c in chroms if c not in truth_sizes]
+        if missing:
+            raise InputError(truth, f"no chromosome {', '.join(missing)} in the truth (it has "
+                                    f"{', '.join(truth_sizes)})")
+        truth_sizes = {c: truth_sizes[c] for c in chroms}
+    _check_same_chroms(prediction, prediction_sizes, truth, truth_sizes)
+    if peakprob is not None:
+        _check_same_chroms(peakprob, bigwig_chrom_sizes(peakprob), truth, truth_sizes)
+    return truth_sizes
+
+
+def _check_same_chroms(path, sizes: dict[str, int], truth, truth_sizes: dict[str, int]) -> None:
+    missing = [c for c in truth_sizes if c not in sizes]
+    if missing:
+        raise InputError(path, f"lacks chromosome(s) {', '.join(missing)} of the truth {truth} "
+                               f"(different chromosome sets)")
+    for chrom, length in truth_sizes.items():
+        if sizes[chrom] != length:
+            raise InputError(path, f"{chrom} is {sizes[chrom]:,} bp here but {length:,} bp in the truth {truth} "
+                                   f"(built on another genome?)")
+
+
+def _check_not_empty(path) -> None:
+    import pyBigWig
+
+    with pyBigWig.open(os.fspath(path)) as bw:
+        if not bw.header().get("nBasesCovered"):
+            raise InputError(path, "bigWig is empty: it holds no data")
+
+
+def _read_regions(regions, truth, truth_sizes: dict[str, int]) -> dict:
+    """Regions as per-chromosome Peaks; each must lie on a truth chromosome."""
+    if regions is None:
+        return {}
+    region_peaks = read_peaks(regions)
+    if not region_peaks:
+        raise InputError(regions, "regions BED is empty: nothing to score")
+    for chrom, chrom_regions in region_peaks.items():
+        if chrom not in truth_sizes:
+            raise InputError(regions, f"region on {chrom}, which the truth {truth} lacks "
+                                      f"(it has {', '.join(truth_sizes)})")
+        if chrom_regions.ends.max() > truth_sizes[chrom]:
+            raise InputError(regions, f"region ends at {int(chrom_regions.ends.max()):,} on {chrom}, past the "
+                                      f"chromosome end ({truth_sizes[chrom]:,} bp)")
+    return region_peaks
+
+
+def _read_optional_peaks(path, sizes: dict[str, int]) -> dict:
+    if path is None:
+        return {}
+    peak_sets = read_peaks(path)
+    if peak_sets:  # an empty peak file is allowed: its metrics are undefined, not an error
+        check_shared_chroms(path, peak_sets, sizes)
+    return peak_sets
+
+
+def _check_scored(chrom_rows, prediction_has_data, truth_has_data, prediction, truth, regions, sizes) -> None:
+    shown = ", ".join(sizes)
+    if not chrom_rows:
+        raise InputError(regions, f"no region lies on the evaluated chromosomes ({shown})")
+    if not truth_has_data:
+        raise InputError(truth, f"truth is empty (all zero) in the scored regions of {shown}")
+    if not prediction_has_data:
+        raise InputError(prediction, f"prediction is empty (all zero) in the scored regions of {shown}")
+
+
+# ---------------------------------------------------------------- helpers
+
+def _cpm_scale(path, extend: int) -> float:
+    """Factor that turns extended-insertion coverage into coverage per million insertions.
+
+    Each insertion adds ``2 * extend + 1`` to the bigWig's sum, so the sum over
+    the whole file counts the library's insertions (as ``search.data`` does).
+    """
+    import pyBigWig
+
+    with pyBigWig.open(os.fspath(path)) as bw:
+        total = float(bw.header().get("sumData") or 0.0)
+    if total <= 0:
+        raise InputError(path, "cannot scale to per-million units: the track sums to zero")
+    return 1e6 / (total / (2 * extend + 1))
+
+
+def _seed_window_targets(signal, target, region, bin_size: int, spec: WindowSpec):
+    """Scored 25 bp bins of the centres of windows tiling the chromosome (each bin once).
+
+    A bin is scored when all its bases are in the regions; bins past the
+    chromosome end (the last window's padding) never are.
+    """
+    predicted_bins = summarise_bins(signal, bin_size, "mean")
+    true_bins = summarise_bins(target, bin_size, "mean")
+    scored_bins = summarise_bins(region.astype(np.float32), bin_size, "mean") > 1 - 1e-6
+    centres = tile_starts(len(predicted_bins), spec) + spec.flank
+    keep = extract(scored_bins.astype(np.float32), centres, spec.target_bins) > 0
+    return (extract(predicted_bins.astype(np.float32), centres, spec.target_bins)[keep],
+            extract(true_bins.astype(np.float32), centres, spec.target_bins)[keep])
+
+
+def _merge(total: Scored, part: Scored) -> None:
+    for name in ("signal", "truth", "in_peak", "score", "called"):
+        getattr(total, name).extend(getattr(part, name))
+
+
+# ---------------------------------------------------------------- output
+
+def format_table(result: dict, digits: int = 4) -> str:
+    """Metrics as a plain-text table: one row per metric, columns 'all' and each chromosome."""
+    columns = {"all": result["overall"], **{c: row for c, row in result["per_chrom"].items() if len(row) > 1}}
+    rows = [name for name in METRIC_ORDER if name in result["overall"]]
+    header = ["metric", *columns]
+    body = [[name, *(metrics.format_metric(col.get(name), digits) for col in columns.values())] for name in rows]
+    body.append(["scored_bases", str(result["scored_bases"]),
+                 *(str(result["per_chrom"][c]["scored_bases"]) for c in list(columns)[1:])])
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in [header, *body]]
+    return "\n".join(lines)
+
