@@ -33,6 +33,13 @@ def test_auprc_and_auroc_match_brute_force_with_ties(seed):
     assert metrics.auroc(scores, labels) == pytest.approx(brute_auroc(scores, labels))
 
 
+def test_ties_and_matrices():
+    assert metrics.auprc(np.array([0.5, 0.5]), np.array([1, 0])) == pytest.approx(0.5)
+    windows = np.arange(12.0).reshape(3, 4)  # (windows, bins) arrays are flattened
+    assert metrics.pearson(windows, 2 * windows) == pytest.approx(1.0)
+    assert metrics.auprc(windows, windows > 6) == pytest.approx(1.0)
+
+
 def test_perfect_and_reversed_rankings():
     labels = np.array([0, 0, 1, 1], bool)
     assert metrics.auprc(np.array([0.1, 0.2, 0.8, 0.9]), labels) == pytest.approx(1.0)

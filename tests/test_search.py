@@ -19,7 +19,6 @@ from atacdenoise.errors import InputError  # noqa: E402
 from atacdenoise.search import nash  # noqa: E402
 from atacdenoise.search.data import check_compatible, load_pairs, make_pairs, save_pairs  # noqa: E402
 from atacdenoise.search.history import read_history  # noqa: E402
-from atacdenoise.search.metrics import average_precision, pearson  # noqa: E402
 from atacdenoise.search.nash import run_search  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -239,40 +238,6 @@ def test_validation_without_peaks_reports_undefined_auprc(data_files, tmp_path):
     rows = read_history(tmp_path / "out" / "history.jsonl")
     assert len(rows) == 3 and all(r["val_auprc"] is None and r["val_loss"] > 0 for r in rows)
     assert summary["best_val_auprc"] is None
-
-
-# ---------------------------------------------------------------- metrics
-
-def brute_force_average_precision(scores, labels) -> float:
-    """The definition, one threshold at a time: sum over thresholds of (recall gain) * precision."""
-    ap, previous_recall = 0.0, 0.0
-    for threshold in sorted(set(scores.tolist()), reverse=True):
-        called = scores >= threshold
-        precision = labels[called].sum() / called.sum()
-        recall = labels[called].sum() / labels.sum()
-        ap += (recall - previous_recall) * precision
-        previous_recall = recall
-    return ap
-
-
-def test_average_precision_matches_brute_force():
-    rng = np.random.default_rng(0)
-    for trial in range(20):
-        n = int(rng.integers(5, 300))
-        labels = (rng.random(n) < rng.uniform(0.05, 0.6)).astype(int)
-        labels[rng.integers(n)] = 1
-        scores = np.round(rng.random(n) + 0.3 * labels, int(rng.integers(1, 4)))  # ties at every rounding
-        assert average_precision(scores, labels) == pytest.approx(brute_force_average_precision(scores, labels))
-    assert average_precision(np.array([0.9, 0.8, 0.1]), np.array([1, 1, 0])) == pytest.approx(1.0)
-    assert average_precision(np.array([0.5, 0.5]), np.array([1, 0])) == pytest.approx(0.5)
-    assert average_precision(np.array([0.3, 0.2]), np.array([0, 0])) is None
-
-
-def test_pearson():
-    x = np.arange(10.0)
-    assert pearson(x, 2 * x + 1) == pytest.approx(1.0)
-    assert pearson(x, -x) == pytest.approx(-1.0)
-    assert pearson(x, np.ones(10)) is None
 
 
 # ---------------------------------------------------------------- pairs from tracks (tiny genome)

@@ -1,6 +1,6 @@
 """Per-base metrics as AtacWorks reports them, plus the seed's window MSE.
 
-Every function takes flat numpy arrays and returns a float, or ``None`` when the
+Every function takes numpy arrays (flattened here) and returns a float, or ``None`` when the
 metric is undefined (a constant track has no Pearson correlation; AUPRC needs
 both classes). Callers print ``undefined`` instead of crashing, because real
 validation sets can lack peaks (AtacWorks crashes there).
@@ -12,7 +12,12 @@ import numpy as np
 from scipy.stats import rankdata
 
 
+def _flat(values, dtype=np.float64) -> np.ndarray:
+    return np.asarray(values, dtype).ravel()
+
+
 def mse(pred: np.ndarray, truth: np.ndarray) -> float | None:
+    pred, truth = _flat(pred), _flat(truth)
     if pred.size == 0:
         return None
     diff = pred.astype(np.float64) - truth.astype(np.float64)
@@ -20,12 +25,13 @@ def mse(pred: np.ndarray, truth: np.ndarray) -> float | None:
 
 
 def pearson(pred: np.ndarray, truth: np.ndarray) -> float | None:
+    pred, truth = _flat(pred), _flat(truth)
     if pred.size < 2:
         return None
     x = pred.astype(np.float64) - pred.mean(dtype=np.float64)
     y = truth.astype(np.float64) - truth.mean(dtype=np.float64)
     denom = np.sqrt(np.dot(x, x) * np.dot(y, y))
-    return None if denom == 0 else float(np.dot(x, y) / denom)
+    return None if denom == 0 or not np.isfinite(denom) else float(np.dot(x, y) / denom)
 
 
 def spearman(pred: np.ndarray, truth: np.ndarray) -> float | None:
@@ -44,7 +50,7 @@ def _ranked_labels(scores: np.ndarray, labels: np.ndarray):
 
 def auprc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     """Average precision (the step-wise area under the precision-recall curve, as scikit-learn)."""
-    labels = labels.astype(bool)
+    scores, labels = _flat(scores), _flat(labels) > 0
     n_pos = int(labels.sum())
     if n_pos == 0 or n_pos == labels.size:
         return None
@@ -57,7 +63,7 @@ def auprc(scores: np.ndarray, labels: np.ndarray) -> float | None:
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     """Area under the ROC curve (Mann-Whitney U, ties counted half)."""
-    labels = labels.astype(bool)
+    scores, labels = _flat(scores), _flat(labels) > 0
     n_pos = int(labels.sum())
     n_neg = labels.size - n_pos
     if n_pos == 0 or n_neg == 0:

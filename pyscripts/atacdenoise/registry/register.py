@@ -176,12 +176,12 @@ def promote(tracking_uri: str, name: str, version: str | int, alias: str = "cham
 
 def evaluate_onnx(denoiser, pairs: dict, batch_size: int = 64) -> dict[str, float | None]:
     """MSE and Pearson of the signal, AUPRC of the peak probability, on held-out windows."""
-    from atacdenoise.search.metrics import average_precision, pearson
+    from atacdenoise.evaluate.metrics import auprc, pearson
 
     signal, prob = denoiser.predict(pairs["inputs"], batch_size)
     targets = pairs["targets"]
     return {"mse": float(np.mean((signal - targets) ** 2, dtype=np.float64)), "pearson": pearson(signal, targets),
-            "auprc": average_precision(prob, pairs["peaks"])}
+            "auprc": auprc(prob, pairs["peaks"])}
 
 
 def compare(tracking_uri: str, name: str, challenger_version: str | int, data: str | os.PathLike,

@@ -35,7 +35,7 @@ from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
 from atacdenoise.search.data import check_compatible, load_pairs
 from atacdenoise.search.history import plot_search, write_history, write_json
-from atacdenoise.search.metrics import average_precision, pearson
+from atacdenoise.evaluate.metrics import auprc, pearson
 
 CHECKPOINT_FORMAT = "atacdenoise-nash-checkpoint/1"
 SPACES = ("hilbert2d", "dilated1d", "atacworks")  # atacworks: the fixed baseline, trained, never morphed
@@ -191,7 +191,7 @@ def evaluate(model: torch.nn.Module, data: SearchData, settings: TrainSettings) 
     return {
         "val_loss": val_loss,
         "val_pearson": pearson(np.concatenate(signals), data.val_y.cpu().numpy()),
-        "val_auprc": average_precision(np.concatenate(probabilities), data.val_peaks.cpu().numpy()),
+        "val_auprc": auprc(np.concatenate(probabilities), data.val_peaks.cpu().numpy()),
     }
 
 
