@@ -68,6 +68,7 @@ def data_files(tmp_path_factory) -> dict[str, Path]:
 def finished(data_files, tmp_path_factory) -> Path:
     """One uninterrupted tiny search, shared by the tests that only read its outputs."""
     out = tmp_path_factory.mktemp("search") / "run"
+    torch.set_num_threads(1)  # as the CLI runs below: other test modules may have changed it since import
     run_search(data_files["train"], data_files["val"], out, progress=False, **SMALL)
     return out
 

@@ -30,8 +30,10 @@ def pearson(pred: np.ndarray, truth: np.ndarray) -> float | None:
         return None
     x = pred.astype(np.float64) - pred.mean(dtype=np.float64)
     y = truth.astype(np.float64) - truth.mean(dtype=np.float64)
-    denom = np.sqrt(np.dot(x, x) * np.dot(y, y))
-    return None if denom == 0 or not np.isfinite(denom) else float(np.dot(x, y) / denom)
+    # Plain sums, not np.dot: BLAS results depend on its thread count, and a resumed
+    # search must reproduce its history exactly in another process.
+    denom = np.sqrt(np.sum(x * x) * np.sum(y * y))
+    return None if denom == 0 or not np.isfinite(denom) else float(np.sum(x * y) / denom)
 
 
 def spearman(pred: np.ndarray, truth: np.ndarray) -> float | None:
