@@ -4,10 +4,12 @@
 #
 #   containers/build.sh                                  # CPU images: align peaks tracks infer
 #   containers/build.sh --gpu                            # also train-gpu (CUDA PyTorch)
-#   containers/build.sh --base-image python:3.11-slim-bookworm --ca-bundle /etc/ssl/certs/ca-certificates.crt
+#   containers/build.sh --base-image debian:bookworm-slim --ca-bundle /etc/ssl/certs/ca-certificates.crt
+#   containers/build.sh --role peaks --role infer        # only these images
 #   containers/build.sh --dry-run                        # print the docker commands only
 #
-# Environment defaults: BASE_IMAGE, GPU_BASE_IMAGE, CA_BUNDLE, PREFIX, TAG (default: the version in pyproject.toml).
+# Environment defaults: BASE_IMAGE, GPU_BASE_IMAGE, CA_BUNDLE, PREFIX, TAG (default: the version in pyproject.toml),
+# DOCKER (the client; default: the first of docker, /usr/bin/docker that can build with BuildKit).
 # The CA bundle goes in as a BuildKit secret: pip trusts it while installing, no layer keeps it.
 set -euo pipefail
 
@@ -15,19 +17,21 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CPU_ROLES=(align peaks tracks infer)
 GPU_ROLES=(train-gpu)
 
-BASE_IMAGE=${BASE_IMAGE:-python:3.11-slim-bookworm}
+BASE_IMAGE=${BASE_IMAGE:-}              # empty: the CPU Dockerfiles' default (debian:bookworm-slim)
 GPU_BASE_IMAGE=${GPU_BASE_IMAGE:-}      # empty: the train-gpu Dockerfile's default (nvidia/cuda)
 CA_BUNDLE=${CA_BUNDLE:-}
 PREFIX=${PREFIX:-atacdenoise}
 TAG=${TAG:-$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$REPO/pyproject.toml" | head -n 1)}
 WITH_GPU=""
 DRY_RUN=""
+ONLY_ROLES=()
 
-usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --gpu) WITH_GPU=1 ;;
+        --role) ONLY_ROLES+=("$2"); shift ;;
         --base-image) BASE_IMAGE=$2; shift ;;
         --gpu-base-image) GPU_BASE_IMAGE=$2; shift ;;
         --ca-bundle) CA_BUNDLE=$2; shift ;;
@@ -45,9 +49,24 @@ if [ -n "$CA_BUNDLE" ] && [ ! -s "$CA_BUNDLE" ]; then
     echo "build.sh: CA bundle $CA_BUNDLE does not exist or is empty" >&2; exit 2
 fi
 
+# A client that builds with BuildKit (RUN --mount, --secret): one with the buildx plugin, or one older
+# than Docker 23 (BuildKit built in). Docker 23+ without buildx refuses DOCKER_BUILDKIT=1.
+buildkit_client() {
+    local client major
+    for client in ${DOCKER:-} docker /usr/bin/docker; do
+        command -v "$client" >/dev/null 2>&1 || continue
+        "$client" buildx version >/dev/null 2>&1 && { echo "$client"; return; }
+        major=$("$client" version --format '{{.Client.Version}}' 2>/dev/null | cut -d. -f1)
+        [ -n "$major" ] && [ "$major" -lt 23 ] 2>/dev/null && { echo "$client"; return; }
+    done
+    echo "build.sh: no docker client that can build with BuildKit (install the buildx plugin, or set DOCKER)" >&2
+    return 1
+}
+if [ -n "$DRY_RUN" ]; then DOCKER=${DOCKER:-docker}; else DOCKER=$(buildkit_client); fi
+
 build() {  # role, base image (may be empty: the Dockerfile's default)
     local role=$1 base=$2
-    local cmd=(docker build --file "$REPO/containers/$role/Dockerfile" --tag "$PREFIX/$role:$TAG")
+    local cmd=("$DOCKER" build --file "$REPO/containers/$role/Dockerfile" --tag "$PREFIX/$role:$TAG")
     [ -z "$base" ] || cmd+=(--build-arg "BASE_IMAGE=$base")
     [ -z "$CA_BUNDLE" ] || cmd+=(--secret "id=ca_bundle,src=$CA_BUNDLE")
     # Proxies, when set, reach apt and pip during the build only (Docker does not keep these ARGs).
@@ -59,12 +78,19 @@ build() {  # role, base image (may be empty: the Dockerfile's default)
     [ -n "$DRY_RUN" ] || DOCKER_BUILDKIT=1 "${cmd[@]}"
 }
 
-for role in "${CPU_ROLES[@]}"; do
-    build "$role" "$BASE_IMAGE"
-done
-if [ -n "$WITH_GPU" ]; then
-    for role in "${GPU_ROLES[@]}"; do
-        build "$role" "$GPU_BASE_IMAGE"
-    done
+# --role picks images by name (train-gpu included); otherwise the CPU images, plus train-gpu with --gpu.
+if [ ${#ONLY_ROLES[@]} -gt 0 ]; then
+    ROLES=("${ONLY_ROLES[@]}")
+else
+    ROLES=("${CPU_ROLES[@]}" ${WITH_GPU:+"${GPU_ROLES[@]}"})
 fi
-echo "built: $(for r in "${CPU_ROLES[@]}" ${WITH_GPU:+"${GPU_ROLES[@]}"}; do printf '%s/%s:%s ' "$PREFIX" "$r" "$TAG"; done)" >&2
+for role in "${ROLES[@]}"; do
+    [ -f "$REPO/containers/$role/Dockerfile" ] || { echo "build.sh: no image role '$role' (containers/$role/Dockerfile)" >&2; exit 2; }
+done
+for role in "${ROLES[@]}"; do
+    case " ${GPU_ROLES[*]} " in
+        *" $role "*) build "$role" "$GPU_BASE_IMAGE" ;;
+        *) build "$role" "$BASE_IMAGE" ;;
+    esac
+done
+echo "${DRY_RUN:+would have }built: $(for r in "${ROLES[@]}"; do printf '%s/%s:%s ' "$PREFIX" "$r" "$TAG"; done)" >&2
