@@ -133,11 +133,11 @@ class BigWigTracks:
         self.total = clean_library_size(path, {c: chrom_sizes[c] for c in self.order}, contract.extend)
 
     def __iter__(self):
-        from atacdenoise.search.data import clean_coverage_bins
+        from atacdenoise.tracks.binning import bigwig_bins
 
         scale = np.float32(1e6 / self.total)
         for chrom in self.order:
-            yield chrom, clean_coverage_bins(self.path, chrom, self.chrom_sizes[chrom], self.contract.bin_size) * scale
+            yield chrom, bigwig_bins(self.path, chrom, self.chrom_sizes[chrom], self.contract.bin_size) * scale
 
 
 def check_bigwig_resolution(path, chrom: str, bin_size: int, max_intervals: int = 100_000) -> None:

@@ -37,7 +37,7 @@ from atacdenoise.io.atomic import atomic_path
 from atacdenoise.io.bigwig import bigwig_chrom_sizes, read_bigwig
 from atacdenoise.io.chromsizes import check_shared_chroms, read_chrom_sizes
 from atacdenoise.io.narrowpeak import Peaks, read_peaks
-from atacdenoise.tracks.binning import summarise_bins
+from atacdenoise.tracks.binning import bigwig_bins, summarise_bins
 
 HIST_BINS = 120          # cells per axis of the denoised-vs-truth 2D histogram
 TRACK_COLOURS = {"noisy": "#7f7f7f", "denoised": "#1f77b4", "peak probability": "#2ca02c", "truth": "#d62728"}
@@ -276,10 +276,9 @@ def _bins(path: str, chrom: str, start: int, end: int, bin_size: int) -> np.ndar
     return summarise_bins(read_bigwig(path, chrom, start, end), bin_size, "mean")
 
 
-def _chrom_bins(path: str, chrom: str, length: int, bin_size: int, chunk_bins: int = 400_000) -> np.ndarray:
-    """Whole-chromosome bins, read in chunks so the per-base values never fill memory."""
-    step = chunk_bins * bin_size
-    return np.concatenate([_bins(path, chrom, s, min(s + step, length), bin_size) for s in range(0, length, step)])
+def _chrom_bins(path: str, chrom: str, length: int, bin_size: int) -> np.ndarray:
+    """Whole-chromosome mean bins, read in chunks so the per-base values never fill memory."""
+    return bigwig_bins(path, chrom, length, bin_size)
 
 
 class _Moments:

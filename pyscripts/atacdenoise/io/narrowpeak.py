@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ import numpy as np
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
+from atacdenoise.io.reads import open_text
 
 
 @dataclass
@@ -36,7 +36,7 @@ def read_peaks(path: str | os.PathLike) -> dict[str, Peaks]:
     if not path.exists():
         raise InputError(path, "peak file does not exist")
     rows: dict[str, list[tuple[int, int, float, int]]] = {}
-    with _open_text(path) as fh:
+    with open_text(path) as fh:
         try:
             for line_no, line in enumerate(fh, start=1):
                 if not line.strip() or line.startswith(("#", "track", "browser")):
@@ -46,12 +46,6 @@ def read_peaks(path: str | os.PathLike) -> dict[str, Peaks]:
         except (OSError, EOFError, UnicodeDecodeError) as err:
             raise InputError(path, f"cannot read ({err})") from None
     return {chrom: _to_peaks(chrom, chrom_rows) for chrom, chrom_rows in rows.items()}
-
-
-def _open_text(path: Path):
-    with open(path, "rb") as fh:
-        gzipped = fh.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt") if gzipped else open(path, "rt")
 
 
 def _parse_line(path: Path, line_no: int, line: str) -> tuple[str, int, int, float, int]:

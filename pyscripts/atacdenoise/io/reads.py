@@ -131,11 +131,15 @@ def _gunzip_head(path: Path, n: int) -> bytes:
         return b""
 
 
-def _open_text(path: Path):
-    """Text lines of a plain or gzip/bgzip file (decided by content, not name)."""
-    with open(path, "rb") as fh:
-        gzipped = fh.read(2) == GZIP_MAGIC
-    return gzip.open(path, "rt") if gzipped else open(path, "rt")
+def open_text(path, mode: str = "rt"):
+    """A plain or gzip/bgzip text file: reading decides by content, writing by a ``.gz`` name."""
+    path = Path(path)
+    if "r" in mode:
+        with open(path, "rb") as fh:
+            gzipped = fh.read(2) == GZIP_MAGIC
+    else:
+        gzipped = path.name.endswith(".gz")
+    return gzip.open(path, mode) if gzipped else open(path, mode)
 
 
 def _is_header(line: str) -> bool:
@@ -144,7 +148,7 @@ def _is_header(line: str) -> bool:
 
 def _first_data_fields(path: Path) -> list[str]:
     try:
-        with _open_text(path) as fh:
+        with open_text(path) as fh:
             for line in fh:
                 if not _is_header(line):
                     return line.split()
@@ -382,7 +386,7 @@ def _chrom_blocks(path: Path, fragments: bool) -> Iterator[tuple[str, _Block]]:
     done: set[str] = set()
     chrom, block = None, _Block()
     try:
-        with _open_text(path) as fh:
+        with open_text(path) as fh:
             for line_no, line in enumerate(fh, start=1):
                 if _is_header(line):
                     continue

@@ -22,7 +22,7 @@ import numpy as np
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
-from atacdenoise.tracks.binning import n_bins
+from atacdenoise.tracks.binning import bigwig_bins, n_bins
 from atacdenoise.tracks.windows import WindowSpec
 
 PAIRS_FORMAT = "atacdenoise-pairs/1"
@@ -145,7 +145,7 @@ def _chrom_pairs(chrom, positions, plan, length, depths, clean_bigwig, chrom_pea
         bins = coverage_bins(kept, length, bin_size=bin_size, extend=extend, stat="mean")
         inputs[chosen] = extract(bins, starts[chosen], spec.window_bins)
     target_starts = starts + spec.flank
-    clean = clean_coverage_bins(clean_bigwig, chrom, length, bin_size)
+    clean = bigwig_bins(clean_bigwig, chrom, length, bin_size)  # mean per bin
     labels = peak_label_bins(chrom_peaks, length, bin_size)
     return {
         "inputs": inputs,
@@ -156,20 +156,6 @@ def _chrom_pairs(chrom, positions, plan, length, depths, clean_bigwig, chrom_pea
         "start": starts,
         "order": plan["order"],
     }
-
-
-def clean_coverage_bins(path, chrom: str, length: int, bin_size: int, chunk_bins: int = 320_000) -> np.ndarray:
-    """Mean per-base bigWig value in each bin, read in chunks (memory bounded by the chunk)."""
-    from atacdenoise.io.bigwig import read_bigwig
-
-    out = np.zeros(n_bins(length, bin_size), np.float32)
-    for first in range(0, len(out), chunk_bins):
-        start, end = first * bin_size, min(length, (first + chunk_bins) * bin_size)
-        values = np.asarray(read_bigwig(path, chrom, start, end), np.float64)  # missing (NaN) reads as 0
-        edges = np.arange(0, len(values), bin_size)
-        counts = np.diff(np.append(edges, len(values)))  # the last bin may be partial
-        out[first:first + len(edges)] = np.add.reduceat(values, edges) / counts
-    return out
 
 
 def peak_label_bins(peaks, length: int, bin_size: int) -> np.ndarray:

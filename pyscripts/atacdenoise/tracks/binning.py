@@ -45,6 +45,18 @@ def summarise_bins(per_base: np.ndarray, bin_size: int, stat: str) -> np.ndarray
     return out
 
 
+def bigwig_bins(path, chrom: str, length: int, bin_size: int, stat: str = "mean",
+                chunk_bases: int = 8_000_000) -> np.ndarray:
+    """Per-bin ``stat`` of a per-base bigWig's ``chrom``, read in chunks (memory bounded by the chunk)."""
+    from atacdenoise.io.bigwig import read_bigwig
+
+    step = max(1, chunk_bases // bin_size) * bin_size  # chunks hold whole bins
+    return np.concatenate([
+        summarise_bins(read_bigwig(path, chrom, start, min(start + step, length)), bin_size, stat)
+        for start in range(0, length, step)
+    ]).astype(np.float32)
+
+
 def _check_stat(bin_size: int, stat: str) -> None:
     if bin_size < 1:
         raise InputError(None, f"bin size must be a positive number of bases, got {bin_size}")
@@ -130,23 +142,18 @@ def _coverage_from_reads(input_path, chrom_sizes, bin_size, extend, stat, fmt, r
 
 def _coverage_from_bigwig(input_path, chrom_sizes, bin_size, stat, writer, progress, chunk_bases=8_000_000):
     """Resample a per-base bigWig to bins with the same statistic, in bounded chunks."""
-    from atacdenoise.io.bigwig import bigwig_chrom_sizes, read_bigwig
+    from atacdenoise.io.bigwig import bigwig_chrom_sizes
     from atacdenoise.io.chromsizes import check_shared_chroms
 
     bw_sizes = bigwig_chrom_sizes(input_path)
     check_shared_chroms(input_path, bw_sizes, chrom_sizes)
-    step = max(1, chunk_bases // bin_size) * bin_size
     for chrom, length in chrom_sizes.items():
         if chrom not in bw_sizes:
             continue
         if bw_sizes[chrom] != length:
             raise InputError(input_path, f"{chrom} is {bw_sizes[chrom]:,} bp here but {length:,} bp in the chrom sizes")
         progress.set_postfix_str(chrom)
-        bins = np.concatenate([
-            summarise_bins(read_bigwig(input_path, chrom, start, min(start + step, length)), bin_size, stat)
-            for start in range(0, length, step)
-        ])
-        writer.add(chrom, bins)
+        writer.add(chrom, bigwig_bins(input_path, chrom, length, bin_size, stat, chunk_bases))
         progress.update()
 
 

@@ -13,7 +13,6 @@ that faithfully and warn when the kept fraction is far from the one asked.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import itertools
 import math
@@ -27,6 +26,7 @@ import numpy as np
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
+from atacdenoise.io.reads import open_text
 
 _MASK32 = 0xFFFFFFFF
 _BATCH = 50_000  # records hashed (BAM) or lines drawn for (text) at once
@@ -207,16 +207,6 @@ def _chrom_rng(seed: int, chrom: str) -> np.random.Generator:
     return np.random.default_rng([seed % (1 << 64), chrom_key])
 
 
-def _open_text(path, mode: str):
-    path = Path(path)
-    if "r" in mode:
-        with open(path, "rb") as fh:
-            is_gzip = fh.read(2) == b"\x1f\x8b"
-    else:
-        is_gzip = path.name.endswith(".gz")
-    return gzip.open(path, mode) if is_gzip else open(path, mode)
-
-
 def _is_header(line: str) -> bool:
     return not line.strip() or line.startswith(("#", "track", "browser"))
 
@@ -224,8 +214,8 @@ def _is_header(line: str) -> bool:
 def _subsample_text(input_path, paths: list[str], fractions: list[float], seed: int) -> None:
     rngs: dict[str, np.random.Generator] = {}
     with ExitStack() as stack:
-        source = stack.enter_context(_open_text(input_path, "rt"))
-        sinks = [stack.enter_context(_open_text(stack.enter_context(atomic_path(p)), "wt")) for p in paths]
+        source = stack.enter_context(open_text(input_path, "rt"))
+        sinks = [stack.enter_context(open_text(stack.enter_context(atomic_path(p)), "wt")) for p in paths]
         while lines := list(itertools.islice(source, _BATCH)):
             headers = np.array([_is_header(line) for line in lines])
             chroms = [line.split("\t", 1)[0] for line in lines]
