@@ -1,4 +1,6 @@
 // WINDOWS: training and validation windows (noisy input at several depths, clean target, peak labels).
+// With --resample in ext.args (the default, params.resample), train.npz is a resampling source: the search
+// thins the deep insertions afresh every epoch.
 process WINDOWS {
     tag "$meta.id"
     label 'process_medium'
@@ -19,7 +21,7 @@ process WINDOWS {
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}"
     """
-    atac-prepare --insertions ${insertions} --clean-bigwig ${clean_bigwig} --clean-peaks ${clean_peaks} --chrom-sizes ${chrom_sizes} --out ${prefix} ${args}
+    atac-prepare --insertions ${insertions} --clean-bigwig ${clean_bigwig} --clean-peaks ${clean_peaks} --chrom-sizes ${chrom_sizes} --clean-insertions ${insertions} --out ${prefix} ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

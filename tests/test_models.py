@@ -139,6 +139,24 @@ def test_dilated1d_heads_read_the_centre_bins():
     assert changed[0, 9:12].any() and not changed[0, :8].any()
 
 
+def test_dilated1d_cropped_trunk_equals_the_whole_window():
+    """The trunk runs only on the centre plus its receptive field: outputs equal the full-window computation."""
+    blocks = [dilated1d.residual_layer(5, 4), dilated1d.residual_layer(3, 2)]
+    model = build_model(dilated1d.make_config(3, 7, blocks, 256, 64)).double()
+    assert model.receptive_field == 3 + 8 + 8 + 2 + 2
+    torch.manual_seed(0)
+    for parameter in model.parameters():  # random weights everywhere, heads included
+        torch.nn.init.normal_(parameter, std=0.5)
+    x = signal_batch(4).double()
+    h = torch.relu(model.stem(torch.log1p(x).unsqueeze(1)))  # the uncropped computation, by hand
+    for block in model.blocks:
+        h = block(h)
+    h = model.crop_centre(h)
+    signal, logits = model(x)
+    torch.testing.assert_close(logits, model.peak_head(h).squeeze(1), rtol=0, atol=1e-12)
+    torch.testing.assert_close(signal, torch.exp(model.signal_head(h).squeeze(1)), rtol=1e-12, atol=0)
+
+
 # ---------------------------------------------------------------- losses
 
 def test_denoise_loss_is_mse_plus_weighted_bce():

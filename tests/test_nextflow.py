@@ -403,7 +403,7 @@ def windows(runner: Runner) -> dict[str, Path]:
     stage = {**staged_insertions(runner), "clean.bw": coverage(runner)["sim.coverage.bw"],
              "clean.narrowPeak": peaks(runner)["sim.narrowPeak"]}
     values = {**reads_values(), "clean_bigwig": "clean.bw", "clean_peaks": "clean.narrowPeak",
-              "args": "--train-chroms chr1 --val-chroms chr2 --depths 0.1,1.0 --n-train 16"}
+              "args": "--train-chroms chr1 --val-chroms chr2 --depths 0.1,1.0 --n-train 16 --resample"}
     return runner.run("windows", ["prepare"], stage, values)
 
 

@@ -343,3 +343,19 @@ def test_prepare_command_writes_compatible_files(hsc, tmp_path):
     check_compatible(train, val)
     assert train["inputs"].shape == (10, 256) and val["meta"]["tiled"] and val["meta"]["chroms"] == ["chr2"]
     assert len(val["inputs"]) == 2 * -(-400_000 // 64)  # every 64-bin tile of chr2, at both depths
+
+
+def test_search_continues_from_an_initial_model(data_files, finished, tmp_path):
+    """--initial-model: iteration 0 is the given model as it is; the climb goes on from it."""
+    best = json.loads((finished / "summary.json").read_text())
+    settings = {**SMALL, "iterations": 1}
+    summary = run_search(data_files["train"], data_files["val"], tmp_path / "more", progress=False,
+                         initial_model=finished, **settings)
+    rows = read_history(tmp_path / "more" / "history.jsonl")
+    assert rows[0]["morphisms"] == ["initial model"] and rows[0]["train_loss"] is None
+    assert rows[0]["val_loss"] == pytest.approx(best["best_val_loss"], rel=1e-6)  # same weights, same data
+    assert len(rows) == 1 + 1 + SMALL["children"]  # initial model, then parent + children
+    assert summary["best_val_loss"] <= best["best_val_loss"] + 1e-9
+    with pytest.raises(InputError, match="is a hilbert2d model but --space is dilated1d"):
+        run_search(data_files["train"], data_files["val"], tmp_path / "other", progress=False,
+                   initial_model=finished, **{**settings, "space": "dilated1d"})

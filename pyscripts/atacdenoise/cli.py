@@ -140,12 +140,15 @@ def cmd_prepare(args) -> None:
     from atacdenoise.io.chromsizes import read_chrom_sizes
     from atacdenoise.search.data import prepare
     from atacdenoise.tracks.subsample import parse_fractions
+    from atacdenoise.io.narrowpeak import read_peaks
     from atacdenoise.tracks.windows import WindowSpec
 
     outputs = prepare(args.insertions, args.clean_bigwig, args.clean_peaks, read_chrom_sizes(args.chrom_sizes),
                       [c for c in args.train_chroms.split(",") if c], [c for c in args.val_chroms.split(",") if c],
                       args.out, depths=parse_fractions(args.depths), n_train=args.n_train,
-                      spec=WindowSpec(args.window, args.target), bin_size=args.bin_size, seed=args.seed)
+                      spec=WindowSpec(args.window, args.target), bin_size=args.bin_size, seed=args.seed,
+                      regions=read_peaks(args.regions) if args.regions else None, resample=args.resample,
+                      clean_insertions=args.clean_insertions)
     for path in outputs.values():
         print(path)
 
@@ -158,7 +161,8 @@ def cmd_search(args) -> None:
                          batch_size=args.batch_size, device=args.device, seed=args.seed, resume=args.resume,
                          initial_random_draws=args.initial_draws, initial_epochs=args.initial_epochs,
                          peak_weight=args.peak_weight, max_train_windows=args.max_train_windows,
-                         loss=args.loss, max_parameters=args.max_parameters, progress=not args.quiet)
+                         loss=args.loss, max_parameters=args.max_parameters, progress=not args.quiet,
+                         initial_model=args.initial_model)
     print(json.dumps({k: summary[k] for k in ("best_val_loss", "best_val_pearson", "best_val_auprc",
                                               "best_parameters", "iterations_finished")}))
 
@@ -257,7 +261,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-chroms", required=True, help="comma-separated training chromosomes")
     p.add_argument("--val-chroms", required=True, help="comma-separated validation chromosomes (tiled)")
     p.add_argument("--depths", default="0.1,0.2,1.0", help="keep-probabilities of the noisy inputs (default 0.1,0.2,1.0)")
-    p.add_argument("--n-train", type=int, default=10_000, help="training windows (default 10000)")
+    p.add_argument("--n-train", type=int, default=10_000,
+                   help="training windows (default 10000; with --resample: windows per epoch)")
+    p.add_argument("--regions", help="BED of where the clean track is defined (e.g. AtacWorks' labelled regions): "
+                                     "windows whose target leaves them are not used")
+    p.add_argument("--resample", action="store_true",
+                   help="train.npz becomes a resampling source: fresh noisy inputs every epoch, thinned from the "
+                        "clean library at depths drawn between the smallest and largest of --depths")
+    p.add_argument("--clean-insertions",
+                   help="with --resample: the clean library's reads/insertions (default: recovered exactly from "
+                        "--clean-bigwig, which must be +-100 bp extended insertion coverage)")
     p.add_argument("--window", type=int, default=4096)
     p.add_argument("--target", type=int, default=1024)
     p.add_argument("--bin-size", type=int, default=25)
@@ -271,8 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", default="dilated1d", choices=["hilbert2d", "dilated1d", "atacworks"],
                    help="dilated1d (default, best measured), hilbert2d (the seed's), atacworks (the fixed "
                         "AtacWorks baseline: use --iterations 0)")
-    p.add_argument("--loss", default="log-mse", choices=["mse", "log-mse", "atacworks"],
-                   help="log-mse (default: MSE of log1p), mse (the seed's), atacworks (0.0005*MSE + 1-Pearson + BCE)")
+    p.add_argument("--loss", default="log-mse", choices=["mse", "log-mse", "log-mse+pearson", "atacworks"],
+                   help="log-mse (default: MSE of log1p), log-mse+pearson (plus 1 - Pearson per window), mse (the "
+                        "seed's), atacworks (0.0005*MSE + 1-Pearson + BCE)")
     p.add_argument("--max-parameters", type=int, help="redraw children larger than this (e.g. to ship the model)")
     p.add_argument("--iterations", type=int, default=60, help="hill-climbing iterations (default 60)")
     p.add_argument("--children", type=int, default=8, help="children per iteration (default 8)")
@@ -281,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-min", type=float, default=0.0)
     p.add_argument("--initial-draws", type=int, default=10, help="random initial models (default 10)")
     p.add_argument("--initial-epochs", type=int, default=20, help="epochs per random initial model (default 20)")
+    p.add_argument("--initial-model", help="start from this search folder's best model instead of a random search "
+                                           "(continue an earlier search, or improve the champion)")
     p.add_argument("--peak-weight", type=float, default=1.0, help="weight of the peak BCE in the loss")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-train-windows", type=int, help="use only the first M training windows")

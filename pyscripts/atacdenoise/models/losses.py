@@ -13,15 +13,21 @@ def peak_bce(peak_logits: torch.Tensor, peak_labels: torch.Tensor) -> torch.Tens
 
 def denoise_loss(signal: torch.Tensor, target: torch.Tensor, peak_logits: torch.Tensor | None = None,
                  peak_labels: torch.Tensor | None = None, peak_weight: float = 1.0,
-                 log_space: bool = False) -> torch.Tensor:
+                 log_space: bool = False, pearson_weight: float = 0.0) -> torch.Tensor:
     """MSE (the seed's metric) + ``peak_weight`` * BCE-with-logits when peak labels are given.
 
     ``log_space=True`` compares ``log1p`` of both signals instead: gentler
     gradients on deep, heavy-tailed coverage (the reported metric stays MSE).
+    ``pearson_weight`` adds ``(1 - Pearson)`` per window in original units
+    (as AtacWorks does): the log makes peak heights cheap to get wrong, and
+    per-base Pearson is decided by them.
     """
+    loss = 0.0
+    if pearson_weight:
+        loss = pearson_weight * (1.0 - pearson_per_row(signal, target)).mean()
     if log_space:
         signal, target = torch.log1p(torch.clamp(signal, min=0.0)), torch.log1p(target)
-    loss = F.mse_loss(signal, target)
+    loss = loss + F.mse_loss(signal, target)
     if peak_labels is not None and peak_logits is not None and peak_weight:
         loss = loss + peak_weight * peak_bce(peak_logits, peak_labels)
     return loss

@@ -42,27 +42,6 @@ class ParityReport:
         return max(self.max_abs_diff_signal, self.max_abs_diff_logits) <= self.tolerance
 
 
-def load_search_model(search_dir: str | os.PathLike):
-    """The best model of a finished search: ``best_model.json`` (architecture) + ``best_model.pt`` (weights)."""
-    import json
-
-    import torch
-
-    from atacdenoise.models import build_model
-
-    search_dir = Path(search_dir)
-    config_path, weights_path = search_dir / "best_model.json", search_dir / "best_model.pt"
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise InputError(path, "missing: is this a finished search folder?")
-    try:
-        model = build_model(json.loads(config_path.read_text()))
-        model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
-    except (ValueError, RuntimeError, KeyError, json.JSONDecodeError) as err:
-        raise InputError(search_dir, f"cannot rebuild the best model ({type(err).__name__}: {err})") from None
-    return model.eval()
-
-
 def export_onnx(
     source,
     path: str | os.PathLike,
@@ -78,6 +57,8 @@ def export_onnx(
     :class:`ParityError` and writes nothing when ONNX and PyTorch disagree by
     more than ``1e-4 * signal scale``.
     """
+    from atacdenoise.search.history import load_search_model
+
     model = load_search_model(source) if isinstance(source, (str, os.PathLike)) else source.eval()
     window_bins = window_bins or model.window_bins
     if window_bins != model.window_bins:

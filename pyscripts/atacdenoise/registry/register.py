@@ -47,7 +47,7 @@ def register_search(
     ``data`` is a pairs file (e.g. the search's ``val.npz``): its metadata
     gives the input contract and its windows the parity check.
     """
-    from atacdenoise.registry.onnx_export import load_search_model
+    from atacdenoise.search.history import load_search_model
 
     search = read_search(search_dir)
     model = load_search_model(search_dir)
@@ -85,7 +85,8 @@ def register_model(model, tracking_uri: str, name: str = DEFAULT_NAME, search_di
 
 def export_search(search_dir, output, data=None, genome: str = "unknown", device: str = "cpu") -> dict:
     """Export a search's best model to ONNX with its contract, checked for parity (no registry needed)."""
-    from atacdenoise.registry.onnx_export import export_onnx, load_search_model
+    from atacdenoise.registry.onnx_export import export_onnx
+    from atacdenoise.search.history import load_search_model
 
     model = load_search_model(search_dir).to(device)
     pairs = _load_pairs(data) if data else None

@@ -46,10 +46,14 @@ def make_pairs(
     bin_size: int = 25,
     seed: int = 0,
     extend: int = 100,
+    regions=None,
 ) -> dict:
     """Window pairs from ``chroms``; ``n_windows=None`` tiles them (validation).
 
     Sampled windows take the depths in turn; tiled windows appear once per depth.
+    With ``regions`` (where the clean truth is defined, e.g. AtacWorks' labelled
+    regions), windows whose target bins leave them are dropped: zeros there mean
+    "not measured", not "closed chromatin".
     Returns the arrays of :data:`ARRAYS` plus ``"meta"`` (a plain dict).
     Works one chromosome at a time.
     """
@@ -62,6 +66,8 @@ def make_pairs(
         raise InputError(None, f"chromosomes {unknown or chroms} are not in the chrom sizes ({', '.join(chrom_sizes)})")
     rng = np.random.default_rng(seed)
     plan = _window_plan({c: n_bins(chrom_sizes[c], bin_size) for c in chroms}, n_windows, spec, len(depths), rng)
+    if regions is not None:
+        plan = _keep_scored_windows(plan, regions, chrom_sizes, spec, bin_size)
     peaks = read_peaks(clean_peaks)
 
     pieces, noisy_total, seen = [], 0, set()
@@ -87,6 +93,7 @@ def make_pairs(
         "format": PAIRS_FORMAT, "bin_size": bin_size, "window_bins": spec.window_bins,
         "target_bins": spec.target_bins, "representation": "coverage", "extend": extend,
         "chroms": list(chroms), "depths": list(depths), "tiled": n_windows is None, "seed": seed,
+        "regions_only": regions is not None,
         "noisy_insertions": noisy_total, "clean_insertions": clean_total,
         "sources": {"noisy": os.fspath(noisy_insertions), "clean": os.fspath(clean_bigwig),
                     "peaks": os.fspath(clean_peaks)},
@@ -125,6 +132,19 @@ def _window_plan(n_bins_by_chrom: dict[str, int], n_windows: int | None, spec: W
             starts, depth_index, order = np.array(chrom_rows, dtype=np.int64).T
             plan[chrom] = {"starts": starts, "depth_index": depth_index, "order": order}
     return plan
+
+
+def _keep_scored_windows(plan: dict, regions, chrom_sizes: dict[str, int], spec: WindowSpec, bin_size: int) -> dict:
+    from atacdenoise.search.resample import scored_bins, windows_in_regions
+
+    kept = {}
+    for chrom, rows in plan.items():
+        inside = windows_in_regions(rows["starts"], spec, scored_bins(regions, chrom, chrom_sizes[chrom], bin_size))
+        if inside.any():
+            kept[chrom] = {key: value[inside] for key, value in rows.items()}
+    if not kept:
+        raise InputError(None, f"no window's {spec.target_bins}-bin target lies inside the scored regions")
+    return kept
 
 
 def _chrom_pairs(chrom, positions, plan, length, depths, clean_bigwig, chrom_peaks, spec, bin_size, extend, seed,
@@ -246,16 +266,46 @@ def check_compatible(train: dict, val: dict) -> None:
 
 def prepare(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes: dict[str, int], train_chroms: list[str],
             val_chroms: list[str], out_dir, depths=DEFAULT_DEPTHS, n_train: int = 10_000,
-            spec: WindowSpec = WindowSpec(), bin_size: int = 25, seed: int = 0) -> dict[str, str]:
-    """Write ``train.npz`` (sampled windows) and ``val.npz`` (tiled windows) in ``out_dir``; return both paths."""
+            spec: WindowSpec = WindowSpec(), bin_size: int = 25, seed: int = 0, regions=None,
+            resample: bool = False, clean_insertions=None) -> dict[str, str]:
+    """Write ``train.npz`` and ``val.npz`` (tiled windows) in ``out_dir``; return both paths.
+
+    ``train.npz`` holds sampled pairs, or with ``resample=True`` a resampling
+    source (:mod:`.resample`) built from ``clean_insertions`` (any reads file),
+    or, when that is None, from the insertions recovered from ``clean_bigwig``.
+    """
     shared = sorted(set(train_chroms) & set(val_chroms))
     if shared:
         raise InputError(None, f"training and validation chromosomes overlap: {', '.join(shared)}")
     out_dir = Path(out_dir)
     outputs = {"train": out_dir / "train.npz", "val": out_dir / "val.npz"}
-    splits = {"train": (train_chroms, n_train), "val": (val_chroms, None)}
-    built = {name: make_pairs(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes, chroms, depths, n, spec,
-                              bin_size, seed) for name, (chroms, n) in splits.items()}
-    for name, pairs in built.items():  # written only when both are built: never half a data set
-        save_pairs(outputs[name], pairs)
+    val = make_pairs(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes, val_chroms, depths, None, spec,
+                     bin_size, seed, regions=regions)
+    if resample:
+        train = _resampling_source(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes, train_chroms, depths,
+                                   n_train, spec, bin_size, regions, clean_insertions)
+    else:
+        train = make_pairs(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes, train_chroms, depths, n_train,
+                           spec, bin_size, seed, regions=regions)
+    # Written only when both are built: never half a data set.
+    if resample:
+        from atacdenoise.search.resample import save_source
+
+        save_source(outputs["train"], train)
+    else:
+        save_pairs(outputs["train"], train)
+    save_pairs(outputs["val"], val)
     return {name: str(path) for name, path in outputs.items()}
+
+
+def _resampling_source(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes, chroms, depths, n_train, spec,
+                       bin_size, regions, clean_insertions):
+    from atacdenoise.io.reads import iter_insertions
+    from atacdenoise.search.resample import build_source
+    from atacdenoise.tracks.deconvolve import insertions_from_coverage
+
+    reference = sum(len(positions) for _, positions in iter_insertions(noisy_insertions, chrom_sizes))
+    clean = (iter_insertions(clean_insertions, chrom_sizes) if clean_insertions is not None
+             else insertions_from_coverage(clean_bigwig, chrom_sizes, regions))
+    return build_source(clean, clean_peaks, chrom_sizes, chroms, reference, depths, regions, spec, bin_size,
+                        windows_per_epoch=n_train)

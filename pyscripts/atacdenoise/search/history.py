@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
 
 
@@ -61,3 +62,24 @@ def plot_search(path: str | os.PathLike, rows: list[dict]) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
+
+
+def load_search_model(search_dir: str | os.PathLike):
+    """The best model of a finished search: ``best_model.json`` (architecture) + ``best_model.pt`` (weights)."""
+    import json
+
+    import torch
+
+    from atacdenoise.models import build_model
+
+    search_dir = Path(search_dir)
+    config_path, weights_path = search_dir / "best_model.json", search_dir / "best_model.pt"
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise InputError(path, "missing: is this a finished search folder?")
+    try:
+        model = build_model(json.loads(config_path.read_text()))
+        model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    except (ValueError, RuntimeError, KeyError, json.JSONDecodeError) as err:
+        raise InputError(search_dir, f"cannot rebuild the best model ({type(err).__name__}: {err})") from None
+    return model.eval()

@@ -2,7 +2,9 @@
 
 Iteration 0 is the seed's random search: ``initial_random_draws`` random
 initial architectures, each trained ``initial_epochs``; the best on validation
-becomes the first parent. Every later iteration makes ``children`` children,
+becomes the first parent. With ``initial_model`` (a finished search's folder)
+iteration 0 instead evaluates that model as it is, and the climb continues
+from it: a search can pick up where an earlier one (or the champion) stopped. Every later iteration makes ``children`` children,
 each the parent changed by a few function-preserving network morphisms and
 trained with SGD (Nesterov momentum) whose learning rate is annealed from
 ``lr_max`` to ``lr_min`` along a cosine over ``epochs`` epochs (SGDR: a warm
@@ -25,7 +27,7 @@ import math
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +42,9 @@ from atacdenoise.evaluate.metrics import auprc, pearson
 CHECKPOINT_FORMAT = "atacdenoise-nash-checkpoint/1"
 SPACES = ("hilbert2d", "dilated1d", "atacworks")  # atacworks: the fixed baseline, trained, never morphed
 # mse: the seed's loss; log-mse: MSE of log1p(signal), gentler on heavy-tailed coverage;
+# log-mse+pearson: log-mse + (1 - Pearson per window, original units);
 # atacworks: 0.0005*MSE + (1 - Pearson) + BCE, AtacWorks' own loss for its baseline.
-LOSSES = ("mse", "log-mse", "atacworks")
+LOSSES = ("mse", "log-mse", "log-mse+pearson", "atacworks")
 # Settings that may change on --resume: raising ``iterations`` extends a finished search.
 RESUMABLE_CHANGES = ("iterations",)
 
@@ -69,6 +72,7 @@ class SearchSettings:
     grad_clip: float
     train_data: str  # content fingerprints: a different file with the same name is different data
     val_data: str
+    initial_model: str | None = None  # fingerprint of the starting model's architecture and weights
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,12 @@ class TrainSettings:
 
 @dataclass
 class SearchData:
-    """Training and validation tensors, moved to the device once."""
+    """Training and validation tensors, moved to the device once.
+
+    With a resampling source (``prepare --resample``) the training tensors are
+    redrawn at the start of every epoch: epoch ``e`` of every candidate sees the
+    same draw (seeded by ``(draw_seed, e)``), so candidates are compared on equal data.
+    """
 
     train_x: torch.Tensor
     train_y: torch.Tensor
@@ -98,9 +107,18 @@ class SearchData:
     val_peaks: torch.Tensor
     window_bins: int
     target_bins: int
+    source: object = None  # search.resample.TrainingSource
+    draw_seed: int = 0
+    drawn_epoch: int | None = None
 
     @classmethod
-    def from_pairs(cls, train: dict, val: dict, max_train_windows: int | None, device: str) -> "SearchData":
+    def from_pairs(cls, train: dict, val: dict, max_train_windows: int | None, device: str,
+                   draw_seed: int = 0) -> "SearchData":
+        source = train.get("source")
+        if source is not None:
+            n = max_train_windows or source.meta["windows_per_epoch"]
+            train = {**source.draw(n, [draw_seed, 0]), "meta": train["meta"]}
+            max_train_windows = None
         keep = slice(None) if max_train_windows is None else slice(0, max_train_windows)  # windows are in random order
 
         def tensor(array):
@@ -108,7 +126,19 @@ class SearchData:
 
         return cls(tensor(train["inputs"][keep]), tensor(train["targets"][keep]), tensor(train["peaks"][keep]),
                    tensor(val["inputs"]), tensor(val["targets"]), tensor(val["peaks"]),
-                   int(train["meta"]["window_bins"]), int(train["meta"]["target_bins"]))
+                   int(train["meta"]["window_bins"]), int(train["meta"]["target_bins"]),
+                   source, draw_seed, 0 if source is not None else None)
+
+    def start_epoch(self, epoch: int) -> None:
+        """Fresh noisy inputs for ``epoch`` when training from a source (no-op for fixed pairs)."""
+        if self.source is None or epoch == self.drawn_epoch:
+            return
+        draw = self.source.draw(len(self.train_x), [self.draw_seed, epoch])
+        device = self.train_x.device
+        self.train_x = torch.as_tensor(draw["inputs"], device=device)
+        self.train_y = torch.as_tensor(draw["targets"], device=device)
+        self.train_peaks = torch.as_tensor(draw["peaks"].astype(np.float32), device=device)
+        self.drawn_epoch = epoch
 
 
 # ---------------------------------------------------------------- one candidate
@@ -119,9 +149,11 @@ def loss_function(settings: TrainSettings):
 
     if settings.loss == "atacworks":
         return atacworks_loss
-    log_space = settings.loss == "log-mse"
+    log_space = settings.loss.startswith("log-mse")
+    pearson_weight = 1.0 if settings.loss.endswith("+pearson") else 0.0
     return lambda signal, target, logits, peaks: denoise_loss(signal, target, logits, peaks,
-                                                             peak_weight=settings.peak_weight, log_space=log_space)
+                                                             peak_weight=settings.peak_weight, log_space=log_space,
+                                                             pearson_weight=pearson_weight)
 
 
 def train_child(model: torch.nn.Module, data: SearchData, settings: TrainSettings, seed: int):
@@ -145,7 +177,8 @@ def train_child(model: torch.nn.Module, data: SearchData, settings: TrainSetting
     batch_order = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
     train_loss = None
-    for _ in range(settings.epochs):
+    for epoch in range(settings.epochs):
+        data.start_epoch(epoch)
         total, permutation = 0.0, torch.randperm(n, generator=batch_order).to(device)
         for first in range(0, n, settings.batch_size):
             batch = permutation[first:first + settings.batch_size]
@@ -195,6 +228,33 @@ def evaluate(model: torch.nn.Module, data: SearchData, settings: TrainSettings) 
     }
 
 
+def _evaluated(model: torch.nn.Module, data: SearchData, settings: TrainSettings) -> dict:
+    """Metrics of an untrained-here model (the given starting point of a continued search)."""
+    started = time.perf_counter()
+    model = model.to(settings.device)
+    metrics = evaluate(model, data, settings)
+    metrics.update(train_loss=None, parameters=count_parameters(model),
+                   seconds=round(time.perf_counter() - started, 3))
+    return metrics
+
+
+def _check_model_fits(model, data_meta: dict, source, space: str) -> None:
+    """A starting model must be of the searched space and read the data's windows."""
+    if model.space != space:
+        raise InputError(source, f"the initial model is a {model.space} model but --space is {space}")
+    for key in ("window_bins", "target_bins"):
+        if getattr(model, key) != data_meta[key]:
+            raise InputError(source, f"the initial model has {key} {getattr(model, key)} but the training data "
+                                     f"has {data_meta[key]}")
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    digest = hashlib.blake2b(repr(model.to_config()).encode(), digest_size=16)
+    for value in model.state_dict().values():
+        digest.update(value.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _diverged_metrics(model, started) -> dict:
     return {"train_loss": None, "val_loss": None, "val_pearson": None, "val_auprc": None,
             "parameters": count_parameters(model), "seconds": round(time.perf_counter() - started, 3)}
@@ -235,6 +295,7 @@ def run_search(
     grad_clip: float = 1.0,
     loss: str = "log-mse",
     max_parameters: int | None = None,
+    initial_model=None,
 ) -> dict:
     """Run (or continue) a search in ``out_dir``; return the summary (also in ``summary.json``).
 
@@ -258,13 +319,20 @@ def run_search(
         momentum=float(momentum), grad_clip=float(grad_clip), loss=_check_loss(loss),
         max_parameters=None if max_parameters is None else _at_least(max_parameters, 1, "max parameters"),
         train_data=fingerprint(train), val_data=fingerprint(val))
+    start_model = None
+    if initial_model is not None:
+        from atacdenoise.search.history import load_search_model
+
+        start_model = load_search_model(initial_model)
+        _check_model_fits(start_model, data_meta=train["meta"], source=initial_model, space=settings.space)
+        settings = replace(settings, initial_random_draws=1, initial_model=model_fingerprint(start_model))
     out_dir = Path(out_dir)
     state = _start_or_resume(out_dir, settings, resume)
     device = resolve_device(device)
     if not val["peaks"].any():
         warnings.warn(f"{val['path']}: the validation windows contain no peak; AUPRC is undefined (reported as None)")
-    data = SearchData.from_pairs(train, val, settings.max_train_windows, device)
-    search = _Search(settings, state, data, device, out_dir, progress)
+    data = SearchData.from_pairs(train, val, settings.max_train_windows, device, draw_seed=settings.seed)
+    search = _Search(settings, state, data, device, out_dir, progress, start_model)
     with _deterministic(device == "cpu"):
         search.run()
     return search.finish()
@@ -274,9 +342,9 @@ class _Search:
     """The hill climb's loop; ``state`` is exactly what the checkpoint holds."""
 
     def __init__(self, settings: SearchSettings, state: dict, data: SearchData, device: str, out_dir: Path,
-                 progress: bool):
+                 progress: bool, start_model: torch.nn.Module | None = None):
         self.settings, self.state, self.data, self.device, self.out_dir = settings, state, data, device, out_dir
-        self.progress = progress
+        self.progress, self.start_model = progress, start_model
         self.started = time.perf_counter()
         self.parent = None if state["parent"] is None else _restore(state["parent"])
 
@@ -315,12 +383,16 @@ class _Search:
         seed = child_seed(self.settings.seed, iteration, child)
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)  # fresh layers take their initial weights from torch's generator
-        if iteration == 0:
-            model, morphisms, epochs = self._random_initial_model(rng), [], self.settings.initial_epochs
+        if iteration == 0 and self.start_model is not None:  # continue from a given model: evaluate only
+            model, morphisms = self.start_model, ["initial model"]
+            metrics = _evaluated(model, self.data, self._train_settings(0))
         else:
-            model, morphisms = self._morphed_child(rng)
-            epochs = self.settings.epochs
-        model, metrics = train_child(model, self.data, self._train_settings(epochs), seed)
+            if iteration == 0:
+                model, morphisms, epochs = self._random_initial_model(rng), [], self.settings.initial_epochs
+            else:
+                model, morphisms = self._morphed_child(rng)
+                epochs = self.settings.epochs
+            model, metrics = train_child(model, self.data, self._train_settings(epochs), seed)
         self.state["history"].append({**_row(iteration, child, morphisms, metrics), "is_parent": False})
         if _loss_key(metrics) < _loss_key(self._best_metrics()):
             self.state["best"] = {**_snapshot(model, metrics), "row": len(self.state["history"]) - 1}
@@ -477,10 +549,14 @@ def _loss_key(metrics: dict | None) -> float:
 # ---------------------------------------------------------------- helpers
 
 def fingerprint(pairs: dict) -> str:
-    """Content hash of a pairs file's arrays (cheap next to training)."""
+    """Content hash of a pairs file's (or a resampling source's) arrays (cheap next to training)."""
     digest = hashlib.blake2b(digest_size=16)
-    for key in ("inputs", "targets", "peaks"):
-        digest.update(np.ascontiguousarray(pairs[key]).tobytes())
+    source = pairs.get("source")
+    arrays = source.fingerprint_arrays() if source is not None else (pairs[k] for k in ("inputs", "targets", "peaks"))
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    if source is not None:
+        digest.update(repr(sorted(source.meta.items())).encode())
     return digest.hexdigest()
 
 
@@ -522,7 +598,17 @@ def _short(value: float | None) -> str:
 
 
 def _as_pairs(pairs) -> dict:
-    return pairs if isinstance(pairs, dict) else load_pairs(pairs)
+    """A loaded pairs dict; a resampling source comes as ``{"source", "meta", "path"}``."""
+    from atacdenoise.search.resample import TrainingSource, is_source, load_source
+
+    if isinstance(pairs, TrainingSource):
+        return {"source": pairs, "meta": pairs.meta, "path": pairs.path}
+    if isinstance(pairs, dict):
+        return pairs
+    if is_source(pairs):
+        source = load_source(pairs)
+        return {"source": source, "meta": source.meta, "path": source.path}
+    return load_pairs(pairs)
 
 
 def _check_space(space: str) -> str:
