@@ -86,13 +86,15 @@ def macs3_tracks(positions: np.ndarray, chrom: str, sizes: dict, workdir: Path):
     return read_bigwig(outputs["signal"], chrom), called
 
 
-def model_tracks(onnx_path: str, positions: np.ndarray, chrom: str, sizes: dict, workdir: Path):
+def model_tracks(onnx_path: str, insertions: dict[str, np.ndarray], chrom: str, sizes: dict, workdir: Path):
+    """Denoise the whole library, as a user would (per-million scaling counts every chromosome); keep ``chrom``."""
     from atacdenoise.denoise import denoise
 
-    bed = workdir / f"{chrom}.model.bed.gz"
-    write_insertions_bed(bed, iter([(chrom, positions)]))
-    prefix = workdir / f"{Path(onnx_path).stem}.{chrom}"
-    outputs = denoise(bed, onnx_path, {chrom: sizes[chrom]}, prefix)
+    bed = workdir / "library.model.bed.gz"
+    if not bed.exists():
+        write_insertions_bed(bed, iter(sorted(insertions.items())))
+    prefix = workdir / f"{Path(onnx_path).stem}.library"
+    outputs = denoise(bed, onnx_path, sizes, prefix)
     called = interval_mask(read_peaks(outputs["peaks"]).get(chrom), sizes[chrom])
     return read_bigwig(outputs["denoised"], chrom), read_bigwig(outputs["peakprob"], chrom), called
 
@@ -111,7 +113,7 @@ def evaluate_depth(truth: Truth, p: float, models: dict[str, str], seed: int, ch
         rows["macs3"].add(region, signal, true_cov, true_peaks, called=called)
         for name, path in models.items():
             rows[name] = Scored()
-            denoised, prob, called = model_tracks(path, insertions[chrom], chrom, sizes, Path(tmp))
+            denoised, prob, called = model_tracks(path, insertions, chrom, sizes, Path(tmp))
             rows[name].add(region, denoised, true_cov, true_peaks, score=prob, called=called)
     return {name: scored.metrics() for name, scored in rows.items()}
 

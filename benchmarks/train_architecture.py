@@ -1,0 +1,59 @@
+#!/usr/bin/env python
+"""Train one fixed architecture from scratch (one SGDR cycle) and save it as a search folder.
+
+The bundled model's starting point was made this way: the architecture of
+benchmarks/searches/nash_dilated1d/best_model.json, trained on the resampling
+source for 10 epochs (log-mse, lr 0.05, 6000 windows per epoch), then 4 epochs
+(log-mse+pearson, lr 0.02, 3000 windows per epoch), then grown by
+``atacdenoise search --initial-model`` (benchmarks/searches/cpu_resample_dilated1d).
+
+Usage:
+  python benchmarks/train_architecture.py --config ARCH.json --train train.npz --val val.npz \\
+      --epochs 10 --loss log-mse --lr-max 0.05 --out DIR [--init DIR] [--windows 6000] [--seed 0]
+Writes DIR/best_model.json + DIR/best_model.pt (what --initial-model and 'registry export' read)
+and prints the validation metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from atacdenoise.models import build_model
+from atacdenoise.search.data import load_pairs
+from atacdenoise.search.history import load_search_model
+from atacdenoise.search.nash import SearchData, TrainSettings, _as_pairs, train_child
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="architecture JSON (fresh weights)")
+    parser.add_argument("--init", help="start from this search folder's model instead of --config")
+    parser.add_argument("--train", required=True)
+    parser.add_argument("--val", required=True)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--loss", default="log-mse")
+    parser.add_argument("--lr-max", type=float, default=0.05)
+    parser.add_argument("--windows", type=int, help="training windows per epoch (default: all / the source's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    torch.manual_seed(args.seed)
+    model = load_search_model(args.init) if args.init else build_model(json.loads(Path(args.config).read_text()))
+    data = SearchData.from_pairs(_as_pairs(args.train), load_pairs(args.val), args.windows, "cpu",
+                                 draw_seed=args.seed)
+    settings = TrainSettings(args.epochs, args.lr_max, 0.0, 0.9, 64, 1.0, 1.0, "cpu", args.loss)
+    model, metrics = train_child(model, data, settings, args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "best_model.json").write_text(json.dumps(model.to_config(), indent=1))
+    torch.save(model.state_dict(), args.out / "best_model.pt")
+    print(json.dumps(metrics))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
