@@ -65,7 +65,7 @@ class TrainingSource:
         offsets = flat - (np.cumsum(self._counts) - self._counts)[chrom_index]
         low, high = min(self.meta["depths"]), max(self.meta["depths"])
         depths = np.exp(rng.uniform(np.log(low), np.log(high), size=n_windows)).astype(np.float32)
-        spec, bin_size = self.spec, self.meta["bin_size"]
+        spec = self.spec
         inputs = np.empty((n_windows, spec.window_bins), np.float32)
         targets = np.empty((n_windows, spec.target_bins), np.float32)
         peaks = np.empty((n_windows, spec.target_bins), np.uint8)
