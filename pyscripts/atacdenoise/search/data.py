@@ -282,29 +282,27 @@ def prepare(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes: dict[str, 
     val = make_pairs(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes, val_chroms, depths, None, spec,
                      bin_size, seed, regions=regions)
     if resample:
-        train = _resampling_source(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes, train_chroms, depths,
-                                   n_train, spec, bin_size, regions, clean_insertions)
+        from atacdenoise.search.resample import save_source
+
+        # Depth 1 is the shallow library's size, which building val.npz has already counted.
+        train = _resampling_source(val["meta"]["noisy_insertions"], clean_bigwig, clean_peaks, chrom_sizes,
+                                   train_chroms, depths, n_train, spec, bin_size, regions, clean_insertions)
+        save_train = save_source
     else:
         train = make_pairs(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes, train_chroms, depths, n_train,
                            spec, bin_size, seed, regions=regions)
-    # Written only when both are built: never half a data set.
-    if resample:
-        from atacdenoise.search.resample import save_source
-
-        save_source(outputs["train"], train)
-    else:
-        save_pairs(outputs["train"], train)
+        save_train = save_pairs
+    save_train(outputs["train"], train)  # written only when both are built: never half a data set
     save_pairs(outputs["val"], val)
     return {name: str(path) for name, path in outputs.items()}
 
 
-def _resampling_source(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes, chroms, depths, n_train, spec,
+def _resampling_source(reference, clean_bigwig, clean_peaks, chrom_sizes, chroms, depths, n_train, spec,
                        bin_size, regions, clean_insertions):
     from atacdenoise.io.reads import iter_insertions
     from atacdenoise.search.resample import build_source
     from atacdenoise.tracks.deconvolve import insertions_from_coverage
 
-    reference = sum(len(positions) for _, positions in iter_insertions(noisy_insertions, chrom_sizes))
     clean = (iter_insertions(clean_insertions, chrom_sizes) if clean_insertions is not None
              else insertions_from_coverage(clean_bigwig, chrom_sizes, regions))
     return build_source(clean, clean_peaks, chrom_sizes, chroms, reference, depths, regions, spec, bin_size,

@@ -31,7 +31,7 @@ import numpy as np
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
 from atacdenoise.tracks.binning import coverage_bins, n_bins
-from atacdenoise.tracks.windows import WindowSpec, extract
+from atacdenoise.tracks.windows import WindowSpec
 
 SOURCE_FORMAT = "atacdenoise-source/1"
 
@@ -152,20 +152,18 @@ def scored_bins(regions, chrom: str, length: int, bin_size: int) -> np.ndarray |
 def allowed_starts(total_bins: int, spec: WindowSpec, scored: np.ndarray | None) -> np.ndarray:
     """Window starts whose window lies in the chromosome and whose target bins are all scored."""
     starts = np.arange(max(total_bins - spec.window_bins + 1, 0), dtype=np.int64)
-    if scored is None or not len(starts):
-        return starts
-    # A target is wholly scored when its run of scored bins is target_bins long.
-    runs = np.concatenate([[0], np.cumsum(scored.astype(np.int64))])
-    target_first = starts + spec.flank
-    return starts[runs[target_first + spec.target_bins] - runs[target_first] == spec.target_bins]
+    return starts[windows_in_regions(starts, spec, scored)]
 
 
 def windows_in_regions(starts: np.ndarray, spec: WindowSpec, scored: np.ndarray | None) -> np.ndarray:
-    """Mask of (possibly padded) window starts whose target bins are all scored."""
+    """Mask of (possibly padded) window starts whose target bins are all scored; bins off the track are not."""
     if scored is None:
         return np.ones(len(starts), bool)
-    inside = extract(scored.astype(np.float32), starts + spec.flank, spec.target_bins)
-    return inside.min(axis=1) > 0 if len(starts) else np.zeros(0, bool)
+    # A target is wholly scored when its run of scored bins is target_bins long.
+    runs = np.concatenate([[0], np.cumsum(scored.astype(np.int64))])
+    first = np.clip(np.asarray(starts, np.int64) + spec.flank, 0, len(scored))
+    last = np.clip(np.asarray(starts, np.int64) + spec.flank + spec.target_bins, 0, len(scored))
+    return runs[last] - runs[first] == spec.target_bins
 
 
 # ---------------------------------------------------------------- files
