@@ -26,10 +26,10 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from atacdenoise.evaluate.metrics import format_metric
-from atacdenoise.evaluate.per_base import Scored, interval_mask
+from atacdenoise.evaluate.per_base import Scored
 from atacdenoise.io.bigwig import read_bigwig
 from atacdenoise.io.chromsizes import read_chrom_sizes
-from atacdenoise.io.narrowpeak import read_peaks
+from atacdenoise.io.narrowpeak import interval_mask, read_peaks
 from atacdenoise.io.reads import iter_insertions, write_insertions_bed
 from atacdenoise.tracks.binning import coverage_bins
 from atacdenoise.tracks.subsample import thin_positions

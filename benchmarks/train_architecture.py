@@ -6,6 +6,7 @@ benchmarks/searches/nash_dilated1d/best_model.json, trained on the resampling
 source for 10 epochs (log-mse, lr 0.05, 6000 windows per epoch), then 4 epochs
 (log-mse+pearson, lr 0.02, 3000 windows per epoch), then grown by
 ``atacdenoise search --initial-model`` (benchmarks/searches/cpu_resample_dilated1d).
+Those steps predate mirrored training windows: repeat them with --no-mirror.
 
 Usage:
   python benchmarks/train_architecture.py --config ARCH.json --train train.npz --val val.npz \\
@@ -40,13 +41,15 @@ def main(argv=None) -> int:
     parser.add_argument("--lr-max", type=float, default=0.05)
     parser.add_argument("--windows", type=int, help="training windows per epoch (default: all / the source's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-mirror", action="store_true", help="no reversed training windows")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     model = load_search_model(args.init) if args.init else build_model(json.loads(Path(args.config).read_text()))
     data = SearchData.from_pairs(_as_pairs(args.train), load_pairs(args.val), args.windows, "cpu",
                                  draw_seed=args.seed)
-    settings = TrainSettings(args.epochs, args.lr_max, 0.0, 0.9, 64, 1.0, 1.0, "cpu", args.loss)
+    settings = TrainSettings(args.epochs, args.lr_max, 0.0, 0.9, 64, 1.0, 1.0, "cpu", args.loss,
+                             mirror=not args.no_mirror)
     model, metrics = train_child(model, data, settings, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "best_model.json").write_text(json.dumps(model.to_config(), indent=1))

@@ -359,3 +359,50 @@ def test_search_continues_from_an_initial_model(data_files, finished, tmp_path):
     with pytest.raises(InputError, match="is a hilbert2d model but --space is dilated1d"):
         run_search(data_files["train"], data_files["val"], tmp_path / "other", progress=False,
                    initial_model=finished, **{**settings, "space": "dilated1d"})
+
+
+# ---------------------------------------------------------------- mirrored training windows
+
+def test_mirror_batch_reverses_chosen_windows_and_keeps_targets_aligned():
+    pairs = synthetic_pairs(6, 7, ["chrA"])
+    x, y, peaks = (torch.as_tensor(pairs[key].astype(np.float32)) for key in ("inputs", "targets", "peaks"))
+    flip = torch.tensor([True, False, True, False, False, True])
+    mx, my, mpeaks = nash.mirror_batch(x, y, peaks, flip)
+    assert torch.equal(mx[~flip], x[~flip]) and torch.equal(my[~flip], y[~flip])
+    assert torch.equal(mx[flip], x[flip].flip(-1)) and torch.equal(mpeaks[flip], peaks[flip].flip(-1))
+    # A reversed window is a real window: its target is still the smoothed centre of its input.
+    flank = (WINDOW - TARGET) // 2
+    smooth = np.stack([np.convolve(row, np.ones(9) / 9, mode="same") for row in mx.numpy()])
+    np.testing.assert_allclose(my.numpy(), smooth[:, flank:flank + TARGET], rtol=1e-5, atol=1e-6)
+
+
+def test_mirror_changes_training_and_is_recorded_in_the_settings(data_files, finished, tmp_path):
+    plain = run_search(data_files["train"], data_files["val"], tmp_path / "plain", progress=False,
+                       mirror=False, **{**SMALL, "iterations": 0})
+    mirrored_rows = read_history(finished / "history.jsonl")[:SMALL["initial_random_draws"]]
+    plain_rows = read_history(tmp_path / "plain" / "history.jsonl")
+    assert [r["val_loss"] for r in plain_rows] != [r["val_loss"] for r in mirrored_rows]
+    assert plain["settings"]["mirror"] is False
+
+
+def test_checkpoint_from_before_mirror_resumes_only_without_it(data_files, finished, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(finished, old)
+    checkpoint = old / "checkpoint" / "checkpoint.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    state["settings"].pop("mirror")  # as written before the option existed: no mirroring
+    torch.save(state, checkpoint)
+    with pytest.raises(InputError, match=r"mirror \(saved False, now True\)"):
+        run_search(data_files["train"], data_files["val"], old, progress=False, resume=True, **SMALL)
+    summary = run_search(data_files["train"], data_files["val"], old, progress=False, resume=True,
+                         mirror=False, **SMALL)
+    assert summary["iterations_finished"] == SMALL["iterations"]
+
+
+def test_mirror_needs_a_centred_target(tmp_path):
+    train = write_pairs(tmp_path / "train.npz", synthetic_pairs(40, 1, ["chrA"], target=63))
+    val = write_pairs(tmp_path / "val.npz", synthetic_pairs(20, 2, ["chrB"], target=63))
+    with pytest.raises(InputError, match="odd number"):
+        run_search(train, val, tmp_path / "out", progress=False, **{**SMALL, "space": "dilated1d"})

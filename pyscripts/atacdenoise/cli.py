@@ -162,7 +162,7 @@ def cmd_search(args) -> None:
                          initial_random_draws=args.initial_draws, initial_epochs=args.initial_epochs,
                          peak_weight=args.peak_weight, max_train_windows=args.max_train_windows,
                          loss=args.loss, max_parameters=args.max_parameters, progress=not args.quiet,
-                         initial_model=args.initial_model)
+                         initial_model=args.initial_model, mirror=not args.no_mirror)
     print(json.dumps({k: summary[k] for k in ("best_val_loss", "best_val_pearson", "best_val_auprc",
                                               "best_parameters", "iterations_finished")}))
 
@@ -300,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peak-weight", type=float, default=1.0, help="weight of the peak BCE in the loss")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-train-windows", type=int, help="use only the first M training windows")
+    p.add_argument("--no-mirror", action="store_true",
+                   help="do not reverse half of each training batch (on by default: coverage is strand-symmetric)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto: cuda when available)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue the search saved in --out")

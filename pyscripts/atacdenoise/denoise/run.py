@@ -117,8 +117,7 @@ class BigWigTracks:
     """A per-base coverage bigWig (insertions extended +-extend bp), rebinned to the model's bins."""
 
     def __init__(self, path, chrom_sizes: dict[str, int], contract: ModelContract):
-        from atacdenoise.io.bigwig import bigwig_chrom_sizes
-        from atacdenoise.search.data import clean_library_size
+        from atacdenoise.io.bigwig import bigwig_chrom_sizes, coverage_library_size
 
         self.path, self.contract = path, contract
         in_file = bigwig_chrom_sizes(path)
@@ -130,7 +129,7 @@ class BigWigTracks:
         self.chrom_sizes = chrom_sizes
         check_bigwig_resolution(path, self.order[0], contract.bin_size)
         # Same library size estimate as the training targets: coverage / bases per insertion.
-        self.total = clean_library_size(path, {c: chrom_sizes[c] for c in self.order}, contract.extend)
+        self.total = coverage_library_size(path, {c: chrom_sizes[c] for c in self.order}, contract.extend)
 
     def __iter__(self):
         from atacdenoise.tracks.binning import bigwig_bins

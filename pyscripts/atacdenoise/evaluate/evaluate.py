@@ -22,10 +22,10 @@ import numpy as np
 
 from atacdenoise.errors import InputError
 from atacdenoise.evaluate import metrics
-from atacdenoise.evaluate.per_base import Scored, interval_mask
+from atacdenoise.evaluate.per_base import Scored
 from atacdenoise.io.bigwig import bigwig_chrom_sizes, read_bigwig
 from atacdenoise.io.chromsizes import check_shared_chroms
-from atacdenoise.io.narrowpeak import read_peaks
+from atacdenoise.io.narrowpeak import interval_mask, read_peaks
 from atacdenoise.tracks.binning import summarise_bins
 from atacdenoise.tracks.windows import WindowSpec, extract, tile_starts
 

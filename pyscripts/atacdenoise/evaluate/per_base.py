@@ -13,18 +13,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from atacdenoise.evaluate import metrics
-from atacdenoise.io.narrowpeak import Peaks
-
-
-def interval_mask(peaks: Peaks | None, length: int) -> np.ndarray:
-    """Boolean per-base mask of the union of intervals (clipped to ``[0, length)``)."""
-    diff = np.zeros(length + 1, np.int32)
-    if peaks is not None and len(peaks.starts):
-        starts = np.clip(peaks.starts, 0, length)
-        ends = np.clip(peaks.ends, 0, length)
-        np.add.at(diff, starts, 1)
-        np.add.at(diff, ends, -1)
-    return np.cumsum(diff[:-1]) > 0
 
 
 def upsample_bins(values: np.ndarray, bin_size: int, length: int) -> np.ndarray:

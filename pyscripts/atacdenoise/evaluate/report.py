@@ -32,11 +32,10 @@ import numpy as np
 from atacdenoise.errors import InputError
 from atacdenoise.evaluate import metrics
 from atacdenoise.evaluate.evaluate import METRIC_ORDER, evaluate
-from atacdenoise.evaluate.per_base import interval_mask
 from atacdenoise.io.atomic import atomic_path
 from atacdenoise.io.bigwig import bigwig_chrom_sizes, read_bigwig
 from atacdenoise.io.chromsizes import check_shared_chroms, read_chrom_sizes
-from atacdenoise.io.narrowpeak import Peaks, read_peaks
+from atacdenoise.io.narrowpeak import Peaks, interval_mask, read_peaks
 from atacdenoise.tracks.binning import bigwig_bins, summarise_bins
 
 HIST_BINS = 120          # cells per axis of the denoised-vs-truth 2D histogram

@@ -101,3 +101,17 @@ def bigwig_chrom_sizes(path: str | os.PathLike) -> dict[str, int]:
         return dict(bw.chroms())
     finally:
         bw.close()
+
+
+def coverage_library_size(path: str | os.PathLike, chrom_sizes: dict[str, int], extend: int = 100) -> float:
+    """Insertions in a coverage bigWig of +-``extend`` bp extended insertions: total coverage / (2 * extend + 1)."""
+    bw = _open_bigwig(path)
+    try:
+        in_file = bw.chroms()
+        total = sum(bw.stats(c, 0, in_file[c], type="sum", exact=True)[0] or 0.0
+                    for c in chrom_sizes if c in in_file)
+    finally:
+        bw.close()
+    if not np.isfinite(total) or total <= 0:
+        raise InputError(path, "coverage is empty (or NaN) on the chromosomes of the chrom sizes")
+    return float(total) / (2 * extend + 1)

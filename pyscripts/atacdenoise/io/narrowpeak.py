@@ -24,6 +24,17 @@ class Peaks:
     summits: np.ndarray | None = None  # int64 offsets from start, narrowPeak column 10
 
 
+def interval_mask(peaks: Peaks | None, length: int) -> np.ndarray:
+    """Boolean per-base mask of the union of intervals (clipped to ``[0, length)``)."""
+    diff = np.zeros(length + 1, np.int32)
+    if peaks is not None and len(peaks.starts):
+        starts = np.clip(peaks.starts, 0, length)
+        ends = np.clip(peaks.ends, 0, length)
+        np.add.at(diff, starts, 1)
+        np.add.at(diff, ends, -1)
+    return np.cumsum(diff[:-1]) > 0
+
+
 def read_peaks(path: str | os.PathLike) -> dict[str, Peaks]:
     """Read narrowPeak (10 columns) or plain BED (>= 3 columns) into per-chrom Peaks.
 

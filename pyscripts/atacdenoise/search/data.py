@@ -22,6 +22,7 @@ import numpy as np
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
+from atacdenoise.io.bigwig import coverage_library_size
 from atacdenoise.tracks.binning import bigwig_bins, n_bins
 from atacdenoise.tracks.windows import WindowSpec
 
@@ -83,7 +84,7 @@ def make_pairs(
     if noisy_total == 0:
         raise InputError(noisy_insertions, "no insertions on the chromosomes of the chrom sizes")
 
-    clean_total = clean_library_size(clean_bigwig, chrom_sizes, extend)
+    clean_total = coverage_library_size(clean_bigwig, chrom_sizes, extend)
     pairs = {key: np.concatenate([p[key] for p in pieces]) for key in (*ARRAYS, "order")}
     order = np.argsort(pairs.pop("order"), kind="stable")  # back to sampling order: any prefix is a random subset
     pairs = {key: value[order] for key, value in pairs.items()}
@@ -187,25 +188,6 @@ def peak_label_bins(peaks, length: int, bin_size: int) -> np.ndarray:
         np.add.at(labels, first, 1)
         np.add.at(labels, last, -1)
     return (np.cumsum(labels[:-1]) > 0).astype(np.float32)
-
-
-def clean_library_size(path, chrom_sizes: dict[str, int], extend: int = 100) -> float:
-    """Approximate clean insertions: total coverage / (2 * extend + 1) bases per insertion."""
-    import pyBigWig
-
-    try:
-        bw = pyBigWig.open(os.fspath(path))
-    except RuntimeError:
-        raise InputError(path, "cannot open as bigWig") from None
-    if bw is None:
-        raise InputError(path, "cannot open as bigWig")
-    with bw:
-        in_file = bw.chroms()
-        total = sum(bw.stats(c, 0, in_file[c], type="sum", exact=True)[0] or 0.0
-                    for c in chrom_sizes if c in in_file)
-    if not np.isfinite(total) or total <= 0:
-        raise InputError(path, "clean coverage is empty (or NaN) on the chromosomes of the chrom sizes")
-    return float(total) / (2 * extend + 1)
 
 
 # ---------------------------------------------------------------- .npz files

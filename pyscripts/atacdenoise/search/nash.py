@@ -27,7 +27,7 @@ import math
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +73,7 @@ class SearchSettings:
     train_data: str  # content fingerprints: a different file with the same name is different data
     val_data: str
     initial_model: str | None = None  # fingerprint of the starting model's architecture and weights
+    mirror: bool = False  # training windows reversed at random (searches before this option: off)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class TrainSettings:
     peak_weight: float
     device: str
     loss: str = "mse"
+    mirror: bool = False
 
 
 @dataclass
@@ -182,9 +184,12 @@ def train_child(model: torch.nn.Module, data: SearchData, settings: TrainSetting
         total, permutation = 0.0, torch.randperm(n, generator=batch_order).to(device)
         for first in range(0, n, settings.batch_size):
             batch = permutation[first:first + settings.batch_size]
+            x, y, peaks = data.train_x[batch], data.train_y[batch], data.train_peaks[batch]
+            if settings.mirror:
+                x, y, peaks = mirror_batch(x, y, peaks, torch.rand(len(batch), generator=batch_order) < 0.5)
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
-                signal, logits = model(data.train_x[batch])
-            loss = loss_fn(signal.float(), data.train_y[batch], logits.float(), data.train_peaks[batch])
+                signal, logits = model(x)
+            loss = loss_fn(signal.float(), y, logits.float(), peaks)
             if not torch.isfinite(loss):  # diverged: never chosen, the search goes on
                 return model, _diverged_metrics(model, started)
             optimizer.zero_grad(set_to_none=True)
@@ -199,6 +204,18 @@ def train_child(model: torch.nn.Module, data: SearchData, settings: TrainSetting
     metrics.update(train_loss=train_loss, parameters=count_parameters(model),
                    seconds=round(time.perf_counter() - started, 3))
     return model, metrics
+
+
+def mirror_batch(inputs: torch.Tensor, targets: torch.Tensor, peaks: torch.Tensor, flip: torch.Tensor):
+    """Windows where ``flip`` is True reversed along the genome.
+
+    Coverage of +-100 bp extended insertions reads the same on either strand,
+    so a reversed window is as real as the original: twice the distinct
+    examples from one chromosome. The target is centred, so it stays aligned.
+    """
+    flip = flip.to(inputs.device)[:, None]
+    return (torch.where(flip, inputs.flip(-1), inputs), torch.where(flip, targets.flip(-1), targets),
+            torch.where(flip, peaks.flip(-1), peaks))
 
 
 @torch.no_grad()
@@ -296,6 +313,7 @@ def run_search(
     loss: str = "log-mse",
     max_parameters: int | None = None,
     initial_model=None,
+    mirror: bool = True,
 ) -> dict:
     """Run (or continue) a search in ``out_dir``; return the summary (also in ``summary.json``).
 
@@ -318,7 +336,7 @@ def run_search(
         max_train_windows=None if max_train_windows is None else _at_least(max_train_windows, 1, "max train windows"),
         momentum=float(momentum), grad_clip=float(grad_clip), loss=_check_loss(loss),
         max_parameters=None if max_parameters is None else _at_least(max_parameters, 1, "max parameters"),
-        train_data=fingerprint(train), val_data=fingerprint(val))
+        train_data=fingerprint(train), val_data=fingerprint(val), mirror=_check_mirror(mirror, train["meta"]))
     start_model = None
     if initial_model is not None:
         from atacdenoise.search.history import load_search_model
@@ -441,7 +459,7 @@ class _Search:
         s = self.settings
         return TrainSettings(epochs=epochs, lr_max=s.lr_max, lr_min=s.lr_min, momentum=s.momentum,
                              batch_size=s.batch_size, grad_clip=s.grad_clip, peak_weight=s.peak_weight,
-                             device=self.device, loss=s.loss)
+                             device=self.device, loss=s.loss, mirror=s.mirror)
 
     # -- files
     def _checkpoint(self) -> None:
@@ -508,6 +526,9 @@ def _start_or_resume(out_dir: Path, settings: SearchSettings, resume: bool) -> d
 
 
 def _check_same_search(out_dir: Path, saved: dict, now: dict) -> None:
+    # A setting added after the checkpoint was written had its default then.
+    defaults = {f.name: f.default for f in fields(SearchSettings) if f.default is not MISSING}
+    saved = {**defaults, **saved}
     differing = [f"{key} (saved {_plain(saved.get(key))!r}, now {_plain(now[key])!r})"
                  for key in now if key not in RESUMABLE_CHANGES and _plain(saved.get(key)) != _plain(now[key])]
     if differing:
@@ -615,6 +636,13 @@ def _check_space(space: str) -> str:
     if space not in SPACES:
         raise InputError(None, f"search space must be one of {', '.join(SPACES)}, got {space!r}")
     return space
+
+
+def _check_mirror(mirror: bool, meta: dict) -> bool:
+    if mirror and (meta["window_bins"] - meta["target_bins"]) % 2:
+        raise InputError(None, f"--mirror needs the target centred: window {meta['window_bins']} and target "
+                               f"{meta['target_bins']} bins differ by an odd number")
+    return bool(mirror)
 
 
 def _check_loss(loss: str) -> str:

@@ -30,6 +30,7 @@ import numpy as np
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
+from atacdenoise.io.narrowpeak import interval_mask
 from atacdenoise.tracks.binning import coverage_bins, n_bins
 from atacdenoise.tracks.windows import WindowSpec
 
@@ -140,8 +141,6 @@ def scored_bins(regions, chrom: str, length: int, bin_size: int) -> np.ndarray |
     """True for bins wholly inside ``regions`` (None: no regions given, every bin is scored)."""
     if regions is None:
         return None
-    from atacdenoise.evaluate.per_base import interval_mask
-
     inside = interval_mask(regions.get(chrom), length)
     whole = n_bins(length, bin_size) * bin_size
     padded = np.zeros(whole, bool)
