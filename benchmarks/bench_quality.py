@@ -11,7 +11,7 @@ with probability p (0.1 -> 0.5M, 0.2 -> 1M, 1.0 -> 5M). Rows:
   probability as score, peaks from the probability).
 
 Per-base metrics inside the labelled regions (see atacdenoise.evaluate.per_base).
-Usage: python benchmarks/bench_quality.py [--depths 0.1,0.2,1.0] [--model hilbert2d=model.onnx ...]
+Usage: python benchmarks/bench_quality.py [--depths 0.1,0.2,1.0] [--model hilbert2d=model.onnx ...] [--models-only]
 """
 
 from __future__ import annotations
@@ -99,18 +99,21 @@ def model_tracks(onnx_path: str, insertions: dict[str, np.ndarray], chrom: str, 
     return read_bigwig(outputs["denoised"], chrom), read_bigwig(outputs["peakprob"], chrom), called
 
 
-def evaluate_depth(truth: Truth, p: float, models: dict[str, str], seed: int, chrom: str = "chr2") -> dict[str, dict]:
+def evaluate_depth(truth: Truth, p: float, models: dict[str, str], seed: int, chrom: str = "chr2",
+                   baselines: bool = True) -> dict[str, dict]:
     sizes = truth.sizes
     insertions = noisy_insertions(truth.data, sizes, p, seed)
     true_cov, true_peaks, region = truth.chrom(chrom)
-    raw = raw_coverage(insertions[chrom], sizes[chrom])
-    sd = best_sd(truth, raw_coverage(insertions["chr1"], sizes["chr1"]))
-    rows: dict[str, Scored] = {"raw": Scored(), f"gaussian (sd {sd})": Scored(), "macs3": Scored()}
-    rows["raw"].add(region, raw, true_cov, true_peaks)
-    rows[f"gaussian (sd {sd})"].add(region, gaussian_filter1d(raw, sd), true_cov, true_peaks)
+    rows: dict[str, Scored] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        signal, called = macs3_tracks(insertions[chrom], chrom, sizes, Path(tmp))
-        rows["macs3"].add(region, signal, true_cov, true_peaks, called=called)
+        if baselines:
+            raw = raw_coverage(insertions[chrom], sizes[chrom])
+            sd = best_sd(truth, raw_coverage(insertions["chr1"], sizes["chr1"]))
+            rows = {"raw": Scored(), f"gaussian (sd {sd})": Scored(), "macs3": Scored()}
+            rows["raw"].add(region, raw, true_cov, true_peaks)
+            rows[f"gaussian (sd {sd})"].add(region, gaussian_filter1d(raw, sd), true_cov, true_peaks)
+            signal, called = macs3_tracks(insertions[chrom], chrom, sizes, Path(tmp))
+            rows["macs3"].add(region, signal, true_cov, true_peaks, called=called)
         for name, path in models.items():
             rows[name] = Scored()
             denoised, prob, called = model_tracks(path, insertions, chrom, sizes, Path(tmp))
@@ -134,6 +137,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model", action="append", default=[], help="NAME=PATH.onnx (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--models-only", action="store_true", help="skip raw, Gaussian and MACS3 (compare models fast)")
     args = parser.parse_args(argv)
     if not (args.data / "chrom.sizes").exists():
         print(f"bench_quality: real data not found at {args.data}; nothing to measure", file=sys.stderr)
@@ -143,7 +147,7 @@ def main(argv=None) -> int:
     results = {}
     for p in (float(x) for x in args.depths.split(",")):
         t0 = time.time()
-        results[p] = evaluate_depth(truth, p, models, args.seed)
+        results[p] = evaluate_depth(truth, p, models, args.seed, baselines=not args.models_only)
         print(f"depth p={p:g} evaluated in {time.time() - t0:.0f} s", file=sys.stderr)
     print("Per-base metrics on chr2 (first 10 Mb) inside the labelled regions, truth = 80M-read library")
     print_table(results)

@@ -171,6 +171,25 @@ def test_denoise_loss_is_mse_plus_weighted_bce():
                                ((torch.log1p(signal) - torch.log1p(target)) ** 2).mean() + bce)
 
 
+def test_named_losses_add_their_terms():
+    """'log-mse+pearson+mse' = log-MSE + (1 - Pearson per window) + 0.0005 * MSE in original units + BCE."""
+    from atacdenoise.search.nash import LOSSES, TrainSettings, loss_function
+
+    g = torch.Generator().manual_seed(1)
+    signal, target = torch.rand(3, 32, generator=g) * 50, torch.rand(3, 32, generator=g) * 50
+    logits, labels = torch.randn(3, 32, generator=g), (torch.rand(3, 32, generator=g) > 0.5).float()
+    log_mse = ((torch.log1p(signal) - torch.log1p(target)) ** 2).mean()
+    one_minus_r = (1 - pearson_per_row(signal, target)).mean()
+    mse = ((signal - target) ** 2).mean()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+    expected = {"mse": mse + bce, "log-mse": log_mse + bce, "log-mse+pearson": log_mse + one_minus_r + bce,
+                "log-mse+pearson+mse": log_mse + one_minus_r + 0.0005 * mse + bce}
+    for name, value in expected.items():
+        settings = TrainSettings(1, 0.05, 0.0, 0.9, 8, 1.0, 1.0, "cpu", name)
+        torch.testing.assert_close(loss_function(settings)(signal, target, logits, labels), value, msg=name)
+    assert set(expected) | {"atacworks"} == set(LOSSES)
+
+
 def test_pearson_matches_numpy():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(5, 40)), rng.normal(size=(5, 40))

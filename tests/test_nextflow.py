@@ -169,6 +169,18 @@ def test_config_params_match_the_schema(schema):
     assert used <= set(props), f"undeclared params: {sorted(used - set(props))}"
 
 
+def test_search_choices_agree_with_the_command_line(schema):
+    """The schema's enums for --space and --loss are what 'atacdenoise search' accepts."""
+    from atacdenoise.cli import build_parser
+    from atacdenoise.search.nash import LOSSES
+
+    search = build_parser()._subparsers._group_actions[0].choices["search"]
+    choices = {action.dest: set(action.choices) for action in search._actions if action.choices}
+    props = schema_properties(schema)
+    assert set(props["search_loss"]["enum"]) == choices["loss"] == set(LOSSES)
+    assert set(props["search_space"]["enum"]) == choices["space"]
+
+
 def test_profiles_set_only_valid_params(schema):
     defaults = config_params((REPO / "nextflow.config").read_text().split("profiles {")[0])
     test_params = config_params((REPO / "conf" / "test.config").read_text())

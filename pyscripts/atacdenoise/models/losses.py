@@ -13,18 +13,22 @@ def peak_bce(peak_logits: torch.Tensor, peak_labels: torch.Tensor) -> torch.Tens
 
 def denoise_loss(signal: torch.Tensor, target: torch.Tensor, peak_logits: torch.Tensor | None = None,
                  peak_labels: torch.Tensor | None = None, peak_weight: float = 1.0,
-                 log_space: bool = False, pearson_weight: float = 0.0) -> torch.Tensor:
+                 log_space: bool = False, pearson_weight: float = 0.0, mse_weight: float = 0.0) -> torch.Tensor:
     """MSE (the seed's metric) + ``peak_weight`` * BCE-with-logits when peak labels are given.
 
     ``log_space=True`` compares ``log1p`` of both signals instead: gentler
     gradients on deep, heavy-tailed coverage (the reported metric stays MSE).
     ``pearson_weight`` adds ``(1 - Pearson)`` per window in original units
     (as AtacWorks does): the log makes peak heights cheap to get wrong, and
-    per-base Pearson is decided by them.
+    per-base Pearson is decided by them. ``mse_weight`` adds MSE in original
+    units to a log-space loss: per-window Pearson ignores how tall one window's
+    peaks are next to another's, and per-base Pearson over a chromosome does not.
     """
     loss = 0.0
     if pearson_weight:
         loss = pearson_weight * (1.0 - pearson_per_row(signal, target)).mean()
+    if mse_weight and log_space:
+        loss = loss + mse_weight * F.mse_loss(signal, target)
     if log_space:
         signal, target = torch.log1p(torch.clamp(signal, min=0.0)), torch.log1p(target)
     loss = loss + F.mse_loss(signal, target)

@@ -43,8 +43,10 @@ CHECKPOINT_FORMAT = "atacdenoise-nash-checkpoint/1"
 SPACES = ("hilbert2d", "dilated1d", "atacworks")  # atacworks: the fixed baseline, trained, never morphed
 # mse: the seed's loss; log-mse: MSE of log1p(signal), gentler on heavy-tailed coverage;
 # log-mse+pearson: log-mse + (1 - Pearson per window, original units);
+# log-mse+pearson+mse: that + 0.0005 * MSE in original units (AtacWorks' weight);
 # atacworks: 0.0005*MSE + (1 - Pearson) + BCE, AtacWorks' own loss for its baseline.
-LOSSES = ("mse", "log-mse", "log-mse+pearson", "atacworks")
+LOSSES = ("mse", "log-mse", "log-mse+pearson", "log-mse+pearson+mse", "atacworks")
+LINEAR_MSE_WEIGHT = 0.0005
 # Settings that may change on --resume: raising ``iterations`` extends a finished search.
 RESUMABLE_CHANGES = ("iterations",)
 
@@ -151,11 +153,13 @@ def loss_function(settings: TrainSettings):
 
     if settings.loss == "atacworks":
         return atacworks_loss
-    log_space = settings.loss.startswith("log-mse")
-    pearson_weight = 1.0 if settings.loss.endswith("+pearson") else 0.0
+    terms = settings.loss.split("+")
+    log_space = terms[0] == "log-mse"
+    pearson_weight = 1.0 if "pearson" in terms else 0.0
+    mse_weight = LINEAR_MSE_WEIGHT if "mse" in terms[1:] else 0.0
     return lambda signal, target, logits, peaks: denoise_loss(signal, target, logits, peaks,
                                                              peak_weight=settings.peak_weight, log_space=log_space,
-                                                             pearson_weight=pearson_weight)
+                                                             pearson_weight=pearson_weight, mse_weight=mse_weight)
 
 
 def train_child(model: torch.nn.Module, data: SearchData, settings: TrainSettings, seed: int):
@@ -640,8 +644,8 @@ def _check_space(space: str) -> str:
 
 def _check_mirror(mirror: bool, meta: dict) -> bool:
     if mirror and (meta["window_bins"] - meta["target_bins"]) % 2:
-        raise InputError(None, f"--mirror needs the target centred: window {meta['window_bins']} and target "
-                               f"{meta['target_bins']} bins differ by an odd number")
+        raise InputError(None, f"mirrored training windows need a centred target, but window {meta['window_bins']} "
+                               f"and target {meta['target_bins']} bins differ by an odd number: use --no-mirror")
     return bool(mirror)
 
 
