@@ -1,13 +1,14 @@
 #!/usr/bin/env python
 """Run every benchmark and write benchmarks/RESULTS.md (also printed).
 
-Sections: denoising quality on the HSC data (bench_quality.py), the seed's
+Sections: denoising quality on the HSC data (bench_quality.py), an oracle's
+ceiling on the same data (bench_ceiling.py), the seed's
 Figure 4 (bench_input_layouts.py) and Figure 8 (from the committed search
 histories in benchmarks/searches/), search speed on GPU vs CPU (same histories),
 binning speed vs deepTools (bench_binning.py), and denoising speed
 (bench_denoise.py). Seeds are fixed inside each script. States the machine and date.
 
-Usage: python benchmarks/run_all.py [--skip quality,layouts,binning,denoise]
+Usage: python benchmarks/run_all.py [--skip quality,ceiling,layouts,binning,denoise]
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ def main(argv=None) -> int:
         "from a model trained 14 epochs on it (--initial-model); the others on frozen pairs.\n",
         "## Denoising quality (chr2 of the HSC data, per base, 80M-read truth)\n\n"
         + ("skipped\n" if "quality" in skip else run_script("bench_quality.py", *models)),
+        "## Ceiling: an oracle that knows every peak's place and shape\n\n"
+        + ("skipped\n" if "ceiling" in skip else run_script("bench_ceiling.py")),
         "## The seed's Figure 4: input layouts under the same random-search budget\n\n"
         + ("skipped\n" if "layouts" in skip else run_script("bench_input_layouts.py")),
         "## The seed's Figure 8: loss of each iteration's chosen model\n\n" + figure8_table(),
