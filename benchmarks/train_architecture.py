@@ -22,9 +22,11 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from atacdenoise.models import build_model
+from atacdenoise.models.morphisms import dilated_widen
 from atacdenoise.search.data import load_pairs
 from atacdenoise.search.history import load_search_model
 from atacdenoise.search.nash import SearchData, TrainSettings, _as_pairs, train_child
@@ -42,10 +44,15 @@ def main(argv=None) -> int:
     parser.add_argument("--windows", type=int, help="training windows per epoch (default: all / the source's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-mirror", action="store_true", help="no reversed training windows")
+    parser.add_argument("--widen", type=int, help="first widen a dilated1d model to this many channels (Net2Wider, "
+                                                  "function-preserving)")
+    parser.add_argument("--widen-seed", type=int, default=0, help="seed of the replicated units' random split")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     model = load_search_model(args.init) if args.init else build_model(json.loads(Path(args.config).read_text()))
+    if args.widen:
+        model = dilated_widen(model, np.random.default_rng(args.widen_seed), width=args.widen)
     data = SearchData.from_pairs(_as_pairs(args.train), load_pairs(args.val), args.windows, "cpu",
                                  draw_seed=args.seed)
     settings = TrainSettings(args.epochs, args.lr_max, 0.0, 0.9, 64, 1.0, 1.0, "cpu", args.loss,
