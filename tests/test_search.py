@@ -406,3 +406,17 @@ def test_mirror_needs_a_centred_target(tmp_path):
     val = write_pairs(tmp_path / "val.npz", synthetic_pairs(20, 2, ["chrB"], target=63))
     with pytest.raises(InputError, match="odd number"):
         run_search(train, val, tmp_path / "out", progress=False, **{**SMALL, "space": "dilated1d"})
+
+
+# ---------------------------------------------------------------- children in parallel
+
+def test_children_trained_in_parallel_give_the_sequential_history(data_files, finished, tmp_path):
+    """--parallel-children 2: worker processes, same candidates, same order, same numbers."""
+    summary = run_search(data_files["train"], data_files["val"], tmp_path / "parallel", progress=False,
+                         parallel_children=2, **SMALL)
+    assert comparable(read_history(tmp_path / "parallel" / "history.jsonl")) == \
+        comparable(read_history(finished / "history.jsonl"))
+    assert summary["best_val_loss"] == json.loads((finished / "summary.json").read_text())["best_val_loss"]
+    with pytest.raises(InputError, match="parallel children"):
+        run_search(data_files["train"], data_files["val"], tmp_path / "zero", progress=False,
+                   parallel_children=0, **SMALL)

@@ -162,7 +162,8 @@ def cmd_search(args) -> None:
                          initial_random_draws=args.initial_draws, initial_epochs=args.initial_epochs,
                          peak_weight=args.peak_weight, max_train_windows=args.max_train_windows,
                          loss=args.loss, max_parameters=args.max_parameters, progress=not args.quiet,
-                         initial_model=args.initial_model, mirror=not args.no_mirror)
+                         initial_model=args.initial_model, mirror=not args.no_mirror,
+                         parallel_children=args.parallel_children)
     print(json.dumps({k: summary[k] for k in ("best_val_loss", "best_val_pearson", "best_val_auprc",
                                               "best_parameters", "iterations_finished")}))
 
@@ -304,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-mirror", action="store_true",
                    help="do not reverse half of each training batch (on by default: coverage is strand-symmetric)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto: cuda when available)")
+    p.add_argument("--parallel-children", type=int, default=1,
+                   help="train K candidates at once in worker processes on the same device (same results)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue the search saved in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -290,6 +290,55 @@ def child_seed(seed: int, iteration: int, child: int) -> int:
     return int(np.random.SeedSequence([seed, iteration, child]).generate_state(1)[0])
 
 
+def train_settings(s: SearchSettings, device: str, epochs: int) -> TrainSettings:
+    return TrainSettings(epochs=epochs, lr_max=s.lr_max, lr_min=s.lr_min, momentum=s.momentum,
+                         batch_size=s.batch_size, grad_clip=s.grad_clip, peak_weight=s.peak_weight,
+                         device=device, loss=s.loss, mirror=s.mirror)
+
+
+def train_candidate(settings: SearchSettings, parent, iteration: int, child: int, data: SearchData, device: str):
+    """One candidate slot: a random draw (iteration 0) or the parent morphed, trained; ``(morphisms, metrics, model)``.
+
+    A pure function of its arguments (everything random comes from the child's
+    seed), so candidates can be trained in any order or in parallel.
+    """
+    seed = child_seed(settings.seed, iteration, child)
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)  # fresh layers take their initial weights from torch's generator
+    if iteration == 0:
+        model, morphisms = random_initial_model(settings, rng, data.window_bins, data.target_bins), []
+        epochs = settings.initial_epochs
+    else:
+        model, morphisms = morphed_child(settings, parent, rng)
+        epochs = settings.epochs
+    model, metrics = train_child(model, data, train_settings(settings, device, epochs), seed)
+    return morphisms, metrics, model
+
+
+def random_initial_model(settings: SearchSettings, rng: np.random.Generator, window_bins: int, target_bins: int):
+    from atacdenoise.models import build_model, random_initial_config
+
+    cap = settings.max_parameters
+    for _ in range(20):  # the size cap applies to the random search too
+        model = build_model(random_initial_config(settings.space, rng, window_bins=window_bins,
+                                                  target_bins=target_bins))
+        if cap is None or count_parameters(model) <= cap:
+            return model
+    raise InputError(None, f"no random initial model has at most {cap:,} parameters; raise --max-parameters")
+
+
+def morphed_child(settings: SearchSettings, parent: torch.nn.Module, rng: np.random.Generator):
+    from atacdenoise.models.morphisms import apply_random_morphisms
+
+    low, high = settings.morphisms_per_child
+    cap = settings.max_parameters
+    for _ in range(20):  # redraw children that outgrow the size cap (e.g. to fit a shipped model)
+        child, names = apply_random_morphisms(parent.cpu(), rng, int(rng.integers(low, high + 1)))
+        if cap is None or count_parameters(child) <= cap:
+            return child, names
+    return copy.deepcopy(parent).cpu(), ["none (every draw exceeded max_parameters)"]
+
+
 # ---------------------------------------------------------------- the search
 
 def run_search(
@@ -318,15 +367,19 @@ def run_search(
     max_parameters: int | None = None,
     initial_model=None,
     mirror: bool = True,
+    parallel_children: int = 1,
 ) -> dict:
     """Run (or continue) a search in ``out_dir``; return the summary (also in ``summary.json``).
 
     ``train`` and ``val`` are pairs files (``atacdenoise prepare``) or their
     loaded dicts. Writes ``best_model.json``/``best_model.pt``, ``history.jsonl``,
     ``summary.json``, ``search.png`` and ``checkpoint/checkpoint.pt``.
+    ``parallel_children`` > 1 trains each iteration's candidates in that many
+    worker processes on the same device; the results are the same.
     """
     train, val = _as_pairs(train), _as_pairs(val)
     check_compatible(train, val)
+    workers = _at_least(parallel_children, 1, "parallel children")
     if space == "atacworks" and iterations:
         raise InputError(None, "the atacworks baseline is a fixed architecture: use --iterations 0 "
                                "(it is trained for --initial-epochs, like the initial random search)")
@@ -355,8 +408,17 @@ def run_search(
         warnings.warn(f"{val['path']}: the validation windows contain no peak; AUPRC is undefined (reported as None)")
     data = SearchData.from_pairs(train, val, settings.max_train_windows, device, draw_seed=settings.seed)
     search = _Search(settings, state, data, device, out_dir, progress, start_model)
-    with _deterministic(device == "cpu"):
-        search.run()
+    pool = None
+    if workers > 1:
+        from atacdenoise.search.workers import start_pool
+
+        pool = start_pool(workers, train, val, settings.max_train_windows, device, settings.seed)
+    try:
+        with _deterministic(device == "cpu"):
+            search.run(pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return search.finish()
 
 
@@ -371,7 +433,8 @@ class _Search:
         self.parent = None if state["parent"] is None else _restore(state["parent"])
 
     # -- loop
-    def run(self) -> None:
+    def run(self, pool=None) -> None:
+        """Every candidate slot in order; with a worker ``pool`` an iteration's candidates train at once."""
         s = self.settings
         total = s.initial_random_draws + s.iterations * s.children
         done = sum(not row["is_parent"] for row in self.state["history"])
@@ -380,13 +443,16 @@ class _Search:
                 iteration, child = self.state["iteration"], self.state["next_child"]
                 if iteration > 0 and child == 0:
                     self._record_parent()
-                elif child < self._candidates(iteration):
+                elif child >= self._candidates(iteration):
+                    self._close_iteration()
+                    continue
+                elif pool is not None and not (iteration == 0 and self.start_model is not None):
+                    self._train_in_workers(pool, iteration, child, bar)  # records and checkpoints each
+                    continue
+                else:
                     self._train_candidate(iteration, child)
                     bar.update(1)
                     bar.set_postfix(iteration=iteration, child=child, best=_short(self._best_so_far()))
-                else:
-                    self._close_iteration()
-                    continue
                 self.state["next_child"] += 1
                 self._checkpoint()
 
@@ -402,44 +468,33 @@ class _Search:
         self.state["best"] = {**parent, "row": len(self.state["history"]) - 1}
 
     def _train_candidate(self, iteration: int, child: int) -> None:
-        seed = child_seed(self.settings.seed, iteration, child)
-        rng = np.random.default_rng(seed)
-        torch.manual_seed(seed)  # fresh layers take their initial weights from torch's generator
         if iteration == 0 and self.start_model is not None:  # continue from a given model: evaluate only
             model, morphisms = self.start_model, ["initial model"]
-            metrics = _evaluated(model, self.data, self._train_settings(0))
+            metrics = _evaluated(model, self.data, train_settings(self.settings, self.device, 0))
         else:
-            if iteration == 0:
-                model, morphisms, epochs = self._random_initial_model(rng), [], self.settings.initial_epochs
-            else:
-                model, morphisms = self._morphed_child(rng)
-                epochs = self.settings.epochs
-            model, metrics = train_child(model, self.data, self._train_settings(epochs), seed)
+            morphisms, metrics, model = train_candidate(self.settings, self.parent, iteration, child, self.data,
+                                                        self.device)
+        self._record(iteration, child, morphisms, metrics, lambda: _snapshot(model, metrics))
+
+    def _train_in_workers(self, pool, iteration: int, first_child: int, bar) -> None:
+        """The iteration's remaining candidates trained at once in worker processes, recorded in order."""
+        from atacdenoise.search.workers import train_in_worker
+
+        children = range(first_child, self._candidates(iteration))
+        futures = [pool.submit(train_in_worker, self.settings, self.state["parent"], iteration, child)
+                   for child in children]
+        for child, future in zip(children, futures):
+            morphisms, metrics, snapshot = future.result()
+            self._record(iteration, child, morphisms, metrics, lambda: snapshot)
+            self.state["next_child"] += 1
+            self._checkpoint()
+            bar.update(1)
+            bar.set_postfix(iteration=iteration, child=child, best=_short(self._best_so_far()))
+
+    def _record(self, iteration: int, child: int, morphisms: list[str], metrics: dict, snapshot) -> None:
         self.state["history"].append({**_row(iteration, child, morphisms, metrics), "is_parent": False})
         if _loss_key(metrics) < _loss_key(self._best_metrics()):
-            self.state["best"] = {**_snapshot(model, metrics), "row": len(self.state["history"]) - 1}
-
-    def _random_initial_model(self, rng: np.random.Generator):
-        from atacdenoise.models import build_model, random_initial_config
-
-        cap = self.settings.max_parameters
-        for _ in range(20):  # the size cap applies to the random search too
-            model = build_model(random_initial_config(self.settings.space, rng, window_bins=self.data.window_bins,
-                                                      target_bins=self.data.target_bins))
-            if cap is None or count_parameters(model) <= cap:
-                return model
-        raise InputError(None, f"no random initial model has at most {cap:,} parameters; raise --max-parameters")
-
-    def _morphed_child(self, rng: np.random.Generator):
-        from atacdenoise.models.morphisms import apply_random_morphisms
-
-        low, high = self.settings.morphisms_per_child
-        cap = self.settings.max_parameters
-        for _ in range(20):  # redraw children that outgrow the size cap (e.g. to fit a shipped model)
-            child, names = apply_random_morphisms(self.parent.cpu(), rng, int(rng.integers(low, high + 1)))
-            if cap is None or count_parameters(child) <= cap:
-                return child, names
-        return copy.deepcopy(self.parent).cpu(), ["none (every draw exceeded max_parameters)"]
+            self.state["best"] = {**snapshot(), "row": len(self.state["history"]) - 1}
 
     def _close_iteration(self) -> None:
         best = self.state["best"]
@@ -458,12 +513,6 @@ class _Search:
     def _best_so_far(self) -> float | None:
         best = self._best_metrics() or (self.state["parent"] or {}).get("metrics")
         return None if best is None else best["val_loss"]
-
-    def _train_settings(self, epochs: int) -> TrainSettings:
-        s = self.settings
-        return TrainSettings(epochs=epochs, lr_max=s.lr_max, lr_min=s.lr_min, momentum=s.momentum,
-                             batch_size=s.batch_size, grad_clip=s.grad_clip, peak_weight=s.peak_weight,
-                             device=self.device, loss=s.loss, mirror=s.mirror)
 
     # -- files
     def _checkpoint(self) -> None:
