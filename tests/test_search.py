@@ -148,19 +148,21 @@ def test_same_seed_gives_identical_history_on_cpu(data_files, finished, tmp_path
 # ---------------------------------------------------------------- checkpoints
 
 def cli_search(data_files, out: Path, *extra: str) -> subprocess.Popen:
-    """The real command in a child process (single-threaded, like this test process)."""
+    """The real command in a child process (single-threaded, like this test process), in its own process group."""
     code = ("import sys, torch; torch.set_num_threads(1); from atacdenoise.cli import main; "
             "sys.exit(main(sys.argv[1:]))")
     argv = [sys.executable, "-c", code, "search", "--train", str(data_files["train"]), "--val",
             str(data_files["val"]), "--out", str(out), *SMALL_CLI, *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
 
 
-def test_killed_search_resumes_to_the_same_history(data_files, finished, tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_killed_search_resumes_to_the_same_history(data_files, finished, tmp_path, workers):
     out = tmp_path / "killed"
     history = out / "history.jsonl"  # rewritten (atomically) with every checkpoint
-    process = cli_search(data_files, out)
+    process = cli_search(data_files, out, "--parallel-children", workers)
     deadline = time.monotonic() + 60
     # Kill inside the first NASH iteration, once a child has been trained: the checkpoint
     # then holds a parent, a best child so far and a half-finished iteration.
@@ -169,12 +171,12 @@ def test_killed_search_resumes_to_the_same_history(data_files, finished, tmp_pat
             break
         time.sleep(0.005)
     assert process.poll() is None, f"search ended before it could be killed: {process.communicate()}"
-    process.send_signal(signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGKILL)  # the search and its workers, as a scheduler or Ctrl-C would
     process.wait()
     rows_at_kill = read_history(out / "history.jsonl")
     assert 1 <= len(rows_at_kill) < N_ROWS
 
-    resumed = cli_search(data_files, out, "--resume")
+    resumed = cli_search(data_files, out, "--resume", "--parallel-children", workers)
     stdout, stderr = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, stderr
     rows = read_history(out / "history.jsonl")
