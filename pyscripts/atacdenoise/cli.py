@@ -285,8 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", default="dilated1d", choices=["hilbert2d", "dilated1d", "atacworks"],
                    help="dilated1d (default, best measured), hilbert2d (the seed's), atacworks (the fixed "
                         "AtacWorks baseline: use --iterations 0)")
-    p.add_argument("--loss", default="log-mse", choices=["mse", "log-mse", "log-mse+pearson", "log-mse+pearson+mse", "atacworks"],
-                   help="log-mse (default: MSE of log1p), log-mse+pearson (plus 1 - Pearson per window), "
+    p.add_argument("--loss", default="log-mse+pearson",
+                   choices=["mse", "log-mse", "log-mse+pearson", "log-mse+pearson+mse", "atacworks"],
+                   help="log-mse (MSE of log1p), log-mse+pearson (default: plus 1 - Pearson per window), "
                         "log-mse+pearson+mse (plus 0.0005 * MSE in original units), mse (the "
                         "seed's), atacworks (0.0005*MSE + 1-Pearson + BCE)")
     p.add_argument("--max-parameters", type=int, help="redraw children larger than this (e.g. to ship the model)")

@@ -363,7 +363,7 @@ def run_search(
     progress: bool = True,
     momentum: float = 0.9,
     grad_clip: float = 1.0,
-    loss: str = "log-mse",
+    loss: str = "log-mse+pearson",
     max_parameters: int | None = None,
     initial_model=None,
     mirror: bool = True,
