@@ -8,7 +8,7 @@ histories in benchmarks/searches/), search speed on GPU vs CPU (same histories),
 binning speed vs deepTools (bench_binning.py), and denoising speed
 (bench_denoise.py). Seeds are fixed inside each script. States the machine and date.
 
-Usage: python benchmarks/run_all.py [--skip quality,ceiling,layouts,binning,denoise]
+Usage: python benchmarks/run_all.py [--skip quality,ceiling,layouts,parallel,binning,denoise]
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ def main(argv=None) -> int:
         f"# atacdenoise benchmark results\n\nMeasured {datetime.date.today()} on {machine()}; "
         "training runs in benchmarks/searches/ were made on one NVIDIA H100 unless their device says cpu. "
         "cpu_resample_dilated1d trains on the resampling source (fresh noisy inputs every epoch) and continues "
-        "from a model trained 14 epochs on it (--initial-model); the others on frozen pairs.\n",
+        "from a model trained 14 epochs on it (--initial-model); the others on frozen pairs. The bundled model is "
+        "that search's best trained two more SGDR cycles (benchmarks/recipe_bundled_model.sh).\n",
         "## Denoising quality (chr2 of the HSC data, per base, 80M-read truth)\n\n"
         + ("skipped\n" if "quality" in skip else run_script("bench_quality.py", *models)),
         "## Ceiling: an oracle that knows every peak's place and shape\n\n"
@@ -102,6 +103,8 @@ def main(argv=None) -> int:
         + ("skipped\n" if "layouts" in skip else run_script("bench_input_layouts.py")),
         "## The seed's Figure 8: loss of each iteration's chosen model\n\n" + figure8_table(),
         "## Search speed: candidates trained per hour\n\n" + speed_table(),
+        "## Candidates side by side (--parallel-children)\n\n"
+        + ("skipped\n" if "parallel" in skip else run_script("bench_search_speed.py", "--windows", "1500")),
         "## Binning: ours vs deepTools bamCoverage\n\n"
         + ("skipped\n" if "binning" in skip else run_script("bench_binning.py")),
         "## Denoising speed and memory (ONNX Runtime, this machine's CPU)\n\n"
