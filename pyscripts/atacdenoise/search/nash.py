@@ -430,7 +430,7 @@ class _Search:
         self.settings, self.state, self.data, self.device, self.out_dir = settings, state, data, device, out_dir
         self.progress, self.start_model = progress, start_model
         self.started = time.perf_counter()
-        self.parent = None if state["parent"] is None else _restore(state["parent"])
+        self.parent = None if state["parent"] is None else restore_model(state["parent"])
 
     # -- loop
     def run(self, pool=None) -> None:
@@ -474,7 +474,7 @@ class _Search:
         else:
             morphisms, metrics, model = train_candidate(self.settings, self.parent, iteration, child, self.data,
                                                         self.device)
-        self._record(iteration, child, morphisms, metrics, lambda: _snapshot(model, metrics))
+        self._record(iteration, child, morphisms, metrics, lambda: snapshot_model(model, metrics))
 
     def _train_in_workers(self, pool, iteration: int, first_child: int, bar) -> None:
         """The iteration's remaining candidates trained at once in worker processes, recorded in order."""
@@ -502,7 +502,7 @@ class _Search:
             raise RuntimeError("every candidate of the initial random search diverged; lower --lr or check the data")
         self.state["history"][best["row"]]["chosen"] = True
         self.state["parent"] = {key: best[key] for key in ("config", "state_dict", "metrics")}
-        self.parent = _restore(self.state["parent"])
+        self.parent = restore_model(self.state["parent"])
         self.state.update(iteration=self.state["iteration"] + 1, next_child=0, best=None)
         self._checkpoint()
         self._write_outputs()
@@ -593,14 +593,14 @@ def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def _snapshot(model: torch.nn.Module, metrics: dict) -> dict:
+def snapshot_model(model: torch.nn.Module, metrics: dict) -> dict:
     """Architecture, weights (CPU copies) and metrics: what a checkpoint keeps of a model."""
     return {"config": model.to_config(),
             "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
             "metrics": dict(metrics)}
 
 
-def _restore(snapshot: dict) -> torch.nn.Module:
+def restore_model(snapshot: dict) -> torch.nn.Module:
     from atacdenoise.models import build_model
 
     model = build_model(snapshot["config"])

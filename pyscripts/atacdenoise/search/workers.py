@@ -40,9 +40,9 @@ def _start_worker(train: dict, val: dict, max_train_windows: int | None, device:
 
 def train_in_worker(settings, parent_snapshot: dict | None, iteration: int, child: int):
     """``(morphisms, metrics, snapshot)`` of one candidate, trained in this worker."""
-    from atacdenoise.search.nash import _restore, _snapshot, train_candidate
+    from atacdenoise.search.nash import restore_model, snapshot_model, train_candidate
 
-    parent = None if parent_snapshot is None else _restore(parent_snapshot)
+    parent = None if parent_snapshot is None else restore_model(parent_snapshot)
     morphisms, metrics, model = train_candidate(settings, parent, iteration, child, _WORKER["data"],
                                                 _WORKER["device"])
-    return morphisms, metrics, _snapshot(model, metrics)
+    return morphisms, metrics, snapshot_model(model, metrics)
