@@ -88,10 +88,9 @@ def main(argv=None) -> int:
     truth = Truth(DATA)
     chrom, length = args.chrom, truth.sizes[args.chrom]
     true_cov, _, region = truth.chrom(chrom)
-    deep = dict(insertions_from_coverage(DATA / "clean_80M.coverage.bw", {chrom: length}, truth.regions))[chrom]
+    deep_library = dict(insertions_from_coverage(DATA / "clean_80M.coverage.bw", truth.sizes, truth.regions))
+    deep, deep_total = deep_library[chrom], sum(len(p) for p in deep_library.values())
     reference = sum(len(p) for p in noisy_insertions(DATA, truth.sizes, 1.0, args.seed).values())
-    deep_total = sum(len(p) for _, p in insertions_from_coverage(DATA / "clean_80M.coverage.bw", truth.sizes,
-                                                                  truth.regions))
     print(f"{chrom}: {len(deep):,} deep insertions recovered; shallow library {reference:,} insertions, "
           f"deep {deep_total:,} (keep fraction at depth 1: 1/{deep_total / reference:.1f})")
     print(f"\nOracle ceiling on {chrom} (per base inside the labelled regions, truth = 80M-read library)")

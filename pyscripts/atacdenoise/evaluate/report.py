@@ -275,11 +275,6 @@ def _bins(path: str, chrom: str, start: int, end: int, bin_size: int) -> np.ndar
     return summarise_bins(read_bigwig(path, chrom, start, end), bin_size, "mean")
 
 
-def _chrom_bins(path: str, chrom: str, length: int, bin_size: int) -> np.ndarray:
-    """Whole-chromosome mean bins, read in chunks so the per-base values never fill memory."""
-    return bigwig_bins(path, chrom, length, bin_size)
-
-
 class _Moments:
     """Running sums for a Pearson correlation over more values than fit in memory."""
 
@@ -321,11 +316,11 @@ def _genome_pass(inputs: Inputs, bin_size: int) -> Overview:
         view.edges = (_log_edges(inputs.denoised), _log_edges(inputs.truth))
         view.histogram = np.zeros((HIST_BINS, HIST_BINS), np.int64)
     for chrom, length in inputs.sizes.items():
-        denoised = _chrom_bins(inputs.denoised, chrom, length, bin_size)
+        denoised = bigwig_bins(inputs.denoised, chrom, length, bin_size)
         view.bins += denoised.size
         view.denoised_sum += float(denoised.sum())
-        view.probable_bins += int((_chrom_bins(inputs.peakprob, chrom, length, bin_size) >= 0.5).sum())
-        view.vs_noisy.add(denoised, _chrom_bins(inputs.noisy, chrom, length, bin_size))
+        view.probable_bins += int((bigwig_bins(inputs.peakprob, chrom, length, bin_size) >= 0.5).sum())
+        view.vs_noisy.add(denoised, bigwig_bins(inputs.noisy, chrom, length, bin_size))
         top = int(np.argmax(denoised))
         view.hottest.append((float(denoised[top]), chrom, top * bin_size + bin_size // 2))
         if chrom in inputs.truth_chroms:
@@ -342,7 +337,7 @@ def _log_edges(path: str) -> np.ndarray:
 
 
 def _add_truth(view: Overview, inputs: Inputs, chrom: str, length: int, denoised: np.ndarray, bin_size: int):
-    truth = _chrom_bins(inputs.truth, chrom, length, bin_size)
+    truth = bigwig_bins(inputs.truth, chrom, length, bin_size)
     if inputs.regions is not None:  # a bin counts when its centre base is where the truth is defined
         centres = interval_mask(inputs.regions.get(chrom), length)[bin_size // 2::bin_size]
         denoised, truth = denoised[:centres.size][centres], truth[:centres.size][centres]

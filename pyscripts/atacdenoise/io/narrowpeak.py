@@ -10,7 +10,7 @@ import numpy as np
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
-from atacdenoise.io.reads import open_text
+from atacdenoise.io.reads import is_header, open_text
 
 
 @dataclass
@@ -50,7 +50,7 @@ def read_peaks(path: str | os.PathLike) -> dict[str, Peaks]:
     with open_text(path) as fh:
         try:
             for line_no, line in enumerate(fh, start=1):
-                if not line.strip() or line.startswith(("#", "track", "browser")):
+                if is_header(line):
                     continue
                 chrom, *row = _parse_line(path, line_no, line)
                 rows.setdefault(chrom, []).append(tuple(row))

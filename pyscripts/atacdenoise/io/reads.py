@@ -142,7 +142,8 @@ def open_text(path, mode: str = "rt"):
     return gzip.open(path, mode) if gzipped else open(path, mode)
 
 
-def _is_header(line: str) -> bool:
+def is_header(line: str) -> bool:
+    """Blank, comment, or UCSC track/browser line: no record in a BED-like file."""
     return not line.strip() or line.startswith(("#", "track", "browser"))
 
 
@@ -150,7 +151,7 @@ def _first_data_fields(path: Path) -> list[str]:
     try:
         with open_text(path) as fh:
             for line in fh:
-                if not _is_header(line):
+                if not is_header(line):
                     return line.split()
     except (OSError, EOFError, UnicodeDecodeError) as err:
         raise InputError(path, f"cannot read as text ({err})") from None
@@ -388,7 +389,7 @@ def _chrom_blocks(path: Path, fragments: bool) -> Iterator[tuple[str, _Block]]:
     try:
         with open_text(path) as fh:
             for line_no, line in enumerate(fh, start=1):
-                if _is_header(line):
+                if is_header(line):
                     continue
                 fields = line.split(None, 5)
                 if len(fields) < 3:

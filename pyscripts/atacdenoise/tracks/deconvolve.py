@@ -59,7 +59,8 @@ def coverage_from_counts(counts: np.ndarray, extend: int) -> np.ndarray:
     return running[width:] - running[:-width]
 
 
-def insertions_from_coverage(path: str | os.PathLike, chrom_sizes: dict[str, int], regions: Peaks | None = None,
+def insertions_from_coverage(path: str | os.PathLike, chrom_sizes: dict[str, int],
+                             regions: dict[str, Peaks] | None = None,
                              extend: int = 100) -> Iterator[tuple[str, np.ndarray]]:
     """``(chrom, sorted insertion positions)`` recovered from a coverage bigWig, chromosome by chromosome.
 
@@ -89,7 +90,7 @@ def insertions_from_coverage(path: str | os.PathLike, chrom_sizes: dict[str, int
         yield chrom, (np.concatenate(pieces) if pieces else np.zeros(0, np.int64))
 
 
-def _region_arrays(regions: Peaks, chrom: str) -> tuple[np.ndarray, np.ndarray]:
+def _region_arrays(regions: dict[str, Peaks], chrom: str) -> tuple[np.ndarray, np.ndarray]:
     on_chrom = regions.get(chrom)
     if on_chrom is None:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)

@@ -26,7 +26,7 @@ import numpy as np
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
-from atacdenoise.io.reads import open_text
+from atacdenoise.io.reads import is_header, open_text
 
 _MASK32 = 0xFFFFFFFF
 _BATCH = 50_000  # records hashed (BAM) or lines drawn for (text) at once
@@ -207,17 +207,13 @@ def _chrom_rng(seed: int, chrom: str) -> np.random.Generator:
     return np.random.default_rng([seed % (1 << 64), chrom_key])
 
 
-def _is_header(line: str) -> bool:
-    return not line.strip() or line.startswith(("#", "track", "browser"))
-
-
 def _subsample_text(input_path, paths: list[str], fractions: list[float], seed: int) -> None:
     rngs: dict[str, np.random.Generator] = {}
     with ExitStack() as stack:
         source = stack.enter_context(open_text(input_path, "rt"))
         sinks = [stack.enter_context(open_text(stack.enter_context(atomic_path(p)), "wt")) for p in paths]
         while lines := list(itertools.islice(source, _BATCH)):
-            headers = np.array([_is_header(line) for line in lines])
+            headers = np.array([is_header(line) for line in lines])
             chroms = [line.split("\t", 1)[0] for line in lines]
             values = np.full(len(lines), -1.0)  # headers go to every output
             # One uniform per record, run by run of equal chromosomes, from that chromosome's own stream.
