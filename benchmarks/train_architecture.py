@@ -47,13 +47,20 @@ def main(argv=None) -> int:
     parser.add_argument("--widen", type=int, help="first widen a dilated1d model to this many channels (Net2Wider, "
                                                   "function-preserving)")
     parser.add_argument("--widen-seed", type=int, default=0, help="seed of the replicated units' random split")
+    parser.add_argument("--depths", help="comma-separated depths: draw training windows only between the lowest and "
+                                          "highest of these (a resampling source; e.g. 0.1 for a 0.5M specialist)")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     model = load_search_model(args.init) if args.init else build_model(json.loads(Path(args.config).read_text()))
     if args.widen:
         model = dilated_widen(model, np.random.default_rng(args.widen_seed), width=args.widen)
-    data = SearchData.from_pairs(_as_pairs(args.train), load_pairs(args.val), args.windows, "cpu",
+    train = _as_pairs(args.train)
+    if args.depths:
+        if "source" not in train:
+            parser.error(f"--depths needs a resampling source as --train, not {args.train}")
+        train["source"].meta["depths"] = [float(d) for d in args.depths.split(",")]
+    data = SearchData.from_pairs(train, load_pairs(args.val), args.windows, "cpu",
                                  draw_seed=args.seed)
     settings = TrainSettings(args.epochs, args.lr_max, 0.0, 0.9, 64, 1.0, 1.0, "cpu", args.loss,
                              mirror=not args.no_mirror)

@@ -236,3 +236,22 @@ def test_prepare_resample_writes_a_source_and_regions_filter_validation(tmp_path
     # chrB is scored on its first 100 kb only: 62 whole 64-bin (1.6 kb) targets, at each of 2 depths.
     assert len(val["inputs"]) == 2 * (100_000 // 1_600)
     assert ((val["start"] + 96 + 64) * 25 <= 100_000).all()
+
+
+def test_learning_curve_keeps_only_windows_in_the_leading_part(source, monkeypatch):
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # it imports its sibling compare_checkpoints
+    spec = importlib.util.spec_from_file_location("bench_learning_curve", REPO / "benchmarks" / "bench_learning_curve.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    s = source["source"]
+    half = bench.leading_part(s, 0.5)
+    draw = half.draw(2000, [3])
+    assert ((draw["start"] + s.spec.window_bins) * 25 <= 200_000).all()  # whole inputs inside chrA:0-200000
+    assert draw["start"].max() * 25 > 150_000  # ... and up to its end
+    # Targets keep their units: the same start gives the same target in the whole and the part.
+    whole = s.draw(4000, [4])
+    start = np.intersect1d(whole["start"], draw["start"])[0]
+    np.testing.assert_array_equal(whole["targets"][whole["start"] == start][0], draw["targets"][draw["start"] == start][0])
+    assert 0 < bench.insertions_in_reach(half) < bench.insertions_in_reach(s)
