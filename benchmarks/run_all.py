@@ -5,10 +5,12 @@ Sections: denoising quality on the HSC data (bench_quality.py), an oracle's
 ceiling on the same data (bench_ceiling.py), the seed's
 Figure 4 (bench_input_layouts.py) and Figure 8 (from the committed search
 histories in benchmarks/searches/), search speed on GPU vs CPU (same histories),
-binning speed vs deepTools (bench_binning.py), and denoising speed
+a learning curve on the training chromosome (bench_learning_curve.py, about
+30 minutes), binning speed vs deepTools (bench_binning.py), and denoising speed
 (bench_denoise.py). Seeds are fixed inside each script. States the machine and date.
 
-Usage: python benchmarks/run_all.py [--skip quality,ceiling,layouts,parallel,binning,denoise]
+Usage: python benchmarks/run_all.py [--skip quality,ceiling,layouts,parallel,curve,binning,denoise]
+       python benchmarks/run_all.py --only curve   # re-run one section, keep the others as they are
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -30,6 +33,11 @@ MODELS = {
     "bundled default model": REPO / "registry" / "models" / "atac-denoiser.onnx",
 }
 SEARCHES = HERE / "searches"
+HEADER = ("# atacdenoise benchmark results\n\nMeasured {date} on {machine}; "
+          "training runs in benchmarks/searches/ were made on one NVIDIA H100 unless their device says cpu. "
+          "cpu_resample_dilated1d trains on the resampling source (fresh noisy inputs every epoch) and continues "
+          "from a model trained 14 epochs on it (--initial-model); the others on frozen pairs. The bundled model is "
+          "that search's best trained two more SGDR cycles (benchmarks/recipe_bundled_model.sh).\n")
 
 
 def run_script(name: str, *args: str) -> str:
@@ -83,35 +91,82 @@ def machine() -> str:
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
 
 
+def learning_curve() -> str:
+    """bench_learning_curve.py on the recipe's resampling source, prepared once into benchmarks/out/."""
+    data, folder = REPO.parent / "shared" / "data" / "hsc", HERE / "out" / "hsc_resample"
+    if not data.is_dir():
+        return f"skipped: {data} is absent\n"
+    if not (folder / "train.npz").exists():
+        print(f"preparing {folder} ...", file=sys.stderr, flush=True)
+        subprocess.run(["atacdenoise", "prepare", "--insertions", str(data / "noisy_5M.tn5_insertions.bed.gz"),
+                        "--clean-bigwig", str(data / "clean_80M.coverage.bw"),
+                        "--clean-peaks", str(data / "clean_80M.peaks.bed"), "--chrom-sizes", str(data / "chrom.sizes"),
+                        "--train-chroms", "chr1", "--val-chroms", "chr2", "--depths", "0.1,0.2,1.0",
+                        "--n-train", "6000", "--regions", str(data / "clean_80M.labelled_regions.bed"),
+                        "--resample", "--out", str(folder)], check=True, capture_output=True)
+    return run_script("bench_learning_curve.py", "--train", str(folder / "train.npz"), "--val", str(folder / "val.npz"))
+
+
+def sections(models: list[str]) -> list[tuple[str, str, Callable[[], str]]]:
+    """``(key, heading, producer)`` of every section, in the order of RESULTS.md."""
+    return [
+        ("quality", "Denoising quality (chr2 of the HSC data, per base, 80M-read truth)",
+         lambda: run_script("bench_quality.py", *models)),
+        ("ceiling", "Ceiling: an oracle that knows every peak's place and shape", lambda: run_script("bench_ceiling.py")),
+        ("layouts", "The seed's Figure 4: input layouts under the same random-search budget",
+         lambda: run_script("bench_input_layouts.py")),
+        ("figure8", "The seed's Figure 8: loss of each iteration's chosen model", figure8_table),
+        ("speed", "Search speed: candidates trained per hour", speed_table),
+        ("parallel", "Candidates side by side (--parallel-children)",
+         lambda: run_script("bench_search_speed.py", "--windows", "1500")),
+        ("curve", "Data or capacity: the same training on less of the training chromosome", learning_curve),
+        ("binning", "Binning: ours vs deepTools bamCoverage", lambda: run_script("bench_binning.py")),
+        ("denoise", "Denoising speed and memory (ONNX Runtime, this machine's CPU)", lambda: run_script("bench_denoise.py")),
+    ]
+
+
+def previous_sections(path: Path) -> dict[str, str]:
+    """``{heading: body}`` of an existing RESULTS.md, so that --only keeps what it does not re-run."""
+    found, heading = {}, None
+    for line in (path.read_text().splitlines(keepends=True) if path.exists() else []):
+        if line.startswith("## "):
+            heading = line[3:].strip()
+            found[heading] = ""
+        elif heading is not None:
+            found[heading] += line
+    return {heading: body.strip("\n") + "\n" for heading, body in found.items()}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip", default="", help="comma-separated sections to skip")
+    parser.add_argument("--only", default="", help="comma-separated sections to re-run; the others are kept as they "
+                                                   "are in RESULTS.md")
     args = parser.parse_args(argv)
-    skip = set(args.skip.split(","))
+    skip, only = set(filter(None, args.skip.split(","))), set(filter(None, args.only.split(",")))
     models = [f"--model={name}={path}" for name, path in MODELS.items() if path.exists()]
-    sections = [
-        f"# atacdenoise benchmark results\n\nMeasured {datetime.date.today()} on {machine()}; "
-        "training runs in benchmarks/searches/ were made on one NVIDIA H100 unless their device says cpu. "
-        "cpu_resample_dilated1d trains on the resampling source (fresh noisy inputs every epoch) and continues "
-        "from a model trained 14 epochs on it (--initial-model); the others on frozen pairs. The bundled model is "
-        "that search's best trained two more SGDR cycles (benchmarks/recipe_bundled_model.sh).\n",
-        "## Denoising quality (chr2 of the HSC data, per base, 80M-read truth)\n\n"
-        + ("skipped\n" if "quality" in skip else run_script("bench_quality.py", *models)),
-        "## Ceiling: an oracle that knows every peak's place and shape\n\n"
-        + ("skipped\n" if "ceiling" in skip else run_script("bench_ceiling.py")),
-        "## The seed's Figure 4: input layouts under the same random-search budget\n\n"
-        + ("skipped\n" if "layouts" in skip else run_script("bench_input_layouts.py")),
-        "## The seed's Figure 8: loss of each iteration's chosen model\n\n" + figure8_table(),
-        "## Search speed: candidates trained per hour\n\n" + speed_table(),
-        "## Candidates side by side (--parallel-children)\n\n"
-        + ("skipped\n" if "parallel" in skip else run_script("bench_search_speed.py", "--windows", "1500")),
-        "## Binning: ours vs deepTools bamCoverage\n\n"
-        + ("skipped\n" if "binning" in skip else run_script("bench_binning.py")),
-        "## Denoising speed and memory (ONNX Runtime, this machine's CPU)\n\n"
-        + ("skipped\n" if "denoise" in skip else run_script("bench_denoise.py")),
-    ]
-    text = "\n".join(sections)
-    (HERE / "RESULTS.md").write_text(text)
+    keys = [key for key, _, _ in sections(models)]
+    unknown = (skip | only) - set(keys)
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; sections: {', '.join(keys)}")
+    results = HERE / "RESULTS.md"
+    previous = previous_sections(results) if only else {}
+    header, previous_header = HEADER.format(date=datetime.date.today(), machine=machine()), ""
+    if only and results.exists():
+        previous_header = results.read_text().split("\n## ", 1)[0].strip("\n") + "\n"
+    parts = [previous_header or header]
+    for key, heading, produce in sections(models):
+        if key in skip:
+            body = "skipped\n"
+        elif only and key not in only:
+            body = previous.get(heading, f"not measured yet (run_all.py --only {key})\n")
+        elif only:
+            body = f"Re-measured {datetime.date.today()} on {machine()} (run_all.py --only {key}).\n\n" + produce()
+        else:
+            body = produce()
+        parts.append(f"## {heading}\n\n{body}")
+    text = "\n".join(parts)
+    results.write_text(text)
     print(text)
     return 0
 
