@@ -25,11 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from atacdenoise.errors import InputError
 from atacdenoise.models import build_model
 from atacdenoise.models.morphisms import dilated_widen
 from atacdenoise.search.data import load_pairs
 from atacdenoise.search.history import load_search_model
 from atacdenoise.search.nash import SearchData, TrainSettings, _as_pairs, train_child
+from atacdenoise.tracks.subsample import parse_fractions
 
 
 def main(argv=None) -> int:
@@ -59,7 +61,10 @@ def main(argv=None) -> int:
     if args.depths:
         if "source" not in train:
             parser.error(f"--depths needs a resampling source as --train, not {args.train}")
-        train["source"].meta["depths"] = [float(d) for d in args.depths.split(",")]
+        try:
+            train["source"].meta["depths"] = parse_fractions(args.depths)  # as 'prepare --depths' reads them
+        except InputError as err:
+            parser.error(f"--depths: {err}")
     data = SearchData.from_pairs(train, load_pairs(args.val), args.windows, "cpu",
                                  draw_seed=args.seed)
     settings = TrainSettings(args.epochs, args.lr_max, 0.0, 0.9, 64, 1.0, 1.0, "cpu", args.loss,
