@@ -98,12 +98,14 @@ def learning_curve() -> str:
         return f"skipped: {data} is absent\n"
     if not (folder / "train.npz").exists():
         print(f"preparing {folder} ...", file=sys.stderr, flush=True)
-        subprocess.run(["atacdenoise", "prepare", "--insertions", str(data / "noisy_5M.tn5_insertions.bed.gz"),
-                        "--clean-bigwig", str(data / "clean_80M.coverage.bw"),
-                        "--clean-peaks", str(data / "clean_80M.peaks.bed"), "--chrom-sizes", str(data / "chrom.sizes"),
-                        "--train-chroms", "chr1", "--val-chroms", "chr2", "--depths", "0.1,0.2,1.0",
-                        "--n-train", "6000", "--regions", str(data / "clean_80M.labelled_regions.bed"),
-                        "--resample", "--out", str(folder)], check=True, capture_output=True)
+        command = ["atacdenoise", "prepare", "--insertions", str(data / "noisy_5M.tn5_insertions.bed.gz"),
+                   "--clean-bigwig", str(data / "clean_80M.coverage.bw"), "--clean-peaks", str(data / "clean_80M.peaks.bed"),
+                   "--chrom-sizes", str(data / "chrom.sizes"), "--train-chroms", "chr1", "--val-chroms", "chr2",
+                   "--depths", "0.1,0.2,1.0", "--n-train", "6000",
+                   "--regions", str(data / "clean_80M.labelled_regions.bed"), "--resample", "--out", str(folder)]
+        prepared = subprocess.run(command, capture_output=True, text=True)
+        if not (folder / "train.npz").exists():
+            return f"`atacdenoise prepare` failed: {(prepared.stderr.strip().splitlines() or ['(no output)'])[-1]}\n"
     return run_script("bench_learning_curve.py", "--train", str(folder / "train.npz"), "--val", str(folder / "val.npz"))
 
 
