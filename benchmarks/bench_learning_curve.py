@@ -71,7 +71,7 @@ def leading_part(source: TrainingSource, fraction: float) -> TrainingSource:
 
 
 def insertions_in_reach(source: TrainingSource) -> int:
-    """Clean insertions inside the drawable windows (what the model can learn from)."""
+    """Clean insertions from the first drawable window's start to the last one's end (what the model can learn from)."""
     total = 0
     bases = source.meta["bin_size"]
     for chrom in source.chroms.values():

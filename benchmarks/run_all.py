@@ -128,14 +128,15 @@ def sections(models: list[str]) -> list[tuple[str, str, Callable[[], str]]]:
 
 
 def previous_sections(path: Path) -> dict[str, str]:
-    """``{heading: body}`` of an existing RESULTS.md, so that --only keeps what it does not re-run."""
-    found, heading = {}, None
+    """``{heading: body}`` of an existing RESULTS.md (``""``: the title text before the first section), so that
+    --only keeps what it does not re-run."""
+    found, heading = {}, ""
     for line in (path.read_text().splitlines(keepends=True) if path.exists() else []):
         if line.startswith("## "):
             heading = line[3:].strip()
             found[heading] = ""
-        elif heading is not None:
-            found[heading] += line
+        else:
+            found[heading] = found.get(heading, "") + line
     return {heading: body.strip("\n") + "\n" for heading, body in found.items()}
 
 
@@ -153,10 +154,7 @@ def main(argv=None) -> int:
         parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; sections: {', '.join(keys)}")
     results = HERE / "RESULTS.md"
     previous = previous_sections(results) if only else {}
-    header, previous_header = HEADER.format(date=datetime.date.today(), machine=machine()), ""
-    if only and results.exists():
-        previous_header = results.read_text().split("\n## ", 1)[0].strip("\n") + "\n"
-    parts = [previous_header or header]
+    parts = [previous.get("") or HEADER.format(date=datetime.date.today(), machine=machine())]
     for key, heading, produce in sections(models):
         if key in skip:
             body = "skipped\n"
