@@ -76,25 +76,30 @@ def best_sd(truth: Truth, raw: np.ndarray, chrom: str = "chr1") -> int:
     return max(scores, key=scores.get)
 
 
-def macs3_tracks(positions: np.ndarray, chrom: str, sizes: dict, workdir: Path):
+def macs3_tracks(positions: np.ndarray, chrom: str, sizes: dict, workdir: Path, genome_size: str = "hs"):
     from atacdenoise.tracks.peaks import call_peaks
 
     bed = workdir / f"{chrom}.bed.gz"
     write_insertions_bed(bed, iter([(chrom, positions)]))
-    outputs = call_peaks(bed, workdir / chrom, {chrom: sizes[chrom]}, genome_size="hs")
+    outputs = call_peaks(bed, workdir / chrom, {chrom: sizes[chrom]}, genome_size=genome_size)
     called = interval_mask(read_peaks(outputs["narrowpeak"]).get(chrom), sizes[chrom])
     return read_bigwig(outputs["signal"], chrom), called
 
 
-def model_tracks(onnx_path: str, insertions: dict[str, np.ndarray], chrom: str, sizes: dict, workdir: Path):
-    """Denoise the whole library, as a user would (per-million scaling counts every chromosome); keep ``chrom``."""
+def model_tracks(onnx_path: str, insertions: dict[str, np.ndarray], chrom: str, sizes: dict, workdir: Path,
+                 genome_files: dict | None = None):
+    """Denoise the whole library, as a user would (per-million scaling counts every chromosome); keep ``chrom``.
+
+    ``genome_files`` (``fasta``, ``annotations``) go to ``denoise``: a model with
+    genome channels reads what it needs, the others ignore them.
+    """
     from atacdenoise.denoise import denoise
 
     bed = workdir / "library.model.bed.gz"
     if not bed.exists():
         write_insertions_bed(bed, iter(sorted(insertions.items())))
     prefix = workdir / f"{Path(onnx_path).stem}.library"
-    outputs = denoise(bed, onnx_path, sizes, prefix)
+    outputs = denoise(bed, onnx_path, sizes, prefix, progress=False, **(genome_files or {}))
     called = interval_mask(read_peaks(outputs["peaks"]).get(chrom), sizes[chrom])
     return read_bigwig(outputs["denoised"], chrom), read_bigwig(outputs["peakprob"], chrom), called
 

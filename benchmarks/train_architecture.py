@@ -11,6 +11,8 @@ Those steps predate mirrored training windows: repeat them with --no-mirror.
 Usage:
   python benchmarks/train_architecture.py --config ARCH.json --train train.npz --val val.npz \\
       --epochs 10 --loss log-mse --lr-max 0.05 --out DIR [--init DIR] [--windows 6000] [--seed 0]
+A model that reads fewer input channels than the data holds (a counts-only
+start on data with genome channels) gets the missing ones with zero weights.
 Writes DIR/best_model.json + DIR/best_model.pt (what --initial-model and 'registry export' read)
 and prints the validation metrics.
 """
@@ -27,7 +29,7 @@ import torch
 
 from atacdenoise.errors import InputError
 from atacdenoise.models import build_model
-from atacdenoise.models.morphisms import dilated_widen
+from atacdenoise.models.morphisms import add_input_channels, dilated_widen
 from atacdenoise.search.data import load_pairs
 from atacdenoise.search.history import load_search_model
 from atacdenoise.search.nash import SearchData, TrainSettings, _as_pairs, train_child
@@ -58,6 +60,9 @@ def main(argv=None) -> int:
     if args.widen:
         model = dilated_widen(model, np.random.default_rng(args.widen_seed), width=args.widen)
     train = _as_pairs(args.train)
+    extra = 1 + len(train["meta"].get("channels", [])) - model.input_channels
+    if extra > 0:  # genome channels in the data: added with zero weights (the start's function unchanged)
+        model = add_input_channels(model, extra)
     if args.depths:
         if "source" not in train:
             parser.error(f"--depths needs a resampling source as --train, not {args.train}")

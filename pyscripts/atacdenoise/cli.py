@@ -5,13 +5,14 @@ library function; all the work lives in the library.
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 import sys
 
 from atacdenoise import __version__
 from atacdenoise.cli_pipeline import add_align_parser, add_samplesheet_parser
 from atacdenoise.cli_evaluate import add_evaluate_parser, add_report_parser
-from atacdenoise.cli_registry import add_denoise_parser, add_registry_parsers
+from atacdenoise.cli_registry import add_denoise_parser, add_genome_args, add_registry_parsers
 from atacdenoise.errors import InputError
 
 
@@ -143,12 +144,18 @@ def cmd_prepare(args) -> None:
     from atacdenoise.io.narrowpeak import read_peaks
     from atacdenoise.tracks.windows import WindowSpec
 
-    outputs = prepare(args.insertions, args.clean_bigwig, args.clean_peaks, read_chrom_sizes(args.chrom_sizes),
-                      [c for c in args.train_chroms.split(",") if c], [c for c in args.val_chroms.split(",") if c],
+    from atacdenoise.tracks.channels import training_genome
+
+    chrom_sizes = read_chrom_sizes(args.chrom_sizes)
+    train_chroms = [c for c in args.train_chroms.split(",") if c]
+    val_chroms = [c for c in args.val_chroms.split(",") if c]
+    genome = training_genome({c: chrom_sizes[c] for c in train_chroms + val_chroms if c in chrom_sizes},
+                             args.bin_size, args.fasta, args.annotation)
+    outputs = prepare(args.insertions, args.clean_bigwig, args.clean_peaks, chrom_sizes, train_chroms, val_chroms,
                       args.out, depths=parse_fractions(args.depths), n_train=args.n_train,
                       spec=WindowSpec(args.window, args.target), bin_size=args.bin_size, seed=args.seed,
                       regions=read_peaks(args.regions) if args.regions else None, resample=args.resample,
-                      clean_insertions=args.clean_insertions)
+                      clean_insertions=args.clean_insertions, genome=genome)
     for path in outputs.values():
         print(path)
 
@@ -272,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clean-insertions",
                    help="with --resample: the clean library's reads/insertions (default: recovered exactly from "
                         "--clean-bigwig, which must be +-100 bp extended insertion coverage)")
+    add_genome_args(p)
     p.add_argument("--window", type=int, default=4096)
     p.add_argument("--target", type=int, default=1024)
     p.add_argument("--bin-size", type=int, default=25)
@@ -318,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(format="atacdenoise: %(message)s", level=logging.INFO)
     try:
         args.func(args)
     except InputError as err:

@@ -61,12 +61,23 @@ def cmd_denoise(args) -> None:
     from atacdenoise.denoise import bundled_model, denoise
     from atacdenoise.io.chromsizes import read_chrom_sizes
 
+    from atacdenoise.tracks.channels import parse_annotation_args
+
     model = args.model or bundled_model()
     outputs = denoise(args.input, model, read_chrom_sizes(args.chrom_sizes), args.out_prefix, fmt=args.fmt,
                       batch_size=args.batch_size, threads=args.threads, genome=args.genome,
-                      tracking_uri=args.tracking_uri, threshold=args.threshold, progress=not args.quiet)
+                      tracking_uri=args.tracking_uri, threshold=args.threshold, progress=not args.quiet,
+                      fasta=args.fasta, annotations=parse_annotation_args(args.annotation))
     for path in outputs.values():
         print(path)
+
+
+def add_genome_args(p: argparse.ArgumentParser) -> None:
+    """The genome channels' files, spelled the same for 'prepare' and 'denoise'."""
+    p.add_argument("--fasta", help="reference genome FASTA (plain, gzip or bgzip): DNA sequence channels")
+    p.add_argument("--annotation", action="append", metavar="NAME=FILE",
+                   help="annotation channel, repeatable: tss=GTF/GFF3/BED6, cpg_islands=BED, ctcf_sites=BED, "
+                        "blacklist=BED (a mask), or any NAME=BED/bigWig of your own")
 
 
 def _add_tracking_arg(p: argparse.ArgumentParser) -> None:
@@ -134,5 +145,6 @@ def add_denoise_parser(subparsers) -> None:
     p.add_argument("--threshold", type=float, default=0.5, help="peak probability threshold (default 0.5)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--format", dest="fmt", default="auto", choices=["auto", "bam", "insertions", "fragments", "bigwig"])
+    add_genome_args(p)
     _add_tracking_arg(p)
     p.set_defaults(func=cmd_denoise)

@@ -4,10 +4,15 @@ The exporter writes these fields as ONNX ``metadata_props``; ``denoise`` reads
 them back and builds its input exactly as the model was trained. The file is
 the one source of truth, so a model never meets input binned another way.
 
-Input (``x``, float32 ``(N, window_bins)``): per ``bin_size`` bin, the mean
+Input (``x``, float32 ``(N, window_bins)``, or ``(N, 1 + len(channels),
+window_bins)`` for a model with genome channels): per ``bin_size`` bin, the mean
 coverage of insertions extended +-``extend`` bp, scaled to counts per million
 insertions of the whole library (``input_normalisation = "cpm"``), as
-``search/data.py`` builds training windows.
+``search/data.py`` builds training windows. ``channels`` (JSON list of
+``tracks.channels.ChannelSpec`` dicts) says what channels 1.. hold and how each
+is rendered; ``sequence_md5`` (JSON ``{chrom: M5}``) the reference sequence a
+model that reads DNA was trained on; ``masks`` (JSON list) is ``["blacklist"]``
+when training zeroed blacklisted input bins and never scored them.
 
 Outputs: ``signal`` (``(N, target_bins)``, denoised coverage in the units of the
 clean training track: mean coverage of +-``extend`` bp extended insertions per
@@ -19,6 +24,7 @@ This module must not import torch: the inference container has none.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass, fields
 
@@ -27,6 +33,7 @@ from atacdenoise.errors import InputError
 CONTRACT_FORMAT = "atacdenoise-onnx/1"
 NORMALISATIONS = ("cpm", "none")
 NAMING_STYLES = ("chr", "plain")
+OPTIONAL_FIELDS = ("channels", "sequence_md5", "masks")
 SIGNAL_UNITS = "mean coverage of +-extend bp extended insertions per bin, per million clean insertions"
 
 
@@ -44,6 +51,9 @@ class ModelContract:
     chrom_naming: str = "chr"
     signal_units: str = SIGNAL_UNITS
     peak_output: str = "logits"
+    channels: str = "[]"
+    sequence_md5: str = "{}"
+    masks: str = "[]"
     format: str = CONTRACT_FORMAT
 
     def __post_init__(self):
@@ -59,6 +69,16 @@ class ModelContract:
     def flank(self) -> int:
         return (self.window_bins - self.target_bins) // 2
 
+    @property
+    def channel_specs(self) -> list:
+        from atacdenoise.tracks.channels import ChannelSpec
+
+        return [ChannelSpec(**spec) for spec in json.loads(self.channels)]
+
+    @property
+    def input_channels(self) -> int:
+        return 1 + len(json.loads(self.channels))
+
     def to_metadata(self) -> dict[str, str]:
         """ONNX ``metadata_props`` are strings; prefix keys so they never clash with others."""
         return {f"atacdenoise.{key}": str(value) for key, value in asdict(self).items()}
@@ -72,6 +92,8 @@ class ModelContract:
                                    f"'atacdenoise registry register'")
         kwargs = {}
         for field in fields(cls):
+            if field.name in OPTIONAL_FIELDS and field.name not in values:
+                continue  # written by older versions: no genome channels
             if field.name not in values:
                 raise InputError(path, f"ONNX metadata lacks atacdenoise.{field.name}")
             kwargs[field.name] = int(values[field.name]) if field.type == "int" else values[field.name]

@@ -49,10 +49,14 @@ class OnnxDenoiser:
                                           f"[{INPUT_NAME!r}] -> {list(OUTPUT_NAMES)}")
 
     def predict(self, windows: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-        """``(n, window_bins)`` -> ``(signal, peak probability)``, each ``(n, target_bins)`` float32."""
+        """``(n, window_bins)`` (or ``(n, channels, window_bins)``) -> ``(signal, peak probability)``,
+        each ``(n, target_bins)`` float32."""
         windows = np.asarray(windows, dtype=np.float32)
-        if windows.ndim != 2 or windows.shape[1] != self.contract.window_bins:
-            raise InputError(self.source, f"model expects windows of {self.contract.window_bins} bins, "
+        c = self.contract
+        expected = (c.window_bins,) if c.input_channels == 1 else (c.input_channels, c.window_bins)
+        if windows.shape[1:] != expected:
+            channels = "" if c.input_channels == 1 else f"{c.input_channels} channels x "
+            raise InputError(self.source, f"model expects windows of {channels}{c.window_bins} bins, "
                                           f"got shape {windows.shape}")
         signal = np.empty((len(windows), self.contract.target_bins), np.float32)
         prob = np.empty_like(signal)

@@ -12,12 +12,20 @@ batched onnxruntime -> three outputs:
 - ``PREFIX.peaks.narrowPeak``: bins with probability >= threshold, merged
   across gaps of <= 1 bin (see :mod:`.peaks_from_prob`).
 
+A model with genome channels (contract ``channels``) also needs the files
+they are rendered from (``--fasta``, ``--annotation NAME=FILE``): each
+chromosome's channels are rendered as in training (``tracks.channels``) and
+laid beside its counts; a FASTA is checked against the model's per-chromosome
+MD5 first. Files the model does not read get a one-line note and are ignored.
+
 Chromosomes without any insertion are left empty (bigWig readers see 0).
 No torch is imported on this path.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import os
 import tempfile
@@ -30,6 +38,8 @@ from atacdenoise.denoise.onnx_runner import OnnxDenoiser, load_denoiser
 from atacdenoise.denoise.peaks_from_prob import peaks_from_prob
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
+
+log = logging.getLogger(__name__)
 
 CHUNK_BATCHES = 8  # windows handed to onnxruntime per progress update = batch_size * CHUNK_BATCHES
 
@@ -53,6 +63,8 @@ def denoise(
     threshold: float = 0.5,
     read_filter=None,
     progress: bool = True,
+    fasta: str | os.PathLike | None = None,
+    annotations: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Denoise ``input`` (BAM, insertions BED, fragments or bigWig) with ``model`` (.onnx or ``models:/NAME@ALIAS``).
 
@@ -70,7 +82,36 @@ def denoise(
     fmt = detect_format(input) if fmt == "auto" else fmt
     tracks = (BigWigTracks(input, chrom_sizes, denoiser.contract) if fmt == "bigwig"
               else InsertionTracks(input, chrom_sizes, denoiser.contract, fmt, read_filter))
-    return write_outputs(denoiser, tracks, out_prefix, batch_size, threshold, progress)
+    genome = model_genome(denoiser, {c: chrom_sizes[c] for c in tracks.order}, fasta, annotations or {})
+    return write_outputs(denoiser, tracks, out_prefix, batch_size, threshold, progress, genome)
+
+
+def model_genome(denoiser: OnnxDenoiser, chrom_sizes: dict[str, int], fasta, annotations: dict[str, str]):
+    """The model's genome channels rendered from the user's files (None for a counts-only model without blacklist).
+
+    Refuses a missing channel file or a FASTA that differs from the training
+    sequence; notes (and ignores) files the model does not use.
+    """
+    from atacdenoise.tracks.channels import GenomeChannels
+
+    c = denoiser.contract
+    specs = c.channel_specs
+    used = {spec.name for spec in specs} | set(json.loads(c.masks))
+    for name in sorted(set(annotations) - used):
+        log.warning("note: model %s does not use annotation %r; ignored", denoiser.source, name)
+    if fasta is not None and not any(spec.needs_fasta for spec in specs):
+        log.warning("note: model %s does not read the DNA sequence; --fasta ignored", denoiser.source)
+        fasta = None
+    if "blacklist" in used and "blacklist" not in annotations:
+        log.warning("note: model %s was trained with blacklisted bins masked; give --annotation blacklist=FILE "
+                    "to mask them here too", denoiser.source)
+    wanted = {name: path for name, path in annotations.items() if name in used}
+    if not specs and not wanted:
+        return None
+    genome = GenomeChannels(specs, chrom_sizes, c.bin_size, wanted, fasta, model=denoiser.source)
+    if fasta is not None:
+        genome.check_md5(json.loads(c.sequence_md5), chrom_sizes, denoiser.source)
+    return genome
 
 
 def check_contract(denoiser: OnnxDenoiser, input, chrom_sizes: dict[str, int], genome: str | None) -> None:
@@ -156,7 +197,7 @@ def check_bigwig_resolution(path, chrom: str, bin_size: int, max_intervals: int 
 
 
 def write_outputs(denoiser: OnnxDenoiser, tracks, out_prefix, batch_size: int, threshold: float,
-                  progress: bool) -> dict[str, str]:
+                  progress: bool, genome=None) -> dict[str, str]:
     from tqdm import tqdm
 
     from atacdenoise.io.bigwig import write_bigwig
@@ -175,7 +216,12 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, out_prefix, batch_size: int, t
             atomic_path(paths["peaks"]) as peaks_tmp:
         def denoised_tracks():
             for chrom, bins in tracks:
-                signal, prob = denoise_track(denoiser, bins, batch_size, bar.update)
+                channels = None
+                if genome is not None:
+                    if genome.has_blacklist:
+                        bins = np.where(genome.blacklist_bins(chrom), np.float32(0), bins)
+                    channels = genome.render(chrom) if genome.n_channels else None
+                signal, prob = denoise_track(denoiser, bins, batch_size, bar.update, channels)
                 np.save(Path(scratch) / f"{len(all_peaks)}.npy", prob)  # read back for the second bigWig
                 all_peaks.append(peaks_from_prob(chrom, prob, c.bin_size, sizes[chrom], threshold))
                 yield chrom, signal
@@ -188,9 +234,10 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, out_prefix, batch_size: int, t
 
 
 def denoise_track(denoiser: OnnxDenoiser, bins: np.ndarray, batch_size: int = 64,
-                  on_windows=lambda n: None) -> tuple[np.ndarray, np.ndarray]:
-    """One chromosome's bins -> (denoised signal, peak probability), same length as ``bins``."""
-    from atacdenoise.tracks.windows import WindowSpec, extract, tile_starts
+                  on_windows=lambda n: None, channels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One chromosome's bins (and its ``(F, n_bins)`` genome channels) -> (denoised signal, peak probability),
+    same length as ``bins``."""
+    from atacdenoise.tracks.windows import WindowSpec, extract, extract_channels, tile_starts
 
     c = denoiser.contract
     spec = WindowSpec(c.window_bins, c.target_bins)
@@ -201,6 +248,9 @@ def denoise_track(denoiser: OnnxDenoiser, bins: np.ndarray, batch_size: int = 64
     for first in range(0, len(starts), chunk):
         # Windows are views into one padded buffer: only a chunk's copy is ever materialised.
         windows = extract(bins, starts[first:first + chunk], c.window_bins)
+        if channels is not None:
+            windows = np.concatenate([windows[:, None], extract_channels(channels, starts[first:first + chunk],
+                                                                        c.window_bins)], axis=1)
         s, p = denoiser.predict(windows, batch_size)
         out = slice(first * c.target_bins, (first + len(windows)) * c.target_bins)
         signal[out], prob[out] = s.ravel(), p.ravel()

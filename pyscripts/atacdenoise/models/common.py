@@ -3,6 +3,8 @@
 Shape contract (all spaces, so training, ONNX export and denoising treat them alike)::
 
     x:            float32 (N, window_bins)   binned signal of one window, original units
+                  or (N, input_channels, window_bins) with genome channels: channel 0 the
+                  signal, 1.. the ``tracks.channels`` renderings (config ``input_channels``)
     signal:       float32 (N, target_bins)   denoised centre bins, original units, >= 0
     peak_logits:  float32 (N, target_bins)   per-bin peak logits (sigmoid -> probability)
 
@@ -40,6 +42,8 @@ class Denoiser(nn.Module):
         self.target_bins = check_positive_int(config, "target_bins")
         if self.target_bins > self.window_bins:
             raise ValueError(f"target_bins {self.target_bins} exceeds window_bins {self.window_bins}")
+        self.input_channels = config.get("input_channels", 1)
+        check_positive_int({"input_channels": self.input_channels}, "input_channels")
         self._config = copy.deepcopy(config)
 
     def to_config(self) -> dict:
@@ -63,6 +67,17 @@ def encode_input(x: torch.Tensor) -> torch.Tensor:
     morphisms rely on (``relu(identity(h)) == h`` needs ``h >= 0``).
     """
     return torch.log1p(torch.clamp(x, min=0.0))
+
+
+def encode_channels(x: torch.Tensor) -> torch.Tensor:
+    """``(N, W)`` signal or ``(N, C, W)`` signal + genome channels -> ``(N, C, W)`` network input.
+
+    The signal gets :func:`encode_input`; genome channels are already in [0, 1]
+    (``tracks.channels``) and are only clamped, so every channel stays >= 0.
+    """
+    if x.dim() == 2:
+        return encode_input(x).unsqueeze(1)
+    return torch.cat([encode_input(x[:, :1]), torch.clamp(x[:, 1:], min=0.0)], dim=1)
 
 
 def decode_signal(z: torch.Tensor) -> torch.Tensor:

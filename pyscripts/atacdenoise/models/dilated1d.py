@@ -1,6 +1,7 @@
 """An AtacWorks-style search space: dilated residual Conv1d on the window as a 1D track.
 
-Shape contract: ``(N, window_bins)`` -> ``(signal, peak_logits)``, each
+Shape contract: ``(N, window_bins)`` (or ``(N, input_channels, window_bins)``
+with genome channels) -> ``(signal, peak_logits)``, each
 ``(N, target_bins)``: the trunk runs on the whole window (context), the heads
 (1x1 convs) read only the centre ``target_bins``.
 
@@ -9,6 +10,9 @@ Config::
     {"space": "dilated1d", "window_bins": 4096, "target_bins": 1024, "channels": 16,
      "layers": [{"type": "stem", "kernel": 9},
                 {"type": "residual", "kernel": 9, "dilation": 4}, ...]}
+
+An optional ``"input_channels": C`` (default 1) gives the stem C input channels:
+the signal and C - 1 genome channels (``tracks.channels``).
 
 ``stem`` is ``relu(conv1d(log1p(x)))`` to ``channels``; each ``residual`` block is
 ``relu(h + conv_b(relu(conv_a(h))))`` with both convs dilated and ``channels``
@@ -23,7 +27,7 @@ import torch
 from torch import nn
 
 from atacdenoise.models.common import (
-    Denoiser, check_odd_kernel, check_positive_int, decode_signal, encode_input,
+    Denoiser, check_odd_kernel, check_positive_int, decode_signal, encode_channels,
 )
 
 SPACE = "dilated1d"
@@ -54,7 +58,7 @@ class Dilated1DNet(Denoiser):
         super().__init__(config)
         channels = check_positive_int(config, "channels")
         stem, blocks = split_layers(config)
-        self.stem = same_conv1d(1, channels, stem["kernel"])
+        self.stem = same_conv1d(self.input_channels, channels, stem["kernel"])
         self.blocks = nn.ModuleList(ResidualBlock1d(channels, b["kernel"], b["dilation"]) for b in blocks)
         self.signal_head = nn.Conv1d(channels, 1, 1)
         self.peak_head = nn.Conv1d(channels, 1, 1)
@@ -63,8 +67,8 @@ class Dilated1DNet(Denoiser):
         # The centre bins see only ``receptive_field`` bins either side: the rest of the
         # window is cut before the trunk, which gives the same outputs at a fraction of the work.
         margin = max(self.flank - self.receptive_field, 0)
-        x = x[:, margin:self.window_bins - margin]
-        h = torch.relu(self.stem(encode_input(x).unsqueeze(1)))
+        x = x[..., margin:self.window_bins - margin]
+        h = torch.relu(self.stem(encode_channels(x)))
         for block in self.blocks:
             h = block(h)
         h = h[..., self.flank - margin:self.flank - margin + self.target_bins]
@@ -97,10 +101,13 @@ def residual_layer(kernel: int, dilation: int) -> dict:
 
 
 def make_config(channels: int = 16, stem_kernel: int = 9, blocks: list[dict] | None = None,
-                window_bins: int = 4096, target_bins: int = 1024) -> dict:
+                window_bins: int = 4096, target_bins: int = 1024, input_channels: int = 1) -> dict:
     blocks = [residual_layer(9, 4), residual_layer(9, 8)] if blocks is None else blocks
-    return {"space": SPACE, "window_bins": int(window_bins), "target_bins": int(target_bins),
-            "channels": int(channels), "layers": [{"type": "stem", "kernel": int(stem_kernel)}, *blocks]}
+    config = {"space": SPACE, "window_bins": int(window_bins), "target_bins": int(target_bins),
+              "channels": int(channels), "layers": [{"type": "stem", "kernel": int(stem_kernel)}, *blocks]}
+    if input_channels != 1:
+        config["input_channels"] = int(input_channels)
+    return config
 
 
 def random_initial_config(rng: np.random.Generator, window_bins: int = 4096, target_bins: int = 1024) -> dict:

@@ -1,6 +1,7 @@
 """The seed's network: window -> Hilbert image -> Conv2d stack -> Dense stack -> two heads.
 
-Shape contract: ``(N, window_bins)`` -> ``(signal, peak_logits)``, each
+Shape contract: ``(N, window_bins)`` (or ``(N, input_channels, window_bins)``
+with genome channels, config ``"input_channels"``, default 1) -> ``(signal, peak_logits)``, each
 ``(N, target_bins)``; ``window_bins`` must be a power of 4 (4096 -> 64 x 64).
 
 The architecture is a JSON dict whose ``layers`` the morphisms edit::
@@ -13,7 +14,8 @@ The architecture is a JSON dict whose ``layers`` the morphisms edit::
 An optional ``"layout": "rowmajor"`` fills the image row by row instead of
 along the Hilbert curve (the seed's plain-2D comparison); absent means ``"hilbert"``.
 
-Feature maps are numbered: 0 is the input image (1 channel, ``log1p`` units),
+Feature maps are numbered: 0 is the input image (``input_channels`` channels:
+the signal in ``log1p`` units, then any genome channels),
 ``i`` is the output of trunk layer ``i - 1``. Trunk layers come first:
 
 * ``conv``: ``relu(conv2d(h))`` with same padding; with ``"concat": j`` its input
@@ -34,7 +36,7 @@ import torch
 from torch import nn
 
 from atacdenoise.models.common import (
-    Denoiser, check_odd_kernel, check_positive_int, decode_signal, encode_input,
+    Denoiser, check_odd_kernel, check_positive_int, decode_signal, encode_channels,
 )
 
 SPACE = "hilbert2d"
@@ -79,7 +81,7 @@ class Hilbert2DNet(Denoiser):
         super().__init__(config)
         self.side = grid_side(self.window_bins)
         trunk, dense = split_layers(config)
-        self.feature_channels = trunk_channels(trunk)
+        self.feature_channels = trunk_channels(trunk, self.input_channels)
         # The layout as a gather: grid_flat = values[grid_order].
         perm = layout_permutation(config.get("layout", "hilbert"), self.window_bins)
         self.register_buffer("grid_order", torch.from_numpy(np.argsort(perm)), persistent=False)
@@ -102,11 +104,14 @@ class Hilbert2DNet(Denoiser):
         return channels if source is None else channels + self.feature_channels[source]
 
     def to_grid(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, window_bins)`` -> ``(N, 1, side, side)`` along the Hilbert curve (no unit change)."""
-        return torch.index_select(x, 1, self.grid_order).reshape(-1, 1, self.side, self.side)
+        """``(N, C, window_bins)`` (or ``(N, window_bins)``: C = 1) -> ``(N, C, side, side)`` along the
+        Hilbert curve (no unit change)."""
+        if x.dim() == 2:
+            x = x.unsqueeze(1)
+        return torch.index_select(x, 2, self.grid_order).reshape(-1, x.shape[1], self.side, self.side)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.to_grid(encode_input(x))
+        h = self.to_grid(encode_channels(x))
         features = [h]
         for block, source in zip(self.blocks, self.concat_sources):
             if source is not None:
@@ -165,9 +170,9 @@ def split_layers(config: dict) -> tuple[list[dict], list[dict]]:
     return trunk, dense
 
 
-def trunk_channels(trunk: list[dict]) -> list[int]:
-    """Channels of every feature map: ``[1, out(layer 0), out(layer 1), ...]``."""
-    channels = [1]
+def trunk_channels(trunk: list[dict], input_channels: int = 1) -> list[int]:
+    """Channels of every feature map: ``[input_channels, out(layer 0), out(layer 1), ...]``."""
+    channels = [input_channels]
     for layer in trunk:
         channels.append(layer["filters"] if layer["type"] == "conv" else channels[-1])
     return channels

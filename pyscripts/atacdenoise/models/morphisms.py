@@ -179,15 +179,17 @@ def choose(rng: np.random.Generator, candidates: list, what: str, given=None):
 def transfer_hilbert(old: Hilbert2DNet, new: Hilbert2DNet, block_source: list[int | None],
                      new_feature_maps: dict[int, UnitMap] | None = None,
                      dense_source: list[int | None] | None = None,
-                     dense_maps: dict[int, UnitMap] | None = None) -> None:
+                     dense_maps: dict[int, UnitMap] | None = None,
+                     input_map: UnitMap | None = None) -> None:
     """Copy every layer of ``new`` that has a source in ``old`` (``None``: a new layer, left to the caller).
 
     ``new_feature_maps[f]`` says how feature map ``f`` (output of a conv block)
     was widened; residual blocks pass their input's map through unchanged.
+    ``input_map`` does the same for the input image's channels (new genome channels).
     """
     new_feature_maps = new_feature_maps or {}
     dense_maps = dense_maps or {}
-    maps = [UnitMap.identity(1)]
+    maps = [input_map or UnitMap.identity(new.feature_channels[0])]
     for b, block in enumerate(new.blocks):
         produced = isinstance(block, hilbert2d.ConvBlock)
         maps.append(new_feature_maps.get(b + 1, UnitMap.identity(new.feature_channels[b + 1]))
@@ -316,10 +318,11 @@ def hilbert_widen_dense(model: Hilbert2DNet, rng, layer=None, width=None, split=
 
 @torch.no_grad()
 def transfer_dilated(old: Dilated1DNet, new: Dilated1DNet, block_source: list[int | None],
-                     channel_map: UnitMap | None = None) -> None:
-    """Copy stem, blocks with a source and heads; all trunk maps share ``channel_map``."""
+                     channel_map: UnitMap | None = None, input_map: UnitMap | None = None) -> None:
+    """Copy stem, blocks with a source and heads; all trunk maps share ``channel_map``,
+    the stem's inputs follow ``input_map`` (new genome channels)."""
     channels = channel_map or UnitMap.identity(new.stem.out_channels)
-    copy_layer(new.stem, old.stem, channels.index, None)
+    copy_layer(new.stem, old.stem, channels.index, input_map)
     for b, ob in enumerate(block_source):
         if ob is not None:
             copy_layer(new.blocks[b].conv_a, old.blocks[ob].conv_a, channels.index, channels)
@@ -360,6 +363,31 @@ def dilated_widen_kernel(model: Dilated1DNet, rng, layer=None) -> Dilated1DNet:
     config["layers"][layer]["kernel"] += 2
     new = rebuild(model, config)
     transfer_dilated(model, new, list(range(len(model.blocks))))
+    return new
+
+
+# ---------------------------------------------------------------- genome channels
+
+def add_input_channels(model: Denoiser, extra: int) -> Denoiser:
+    """The same function with ``extra`` more input channels whose weights are zero.
+
+    How a counts-only model becomes the starting point of a counts + genome
+    model: before training the new channels change nothing, so any gain they
+    bring afterwards is theirs (``benchmarks/bench_channels.py``).
+    """
+    if extra < 1:
+        raise ValueError(f"extra input channels must be >= 1, got {extra}")
+    config = model.to_config()
+    old = model.input_channels
+    config["input_channels"] = old + extra
+    new = rebuild(model, config)
+    input_map = UnitMap.identity(old).then(UnitMap.zeros(extra), offset=old)
+    if isinstance(model, Dilated1DNet):
+        transfer_dilated(model, new, list(range(len(model.blocks))), input_map=input_map)
+    elif isinstance(model, Hilbert2DNet):
+        transfer_hilbert(model, new, list(range(len(model.blocks))), input_map=input_map)
+    else:
+        raise NotApplicable(f"a {model.space} model takes no genome channels")
     return new
 
 

@@ -1,6 +1,7 @@
 """Export a model to ONNX with its contract, and prove the file computes what PyTorch computes.
 
-The ONNX graph takes plain 1D windows (the Hilbert layout is inside the model),
+The ONNX graph takes plain 1D windows, ``(N, window_bins)`` or ``(N, channels,
+window_bins)`` with genome channels (the Hilbert layout is inside the model),
 has a dynamic batch axis, opset >= 17, and carries :class:`ModelContract` as
 ``metadata_props``. Runs with onnxruntime alone, no torch.
 """
@@ -68,10 +69,15 @@ def export_onnx(
     if (contract.window_bins, contract.target_bins) != (model.window_bins, model.target_bins):
         raise InputError(path, f"contract window {contract.window_bins}/{contract.target_bins} differs from the "
                                f"model's {model.window_bins}/{model.target_bins}")
-    windows = synthetic_windows(window_bins) if check_windows is None else np.asarray(check_windows, np.float32)
+    channels = getattr(model, "input_channels", 1)
+    if contract.input_channels != channels:
+        raise InputError(path, f"the contract lists {contract.input_channels - 1} genome channels but the model "
+                               f"reads {channels - 1}")
+    windows = (synthetic_windows(window_bins, channels=channels) if check_windows is None
+               else np.asarray(check_windows, np.float32))
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "model.onnx"
-        _torch_export(model, raw, window_bins, opset)
+        _torch_export(model, raw, window_bins, opset, channels)
         _attach_contract(raw, contract)
         report = check_parity(raw, model, windows)
         with atomic_path(path) as out:
@@ -79,10 +85,11 @@ def export_onnx(
     return report
 
 
-def _torch_export(model, path: Path, window_bins: int, opset: int) -> None:
+def _torch_export(model, path: Path, window_bins: int, opset: int, channels: int = 1) -> None:
     import torch
 
-    example = torch.zeros(2, window_bins, device=_device_of(model))  # CPU or CUDA: export where the model lives
+    shape = (2, window_bins) if channels == 1 else (2, channels, window_bins)
+    example = torch.zeros(*shape, device=_device_of(model))  # CPU or CUDA: export where the model lives
     # The TorchScript exporter (dynamo=False) handles index_select and the
     # Hilbert buffer reliably; the graph has no torch dependency at run time.
     torch.onnx.export(model, (example,), str(path), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
@@ -117,11 +124,15 @@ def _attach_contract(path: Path, contract: ModelContract) -> None:
     onnx.save(proto, str(path))
 
 
-def synthetic_windows(window_bins: int, n: int = 16, seed: int = 0) -> np.ndarray:
-    """Sparse, peaky windows resembling shallow coverage (used only when no real windows are given)."""
+def synthetic_windows(window_bins: int, n: int = 16, seed: int = 0, channels: int = 1) -> np.ndarray:
+    """Sparse, peaky windows resembling shallow coverage (used only when no real windows are given);
+    genome channels uniform in [0, 1]."""
     rng = np.random.default_rng(seed)
     base = rng.gamma(0.3, 2.0, size=(n, window_bins)).astype(np.float32)
-    return base * (rng.random((n, window_bins)) < 0.3)
+    signal = base * (rng.random((n, window_bins)) < 0.3)
+    if channels == 1:
+        return signal
+    return np.concatenate([signal[:, None], rng.random((n, channels - 1, window_bins), dtype=np.float32)], axis=1)
 
 
 def check_parity(onnx_path: str | os.PathLike, model, windows: np.ndarray, batch_size: int = 32) -> ParityReport:

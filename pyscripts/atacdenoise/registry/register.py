@@ -7,6 +7,7 @@ range, training data, validation metrics) and a markdown model card.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -29,7 +30,10 @@ def contract_from_pairs(space: str, meta: dict | None, genome: str, window_bins:
                          target_bins=int(meta.get("target_bins", target_bins)),
                          bin_size=int(meta.get("bin_size", 25)), representation=meta.get("representation", "coverage"),
                          extend=int(meta.get("extend", 100)), genome=genome,
-                         chrom_naming=naming_style(chroms) if chroms else "chr")
+                         chrom_naming=naming_style(chroms) if chroms else "chr",
+                         channels=json.dumps(meta.get("channels", [])),
+                         sequence_md5=json.dumps(meta.get("sequence_md5", {})),
+                         masks=json.dumps(meta.get("masks", [])))
 
 
 def register_search(

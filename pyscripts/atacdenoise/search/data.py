@@ -1,6 +1,7 @@
 """Training pairs for the search: noisy windows at several depths and their clean targets.
 
-One ``.npz`` per split holds ``inputs (n, window_bins)``, ``targets (n,
+One ``.npz`` per split holds ``inputs (n, window_bins)`` (``(n, 1 + channels,
+window_bins)`` with genome channels: see ``tracks.channels``), ``targets (n,
 target_bins)``, ``peaks (n, target_bins)`` in {0, 1}, ``depth (n,)``,
 ``chrom (n,)``, ``start (n,)`` and a JSON ``meta`` record. Training windows are
 sampled uniformly (as in the seed), validation windows tile their chromosomes.
@@ -30,7 +31,7 @@ PAIRS_FORMAT = "atacdenoise-pairs/1"
 DEFAULT_DEPTHS = (0.1, 0.2, 1.0)
 ARRAYS = ("inputs", "targets", "peaks", "depth", "chrom", "start")
 # Keys two files must agree on to be used together (train with val, or a model with data).
-GEOMETRY_KEYS = ("bin_size", "window_bins", "target_bins", "representation")
+GEOMETRY_KEYS = ("bin_size", "window_bins", "target_bins", "representation", "channels")
 
 
 # ---------------------------------------------------------------- building pairs
@@ -48,8 +49,13 @@ def make_pairs(
     seed: int = 0,
     extend: int = 100,
     regions=None,
+    genome=None,
 ) -> dict:
     """Window pairs from ``chroms``; ``n_windows=None`` tiles them (validation).
+
+    With ``genome`` (a ``tracks.channels.GenomeChannels``) every input window
+    also carries its genome channels, and blacklisted bins are zero on input and
+    never in a kept window's target.
 
     Sampled windows take the depths in turn; tiled windows appear once per depth.
     With ``regions`` (where the clean truth is defined, e.g. AtacWorks' labelled
@@ -67,8 +73,8 @@ def make_pairs(
         raise InputError(None, f"chromosomes {unknown or chroms} are not in the chrom sizes ({', '.join(chrom_sizes)})")
     rng = np.random.default_rng(seed)
     plan = _window_plan({c: n_bins(chrom_sizes[c], bin_size) for c in chroms}, n_windows, spec, len(depths), rng)
-    if regions is not None:
-        plan = _keep_scored_windows(plan, regions, chrom_sizes, spec, bin_size)
+    if regions is not None or (genome is not None and genome.has_blacklist):
+        plan = _keep_scored_windows(plan, regions, chrom_sizes, spec, bin_size, genome)
     peaks = read_peaks(clean_peaks)
 
     pieces, noisy_total, seen = [], 0, set()
@@ -77,10 +83,10 @@ def make_pairs(
         if chrom in plan:
             seen.add(chrom)
             pieces.append(_chrom_pairs(chrom, positions, plan[chrom], chrom_sizes[chrom], depths, clean_bigwig,
-                                       peaks.get(chrom), spec, bin_size, extend, seed, chroms.index(chrom)))
+                                       peaks.get(chrom), spec, bin_size, extend, seed, chroms.index(chrom), genome))
     for chrom in plan.keys() - seen:  # no insertions at all: inputs are zero, targets still count
         pieces.append(_chrom_pairs(chrom, np.zeros(0, np.int64), plan[chrom], chrom_sizes[chrom], depths, clean_bigwig,
-                                   peaks.get(chrom), spec, bin_size, extend, seed, chroms.index(chrom)))
+                                   peaks.get(chrom), spec, bin_size, extend, seed, chroms.index(chrom), genome))
     if noisy_total == 0:
         raise InputError(noisy_insertions, "no insertions on the chromosomes of the chrom sizes")
 
@@ -88,18 +94,31 @@ def make_pairs(
     pairs = {key: np.concatenate([p[key] for p in pieces]) for key in (*ARRAYS, "order")}
     order = np.argsort(pairs.pop("order"), kind="stable")  # back to sampling order: any prefix is a random subset
     pairs = {key: value[order] for key, value in pairs.items()}
-    pairs["inputs"] *= (1e6 / (noisy_total * pairs["depth"]))[:, None].astype(np.float32)
+    scale = (1e6 / (noisy_total * pairs["depth"])).astype(np.float32)
+    if pairs["inputs"].ndim == 2:
+        pairs["inputs"] *= scale[:, None]
+    else:
+        pairs["inputs"][:, 0] *= scale[:, None]  # genome channels keep their own units
     pairs["targets"] *= np.float32(1e6 / clean_total)
     pairs["meta"] = {
         "format": PAIRS_FORMAT, "bin_size": bin_size, "window_bins": spec.window_bins,
         "target_bins": spec.target_bins, "representation": "coverage", "extend": extend,
         "chroms": list(chroms), "depths": list(depths), "tiled": n_windows is None, "seed": seed,
         "regions_only": regions is not None,
+        **channel_meta(genome),
         "noisy_insertions": noisy_total, "clean_insertions": clean_total,
         "sources": {"noisy": os.fspath(noisy_insertions), "clean": os.fspath(clean_bigwig),
                     "peaks": os.fspath(clean_peaks)},
     }
     return pairs
+
+
+def channel_meta(genome) -> dict:
+    """What pairs and sources record of their genome channels (read back into the model contract)."""
+    if genome is None:
+        return {"channels": [], "sequence_md5": {}, "masks": []}
+    return {"channels": [spec.to_dict() for spec in genome.specs], "sequence_md5": dict(genome.md5),
+            "masks": ["blacklist"] if genome.has_blacklist else []}
 
 
 def _check_depths(depths) -> tuple[float, ...]:
@@ -135,12 +154,14 @@ def _window_plan(n_bins_by_chrom: dict[str, int], n_windows: int | None, spec: W
     return plan
 
 
-def _keep_scored_windows(plan: dict, regions, chrom_sizes: dict[str, int], spec: WindowSpec, bin_size: int) -> dict:
+def _keep_scored_windows(plan: dict, regions, chrom_sizes: dict[str, int], spec: WindowSpec, bin_size: int,
+                         genome=None) -> dict:
     from atacdenoise.search.resample import scored_bins, windows_in_regions
 
     kept = {}
     for chrom, rows in plan.items():
-        inside = windows_in_regions(rows["starts"], spec, scored_bins(regions, chrom, chrom_sizes[chrom], bin_size))
+        scored = scored_bins(regions, chrom, chrom_sizes[chrom], bin_size, genome)
+        inside = windows_in_regions(rows["starts"], spec, scored)
         if inside.any():
             kept[chrom] = {key: value[inside] for key, value in rows.items()}
     if not kept:
@@ -149,7 +170,7 @@ def _keep_scored_windows(plan: dict, regions, chrom_sizes: dict[str, int], spec:
 
 
 def _chrom_pairs(chrom, positions, plan, length, depths, clean_bigwig, chrom_peaks, spec, bin_size, extend, seed,
-                 chrom_no) -> dict[str, np.ndarray]:
+                 chrom_no, genome=None) -> dict[str, np.ndarray]:
     """Raw (unscaled) windows of one chromosome."""
     from atacdenoise.tracks.binning import coverage_bins
     from atacdenoise.tracks.subsample import thin_positions
@@ -164,7 +185,14 @@ def _chrom_pairs(chrom, positions, plan, length, depths, clean_bigwig, chrom_pea
         rng = np.random.default_rng([seed, chrom_no, d])  # each (chromosome, depth) its own reproducible stream
         kept = positions if depth == 1.0 else thin_positions(positions, depth, rng)
         bins = coverage_bins(kept, length, bin_size=bin_size, extend=extend, stat="mean")
+        if genome is not None and genome.has_blacklist:
+            bins[genome.blacklist_bins(chrom)] = 0
         inputs[chosen] = extract(bins, starts[chosen], spec.window_bins)
+    if genome is not None and genome.n_channels:
+        from atacdenoise.tracks.windows import extract_channels
+
+        inputs = np.concatenate([inputs[:, None], extract_channels(genome.render(chrom), starts, spec.window_bins)],
+                                axis=1)
     target_starts = starts + spec.flank
     clean = bigwig_bins(clean_bigwig, chrom, length, bin_size)  # mean per bin
     labels = peak_label_bins(chrom_peaks, length, bin_size)
@@ -224,7 +252,8 @@ def load_pairs(path: str | os.PathLike) -> dict:
 
 def _check_shapes(path, pairs: dict, meta: dict) -> None:
     n = len(pairs["inputs"])
-    expected = {"inputs": (n, meta["window_bins"]), "targets": (n, meta["target_bins"]),
+    channels = len(meta.get("channels", []))
+    expected = {"inputs": (n, meta["window_bins"]) if not channels else (n, 1 + channels, meta["window_bins"]), "targets": (n, meta["target_bins"]),
                 "peaks": (n, meta["target_bins"]), "depth": (n,), "chrom": (n,), "start": (n,)}
     for key, shape in expected.items():
         if pairs[key].shape != tuple(shape):
@@ -249,12 +278,13 @@ def check_compatible(train: dict, val: dict) -> None:
 def prepare(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes: dict[str, int], train_chroms: list[str],
             val_chroms: list[str], out_dir, depths=DEFAULT_DEPTHS, n_train: int = 10_000,
             spec: WindowSpec = WindowSpec(), bin_size: int = 25, seed: int = 0, regions=None,
-            resample: bool = False, clean_insertions=None) -> dict[str, str]:
+            resample: bool = False, clean_insertions=None, genome=None) -> dict[str, str]:
     """Write ``train.npz`` and ``val.npz`` (tiled windows) in ``out_dir``; return both paths.
 
     ``train.npz`` holds sampled pairs, or with ``resample=True`` a resampling
     source (:mod:`.resample`) built from ``clean_insertions`` (any reads file),
     or, when that is None, from the insertions recovered from ``clean_bigwig``.
+    ``genome`` (``tracks.channels.GenomeChannels``) adds genome channels and the blacklist.
     """
     shared = sorted(set(train_chroms) & set(val_chroms))
     if shared:
@@ -262,17 +292,17 @@ def prepare(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes: dict[str, 
     out_dir = Path(out_dir)
     outputs = {"train": out_dir / "train.npz", "val": out_dir / "val.npz"}
     val = make_pairs(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes, val_chroms, depths, None, spec,
-                     bin_size, seed, regions=regions)
+                     bin_size, seed, regions=regions, genome=genome)
     if resample:
         from atacdenoise.search.resample import save_source
 
         # Depth 1 is the shallow library's size, which building val.npz has already counted.
         train = _resampling_source(val["meta"]["noisy_insertions"], clean_bigwig, clean_peaks, chrom_sizes,
-                                   train_chroms, depths, n_train, spec, bin_size, regions, clean_insertions)
+                                   train_chroms, depths, n_train, spec, bin_size, regions, clean_insertions, genome)
         save_train = save_source
     else:
         train = make_pairs(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes, train_chroms, depths, n_train,
-                           spec, bin_size, seed, regions=regions)
+                           spec, bin_size, seed, regions=regions, genome=genome)
         save_train = save_pairs
     save_train(outputs["train"], train)  # written only when both are built: never half a data set
     save_pairs(outputs["val"], val)
@@ -280,7 +310,7 @@ def prepare(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes: dict[str, 
 
 
 def _resampling_source(reference, clean_bigwig, clean_peaks, chrom_sizes, chroms, depths, n_train, spec,
-                       bin_size, regions, clean_insertions):
+                       bin_size, regions, clean_insertions, genome=None):
     from atacdenoise.io.reads import iter_insertions
     from atacdenoise.search.resample import build_source
     from atacdenoise.tracks.deconvolve import insertions_from_coverage
@@ -288,4 +318,4 @@ def _resampling_source(reference, clean_bigwig, clean_peaks, chrom_sizes, chroms
     clean = (iter_insertions(clean_insertions, chrom_sizes) if clean_insertions is not None
              else insertions_from_coverage(clean_bigwig, chrom_sizes, regions))
     return build_source(clean, clean_peaks, chrom_sizes, chroms, reference, depths, regions, spec, bin_size,
-                        windows_per_epoch=n_train)
+                        windows_per_epoch=n_train, genome=genome)

@@ -115,6 +115,11 @@ class SearchData:
     draw_seed: int = 0
     drawn_epoch: int | None = None
 
+    @property
+    def input_channels(self) -> int:
+        """1 (signal only) or 1 + genome channels (inputs ``(n, channels, window_bins)``)."""
+        return 1 if self.train_x.dim() == 2 else self.train_x.shape[1]
+
     @classmethod
     def from_pairs(cls, train: dict, val: dict, max_train_windows: int | None, device: str,
                    draw_seed: int = 0) -> "SearchData":
@@ -218,7 +223,8 @@ def mirror_batch(inputs: torch.Tensor, targets: torch.Tensor, peaks: torch.Tenso
     examples from one chromosome. The target is centred, so it stays aligned.
     """
     flip = flip.to(inputs.device)[:, None]
-    return (torch.where(flip, inputs.flip(-1), inputs), torch.where(flip, targets.flip(-1), targets),
+    flip_inputs = flip if inputs.dim() == 2 else flip[:, :, None]  # genome channels flip with the signal
+    return (torch.where(flip_inputs, inputs.flip(-1), inputs), torch.where(flip, targets.flip(-1), targets),
             torch.where(flip, peaks.flip(-1), peaks))
 
 
@@ -263,7 +269,8 @@ def _check_model_fits(model, data_meta: dict, source, space: str) -> None:
     """A starting model must be of the searched space and read the data's windows."""
     if model.space != space:
         raise InputError(source, f"the initial model is a {model.space} model but --space is {space}")
-    for key in ("window_bins", "target_bins"):
+    data_meta = {**data_meta, "input_channels": 1 + len(data_meta.get("channels", []))}
+    for key in ("window_bins", "target_bins", "input_channels"):
         if getattr(model, key) != data_meta[key]:
             raise InputError(source, f"the initial model has {key} {getattr(model, key)} but the training data "
                                      f"has {data_meta[key]}")
@@ -306,7 +313,8 @@ def train_candidate(settings: SearchSettings, parent, iteration: int, child: int
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)  # fresh layers take their initial weights from torch's generator
     if iteration == 0:
-        model, morphisms = random_initial_model(settings, rng, data.window_bins, data.target_bins), []
+        model = random_initial_model(settings, rng, data.window_bins, data.target_bins, data.input_channels)
+        morphisms = []
         epochs = settings.initial_epochs
     else:
         model, morphisms = morphed_child(settings, parent, rng)
@@ -315,13 +323,16 @@ def train_candidate(settings: SearchSettings, parent, iteration: int, child: int
     return morphisms, metrics, model
 
 
-def random_initial_model(settings: SearchSettings, rng: np.random.Generator, window_bins: int, target_bins: int):
+def random_initial_model(settings: SearchSettings, rng: np.random.Generator, window_bins: int, target_bins: int,
+                         input_channels: int = 1):
     from atacdenoise.models import build_model, random_initial_config
 
     cap = settings.max_parameters
     for _ in range(20):  # the size cap applies to the random search too
-        model = build_model(random_initial_config(settings.space, rng, window_bins=window_bins,
-                                                  target_bins=target_bins))
+        config = random_initial_config(settings.space, rng, window_bins=window_bins, target_bins=target_bins)
+        if input_channels > 1:
+            config["input_channels"] = input_channels
+        model = build_model(config)
         if cap is None or count_parameters(model) <= cap:
             return model
     raise InputError(None, f"no random initial model has at most {cap:,} parameters; raise --max-parameters")
@@ -399,6 +410,11 @@ def run_search(
         from atacdenoise.search.history import load_search_model
 
         start_model = load_search_model(initial_model)
+        extra = 1 + len(train["meta"].get("channels", [])) - start_model.input_channels
+        if extra > 0:  # a counts-only start on data with genome channels: add them with zero weights
+            from atacdenoise.models.morphisms import add_input_channels
+
+            start_model = add_input_channels(start_model, extra)
         _check_model_fits(start_model, data_meta=train["meta"], source=initial_model, space=settings.space)
         settings = replace(settings, initial_random_draws=1, initial_model=model_fingerprint(start_model))
     out_dir = Path(out_dir)

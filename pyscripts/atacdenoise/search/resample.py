@@ -39,12 +39,18 @@ SOURCE_FORMAT = "atacdenoise-source/1"
 
 @dataclass
 class ChromSource:
-    """One chromosome: sorted clean insertions, target bins (scaled), peak label bins, allowed window starts."""
+    """One chromosome: sorted clean insertions, target bins (scaled), peak label bins, allowed window starts;
+    with genome channels their ``(F, n_bins)`` renderings, and the blacklisted bins (zero on input)."""
 
     positions: np.ndarray
     targets: np.ndarray
     peaks: np.ndarray
     starts: np.ndarray
+    genome: np.ndarray | None = None
+    masked: np.ndarray | None = None
+
+
+CHROM_FIELDS = ("positions", "targets", "peaks", "starts", "genome", "masked")
 
 
 class TrainingSource:
@@ -67,14 +73,23 @@ class TrainingSource:
         low, high = min(self.meta["depths"]), max(self.meta["depths"])
         depths = np.exp(rng.uniform(np.log(low), np.log(high), size=n_windows)).astype(np.float32)
         spec = self.spec
-        inputs = np.empty((n_windows, spec.window_bins), np.float32)
+        n_genome = len(self.meta.get("channels", []))
+        inputs = np.empty((n_windows, spec.window_bins) if not n_genome else (n_windows, 1 + n_genome, spec.window_bins),
+                          np.float32)
         targets = np.empty((n_windows, spec.target_bins), np.float32)
         peaks = np.empty((n_windows, spec.target_bins), np.uint8)
         starts = np.empty(n_windows, np.int64)
         for i, (c, offset) in enumerate(zip(chrom_index, offsets)):
             chrom = self.chroms[names[c]]
             starts[i] = chrom.starts[offset]
-            inputs[i] = self._noisy_window(chrom.positions, int(starts[i]), float(depths[i]), rng)
+            window = slice(int(starts[i]), int(starts[i]) + spec.window_bins)
+            noisy = self._noisy_window(chrom.positions, int(starts[i]), float(depths[i]), rng)
+            if chrom.masked is not None:
+                noisy[chrom.masked[window]] = 0
+            if n_genome:
+                inputs[i, 0], inputs[i, 1:] = noisy, chrom.genome[:, window]
+            else:
+                inputs[i] = noisy
             target_start = starts[i] + spec.flank
             targets[i] = chrom.targets[target_start:target_start + spec.target_bins]
             peaks[i] = chrom.peaks[target_start:target_start + spec.target_bins]
@@ -94,19 +109,21 @@ class TrainingSource:
     def fingerprint_arrays(self):
         for chrom in self.chroms.values():
             yield from (chrom.positions, chrom.targets, chrom.peaks, chrom.starts)
+            yield from (array for array in (chrom.genome, chrom.masked) if array is not None)
 
 
 def build_source(clean_insertions, clean_peaks, chrom_sizes: dict[str, int], chroms: list[str],
                  reference_insertions: int, depths=(0.1, 1.0), regions=None, spec: WindowSpec = WindowSpec(),
-                 bin_size: int = 25, extend: int = 100, windows_per_epoch: int = 6000) -> TrainingSource:
+                 bin_size: int = 25, extend: int = 100, windows_per_epoch: int = 6000, genome=None) -> TrainingSource:
     """A source over ``chroms`` from ``(chrom, positions)`` pairs of the clean library (all chromosomes).
 
     Targets are the clean insertions' coverage (mean per bin, per million clean
     insertions). With ``regions`` (where the truth is defined), only windows
-    whose target lies wholly inside them are drawn.
+    whose target lies wholly inside them are drawn. ``genome``
+    (``tracks.channels.GenomeChannels``) adds its channels and blacklist.
     """
     from atacdenoise.io.narrowpeak import read_peaks
-    from atacdenoise.search.data import _check_depths, peak_label_bins
+    from atacdenoise.search.data import _check_depths, channel_meta, peak_label_bins
 
     depths = _check_depths(depths)
     if reference_insertions <= 0:
@@ -121,7 +138,10 @@ def build_source(clean_insertions, clean_peaks, chrom_sizes: dict[str, int], chr
                 positions=np.sort(np.asarray(positions, np.int64)),
                 targets=coverage_bins(positions, length, bin_size=bin_size, extend=extend, stat="mean"),
                 peaks=peak_label_bins(peaks.get(chrom), length, bin_size).astype(np.uint8),
-                starts=allowed_starts(n_bins(length, bin_size), spec, scored_bins(regions, chrom, length, bin_size)))
+                starts=allowed_starts(n_bins(length, bin_size), spec,
+                                      scored_bins(regions, chrom, length, bin_size, genome)),
+                genome=genome.render(chrom) if genome is not None and genome.n_channels else None,
+                masked=genome.blacklist_bins(chrom) if genome is not None else None)
     missing = [c for c in chroms if c not in per_chrom]
     if missing:
         raise InputError(None, f"the clean library has no insertions on {', '.join(missing)}")
@@ -133,19 +153,23 @@ def build_source(clean_insertions, clean_peaks, chrom_sizes: dict[str, int], chr
     meta = {"format": SOURCE_FORMAT, "bin_size": bin_size, "window_bins": spec.window_bins,
             "target_bins": spec.target_bins, "representation": "coverage", "extend": extend,
             "chroms": list(chroms), "depths": list(depths), "reference_insertions": int(reference_insertions),
-            "clean_insertions": int(clean_total), "windows_per_epoch": int(windows_per_epoch)}
+            "clean_insertions": int(clean_total), "windows_per_epoch": int(windows_per_epoch),
+            **channel_meta(genome)}
     return TrainingSource(per_chrom, meta)
 
 
-def scored_bins(regions, chrom: str, length: int, bin_size: int) -> np.ndarray | None:
-    """True for bins wholly inside ``regions`` (None: no regions given, every bin is scored)."""
+def scored_bins(regions, chrom: str, length: int, bin_size: int, genome=None) -> np.ndarray | None:
+    """True for bins wholly inside ``regions`` and untouched by the genome's blacklist
+    (None: no regions and no blacklist, every bin is scored)."""
+    blacklisted = genome.blacklist_bins(chrom) if genome is not None else None
     if regions is None:
-        return None
+        return None if blacklisted is None else ~blacklisted
     inside = interval_mask(regions.get(chrom), length)
     whole = n_bins(length, bin_size) * bin_size
     padded = np.zeros(whole, bool)
     padded[:length] = inside
-    return padded.reshape(-1, bin_size).all(axis=1)
+    scored = padded.reshape(-1, bin_size).all(axis=1)
+    return scored if blacklisted is None else scored & ~blacklisted
 
 
 def allowed_starts(total_bins: int, spec: WindowSpec, scored: np.ndarray | None) -> np.ndarray:
@@ -169,7 +193,7 @@ def windows_in_regions(starts: np.ndarray, spec: WindowSpec, scored: np.ndarray 
 
 def save_source(path: str | os.PathLike, source: TrainingSource) -> None:
     arrays = {f"{field}/{chrom}": getattr(c, field) for chrom, c in source.chroms.items()
-              for field in ("positions", "targets", "peaks", "starts")}
+              for field in CHROM_FIELDS if getattr(c, field) is not None}
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays, meta=np.array(json.dumps(source.meta)))
@@ -188,8 +212,8 @@ def load_source(path: str | os.PathLike) -> TrainingSource:
     try:
         with np.load(path, allow_pickle=False) as npz:
             meta = json.loads(str(npz["meta"]))
-            chroms = {chrom: ChromSource(*(npz[f"{field}/{chrom}"] for field in
-                                           ("positions", "targets", "peaks", "starts")))
+            chroms = {chrom: ChromSource(*(npz[f"{field}/{chrom}"] if f"{field}/{chrom}" in npz else None
+                                           for field in CHROM_FIELDS))
                       for chrom in meta["chroms"]}
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
         raise InputError(path, f"not a training source from 'atacdenoise prepare --resample' "

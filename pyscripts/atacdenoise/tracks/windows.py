@@ -131,3 +131,8 @@ def make_windows(noisy_store, clean_store, chroms: list[str], n: int | None, spe
     if clean_peaks_store is None:
         del parts["peaks"]
     return {key: np.concatenate(arrays) for key, arrays in parts.items()}
+
+
+def extract_channels(channels: np.ndarray, starts: np.ndarray, window_bins: int) -> np.ndarray:
+    """``(F, n_bins)`` genome channels -> ``(n, F, window_bins)`` windows at ``starts`` (as :func:`extract`)."""
+    return np.stack([extract(channel, starts, window_bins) for channel in channels], axis=1)

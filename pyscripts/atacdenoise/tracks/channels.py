@@ -1,0 +1,258 @@
+"""Genome channels: per-bin tracks of what the genome says, laid beside the counts as extra input channels.
+
+A model's channels are a list of :class:`ChannelSpec` written into its ONNX
+contract; training and ``denoise`` render them the same way from the user's
+files, one chromosome at a time. Renderings (all in [0, 1], all unchanged when
+a window is reversed, so mirrored training windows stay valid):
+
+- ``tss`` (GTF, GFF3 gene records or BED with strand): ``exp(-d / 1000 bp)``,
+  ``d`` the distance from the bin centre to the nearest gene start. A point
+  feature, so a decay: a 1-bp TSS would be invisible as an overlap and its
+  influence reaches a few hundred bp either way.
+- ``cpg_islands``, ``ctcf_sites`` and any other BED/GTF/GFF3: the fraction of
+  the bin's bases inside the file's intervals.
+- a user's bigWig: ``log1p`` of its mean per bin (the one rendering not
+  bounded by 1; the network's first layer scales it).
+- ``blacklist``: not a channel but a mask: counts there are zeroed on input
+  and its bins are never training targets or peak labels.
+- ``sequence`` from ``--fasta`` (fixed per-bin features, measured against no
+  sequence in ``benchmarks/bench_channels.py``): ``gc_fraction`` (G+C of
+  A/C/G/T bases), ``cpg_density`` (``min(10 * CpG per bin / bin_size, 1)``:
+  ~0.1 genome-wide in human, ~1 in CpG islands) and ``n_fraction`` (bases
+  that are N or another IUPAC code: no mappable reads come from them).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from atacdenoise.errors import InputError
+from atacdenoise.tracks.binning import n_bins
+
+TSS_DECAY_BP = 1000
+SEQUENCE_FEATURES = ("gc_fraction", "cpg_density", "n_fraction")
+KNOWN_ANNOTATIONS = {  # the fixed names and how each is rendered
+    "tss": "decay", "cpg_islands": "overlap", "ctcf_sites": "overlap", "blacklist": "mask",
+}
+RENDERINGS = ("decay", "overlap", "log1p_mean", *SEQUENCE_FEATURES)
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """One input channel: ``name`` (annotation name, or ``sequence``), how it is rendered, its scale in bp."""
+
+    name: str
+    render: str
+    scale_bp: int = 0
+
+    def __post_init__(self):
+        if self.render not in RENDERINGS:
+            raise ValueError(f"channel {self.name!r}: render must be one of {RENDERINGS}, got {self.render!r}")
+
+    @property
+    def needs_fasta(self) -> bool:
+        return self.render in SEQUENCE_FEATURES
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def plan_channels(annotations: dict[str, str | os.PathLike], sequence: bool) -> list[ChannelSpec]:
+    """The channels a new model gets from the user's files (sequence first, then annotation in given order)."""
+    from atacdenoise.io.genome import detect_annotation_format
+
+    specs = [ChannelSpec("sequence", feature) for feature in SEQUENCE_FEATURES] if sequence else []
+    for name, path in annotations.items():
+        render = KNOWN_ANNOTATIONS.get(name)
+        if render == "mask":
+            continue
+        if render is None:
+            render = "log1p_mean" if detect_annotation_format(path) == "bigwig" else "overlap"
+        specs.append(ChannelSpec(name, render, TSS_DECAY_BP if render == "decay" else 0))
+    return specs
+
+
+def parse_annotation_args(values: list[str] | None) -> dict[str, str]:
+    """``["tss=genes.gtf", ...]`` -> ``{"tss": "genes.gtf"}`` (a name given twice is an error)."""
+    out: dict[str, str] = {}
+    for value in values or ():
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise InputError(None, f"--annotation takes NAME=FILE (e.g. tss=genes.gtf), got {value!r}")
+        if name in out:
+            raise InputError(None, f"--annotation {name} given twice")
+        if name == "sequence":
+            raise InputError(None, "'sequence' is not an annotation name: give the reference with --fasta")
+        out[name] = path
+    return out
+
+
+def training_genome(chrom_sizes: dict[str, int], bin_size: int, fasta=None,
+                    annotation_args: list[str] | None = None) -> "GenomeChannels | None":
+    """The genome channels a new model trains with (None when neither FASTA nor annotation is given)."""
+    annotations = parse_annotation_args(annotation_args)
+    if fasta is None and not annotations:
+        return None
+    return GenomeChannels(plan_channels(annotations, sequence=fasta is not None), chrom_sizes, bin_size,
+                          annotations, fasta)
+
+
+class GenomeChannels:
+    """Renders ``specs`` (and the blacklist mask) per chromosome from the user's files.
+
+    The FASTA, when a channel needs it, is read once here (one streaming pass:
+    per-bin base counts of every chromosome of ``chrom_sizes`` go to ``scratch``
+    as ``.npy``, so memory stays one chromosome's bins) and ``md5`` maps each
+    of its chromosomes to its SAM M5 digest.
+    """
+
+    def __init__(self, specs: list[ChannelSpec], chrom_sizes: dict[str, int], bin_size: int,
+                 annotations: dict[str, str | os.PathLike] | None = None, fasta: str | os.PathLike | None = None,
+                 scratch: str | os.PathLike | None = None, model: str | None = None):
+        self.specs, self.chrom_sizes, self.bin_size = list(specs), chrom_sizes, bin_size
+        self.annotations = dict(annotations or {})
+        for spec in self.specs:
+            if not spec.needs_fasta and spec.name not in self.annotations:
+                raise InputError(model, f"the model needs annotation channel {spec.name!r}: give it with "
+                                        f"--annotation {spec.name}=FILE" + _where_to_get(spec.name))
+        if any(spec.needs_fasta for spec in self.specs) and fasta is None:
+            raise InputError(model, "the model reads the DNA sequence: give the reference genome with --fasta")
+        self._intervals = {spec.name: self._read(spec) for spec in self.specs if spec.render in ("decay", "overlap")}
+        self._blacklist = None
+        if "blacklist" in self.annotations:
+            from atacdenoise.io.genome import read_intervals
+
+            self._blacklist = read_intervals(self.annotations["blacklist"], chrom_sizes)
+        self.fasta, self.md5 = fasta, {}
+        self._scratch_owner = None
+        if any(spec.needs_fasta for spec in self.specs):
+            if scratch is None:
+                self._scratch_owner = tempfile.TemporaryDirectory(prefix="atacdenoise-seq-")
+                scratch = self._scratch_owner.name
+            self._scratch = Path(scratch)
+            self._read_fasta()
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.specs)
+
+    @property
+    def has_blacklist(self) -> bool:
+        return self._blacklist is not None
+
+    def _read(self, spec: ChannelSpec):
+        from atacdenoise.io.genome import read_intervals
+
+        return read_intervals(self.annotations[spec.name], self.chrom_sizes, genes_only=spec.name == "tss")
+
+    def _read_fasta(self) -> None:
+        from atacdenoise.io.genome import check_fasta_chroms, iter_sequence_bins
+
+        self._files, names = {}, []
+        for bins in iter_sequence_bins(self.fasta, self.bin_size):
+            names.append(bins.chrom)
+            if bins.chrom not in self.chrom_sizes:
+                continue
+            if bins.length != self.chrom_sizes[bins.chrom]:
+                raise InputError(self.fasta, f"{bins.chrom} is {bins.length:,} bp here but "
+                                             f"{self.chrom_sizes[bins.chrom]:,} bp in the chrom sizes: another assembly")
+            self._files[bins.chrom] = self._scratch / f"{len(self._files)}.npy"
+            np.save(self._files[bins.chrom], bins.counts)
+            self.md5[bins.chrom] = bins.md5
+        check_fasta_chroms(self.fasta, names, list(self.chrom_sizes), self.chrom_sizes)
+
+    def render(self, chrom: str) -> np.ndarray:
+        """``(n_channels, n_bins)`` float32 for ``chrom``."""
+        length = self.chrom_sizes[chrom]
+        nb = n_bins(length, self.bin_size)
+        out = np.zeros((len(self.specs), nb), np.float32)
+        counts = None
+        for i, spec in enumerate(self.specs):
+            if spec.needs_fasta:
+                if counts is None:
+                    counts = np.load(self._files[chrom])
+                out[i] = sequence_feature(counts, spec.render, self.bin_size)
+            elif spec.render == "decay":
+                out[i] = decay_bins(self._intervals[spec.name].get(chrom), nb, self.bin_size, spec.scale_bp)
+            elif spec.render == "overlap":
+                out[i] = overlap_bins(self._intervals[spec.name].get(chrom), nb, self.bin_size)
+            else:
+                from atacdenoise.tracks.binning import bigwig_bins
+
+                out[i] = np.log1p(np.clip(bigwig_bins(self.annotations[spec.name], chrom, length, self.bin_size),
+                                          0, None))
+        return out
+
+    def blacklist_bins(self, chrom: str) -> np.ndarray | None:
+        """True for bins any blacklisted base touches (None without a blacklist)."""
+        if self._blacklist is None:
+            return None
+        nb = n_bins(self.chrom_sizes[chrom], self.bin_size)
+        return overlap_bins(self._blacklist.get(chrom), nb, self.bin_size) > 0
+
+    def check_md5(self, expected: dict[str, str], chroms, source=None) -> None:
+        """Refuse a FASTA whose sequence of a used chromosome differs from what the model was trained on."""
+        for chrom in chroms:
+            if chrom in expected and self.md5.get(chrom) != expected[chrom]:
+                raise InputError(self.fasta, f"{chrom} differs from the sequence model {source} was trained on "
+                                             f"(MD5 {self.md5.get(chrom)} vs {expected[chrom]}): another assembly")
+
+
+def _where_to_get(name: str) -> str:
+    hints = {"tss": " (a GTF/GFF3 of genes, e.g. GENCODE or Ensembl, or a BED6 of TSSs)",
+             "cpg_islands": " (UCSC cpgIslandExt as BED)", "ctcf_sites": " (ENCODE CTCF sites as BED)"}
+    return hints.get(name, "")
+
+
+def merged(intervals) -> tuple[np.ndarray, np.ndarray]:
+    """Union of sorted intervals as disjoint (starts, ends)."""
+    if intervals is None or not len(intervals.starts):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    starts, ends = intervals.starts, intervals.ends
+    reach = np.maximum.accumulate(ends)
+    new = np.concatenate([[True], starts[1:] > reach[:-1]])
+    group = np.cumsum(new) - 1
+    return starts[new], np.maximum.reduceat(ends, np.flatnonzero(new)) if len(group) else ends[:0]
+
+
+def overlap_bins(intervals, total_bins: int, bin_size: int) -> np.ndarray:
+    """Fraction of each bin's bases inside the intervals (their union)."""
+    starts, ends = merged(intervals)
+    edges = np.arange(total_bins + 1, dtype=np.int64) * bin_size
+    if not len(starts):
+        return np.zeros(total_bins, np.float32)
+    before = np.concatenate([[0], np.cumsum(ends - starts)])  # covered bases before interval i
+    i = np.searchsorted(starts, edges, side="right") - 1  # last interval starting at or before the edge
+    inside = np.where(i >= 0, np.clip(edges - starts[np.maximum(i, 0)], 0,
+                                      (ends - starts)[np.maximum(i, 0)]), 0)
+    covered = np.where(i >= 0, before[np.maximum(i, 0)] + inside, 0)
+    return (np.diff(covered) / bin_size).astype(np.float32)
+
+
+def decay_bins(intervals, total_bins: int, bin_size: int, scale_bp: int) -> np.ndarray:
+    """``exp(-d / scale_bp)``, ``d`` = bp from each bin centre to the nearest TSS (0 with none)."""
+    from atacdenoise.io.genome import tss_positions
+
+    if intervals is None or not len(intervals.starts):
+        return np.zeros(total_bins, np.float32)
+    points = tss_positions(intervals).astype(np.float64)
+    centres = (np.arange(total_bins) + 0.5) * bin_size
+    j = np.searchsorted(points, centres)
+    left = np.abs(centres - points[np.clip(j - 1, 0, len(points) - 1)])
+    right = np.abs(points[np.clip(j, 0, len(points) - 1)] - centres)
+    return np.exp(-np.minimum(left, right) / scale_bp).astype(np.float32)
+
+
+def sequence_feature(counts: np.ndarray, render: str, bin_size: int) -> np.ndarray:
+    """One fixed feature from per-bin base counts (``io.genome.BASE_COUNTS`` order)."""
+    gc, at, n, cpg = counts.astype(np.float32)
+    if render == "gc_fraction":
+        return np.where(gc + at > 0, gc / np.maximum(gc + at, 1), 0).astype(np.float32)
+    if render == "cpg_density":
+        return np.minimum(10 * cpg / bin_size, 1).astype(np.float32)
+    return (n / bin_size).astype(np.float32)
