@@ -29,10 +29,10 @@ import torch
 
 from atacdenoise.errors import InputError
 from atacdenoise.models import build_model
-from atacdenoise.models.morphisms import add_input_channels, dilated_widen
+from atacdenoise.models.morphisms import dilated_widen
 from atacdenoise.search.data import load_pairs
 from atacdenoise.search.history import load_search_model
-from atacdenoise.search.nash import SearchData, TrainSettings, _as_pairs, train_child
+from atacdenoise.search.nash import SearchData, TrainSettings, _as_pairs, fit_to_channels, train_child
 from atacdenoise.tracks.subsample import parse_fractions
 
 
@@ -60,9 +60,7 @@ def main(argv=None) -> int:
     if args.widen:
         model = dilated_widen(model, np.random.default_rng(args.widen_seed), width=args.widen)
     train = _as_pairs(args.train)
-    extra = 1 + len(train["meta"].get("channels", [])) - model.input_channels
-    if extra > 0:  # genome channels in the data: added with zero weights (the start's function unchanged)
-        model = add_input_channels(model, extra)
+    model = fit_to_channels(model, train["meta"])  # genome channels in the data: added with zero weights
     if args.depths:
         if "source" not in train:
             parser.error(f"--depths needs a resampling source as --train, not {args.train}")

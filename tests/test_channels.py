@@ -87,7 +87,7 @@ def test_fasta_problems_are_one_line_errors(tmp_path, sequences):
 
 def test_sequence_features_and_md5_check(tmp_path, sequences):
     fasta = write_fasta(tmp_path / "g.fa.gz", sequences, gz=True)
-    specs = plan_channels({}, sequence=True)
+    specs = plan_channels({}, sequence="fixed")
     genome = GenomeChannels(specs, SIZES, 25, fasta=fasta)
     rendered = genome.render("chr1")
     assert rendered.shape == (3, 121) and rendered.dtype == np.float32
@@ -166,7 +166,7 @@ def test_annotation_arguments_and_channel_plan(tmp_path):
     bed = tmp_path / "a.bed"
     bed.write_text("chr1\t10\t20\n")
     given = parse_annotation_args([f"tss={bed}", f"blacklist={bed}", f"enhancers={bed}"])
-    specs = plan_channels(given, sequence=False)
+    specs = plan_channels(given, sequence=None)
     assert [(s.name, s.render) for s in specs] == [("tss", "decay"), ("enhancers", "overlap")]
     for bad in ("tss", "=x.bed", "sequence=x.fa"):
         with pytest.raises(InputError):
@@ -186,7 +186,7 @@ def test_blacklist_masks_bins_and_user_bigwig_channel(tmp_path):
     with pyBigWig.open(str(track), "w") as bw:
         bw.addHeader(list(SIZES.items()))
         bw.addEntries(["chr1"], [0], ends=[50], values=[3.0])
-    genome = GenomeChannels(plan_channels({"mine": track}, False), SIZES, 25,
+    genome = GenomeChannels(plan_channels({"mine": track}, None), SIZES, 25,
                             annotations={"mine": track, "blacklist": blacklist})
     assert genome.blacklist_bins("chr1").nonzero()[0].tolist() == [4, 5]
     rendered = genome.render("chr1")
@@ -353,11 +353,11 @@ def test_prepare_with_genome_channels_and_blacklist(tmp_path):
     blacklist = tmp_path / "bl.bed"
     blacklist.write_text("chr2\t50000\t50100\n")
     annotations = {"cpg_islands": annotation, "blacklist": blacklist}
-    genome = GenomeChannels(plan_channels(annotations, False), sizes, 25, annotations=annotations)
+    genome = GenomeChannels(plan_channels(annotations, None), sizes, 25, annotations=annotations)
     spec = WindowSpec(256, 64)
     pairs = make_pairs(tmp_path / "noisy.bed.gz", bw_path, peaks, sizes, ["chr2"], (1.0,), None, spec, genome=genome)
     assert pairs["inputs"].shape[1:] == (2, 256)
-    assert pairs["meta"]["channels"] == [{"name": "cpg_islands", "render": "overlap", "scale_bp": 0}]
+    assert pairs["meta"]["channels"] == [{"name": "cpg_islands", "render": "overlap", "scale_bp": 0, "width": 1}]
     assert pairs["meta"]["masks"] == ["blacklist"]
     target_bins = pairs["start"][:, None] + spec.flank + np.arange(64)
     assert not np.isin(target_bins, [2000, 2001, 2002, 2003]).any()  # no target touches the blacklist
@@ -371,3 +371,67 @@ def test_prepare_with_genome_channels_and_blacklist(tmp_path):
     for c, s in blacklisted:
         i = list(zip(draw["chrom"], draw["start"])).index((c, s))
         assert draw["inputs"][i, 0, 2000 - s:2004 - s].max() == 0
+
+
+# ---------------------------------------------------------------- learned sequence tower
+
+def test_base_codes_render_each_bins_bases(tmp_path, sequences):
+    fasta = write_fasta(tmp_path / "g.fa", sequences)
+    specs = plan_channels({}, "learned", bin_size=25)
+    assert [(s.render, s.width) for s in specs] == [("base_codes", 25)]
+    genome = GenomeChannels(specs, SIZES, 25, fasta=fasta)
+    codes = genome.render("chr1")
+    assert codes.shape == (25, 121)
+    code_of = {"A": 1, "C": 2, "G": 3, "T": 4, "N": 0}
+    seq = sequences["chr1"].upper()
+    for b in (0, 4, 120):
+        expected = [code_of[base] for base in seq[b * 25:(b + 1) * 25]]
+        assert codes[:len(expected), b].tolist() == expected
+    assert not codes[10:, 120].any()  # past the chromosome end: 0 (as N)
+
+
+def test_mirroring_reverse_complements_base_codes():
+    import torch
+
+    from atacdenoise.search.nash import mirror_batch
+
+    # One window, 2 bins of 3 bases: bin 0 = "ACG", bin 1 = "TNA"; plus a signal channel.
+    codes = torch.tensor([[1.0, 4.0], [2.0, 0.0], [3.0, 1.0]])
+    inputs = torch.cat([torch.tensor([[[5.0, 7.0]]]), codes[None]], dim=1)
+    target = torch.zeros(1, 2)
+    x, _, _ = mirror_batch(inputs, target, target, torch.tensor([True]), slice(1, 4))
+    assert x[0, 0].tolist() == [7.0, 5.0]
+    # reverse strand: reverse complement of "ACGTNA" is "TNACGT": bins "TNA", "CGT"
+    assert x[0, 1:].T.tolist() == [[4.0, 0.0, 1.0], [2.0, 3.0, 4.0]]
+
+
+def test_sequence_tower_model_trains_exports_and_starts_from_counts(tmp_path):
+    import torch
+
+    from atacdenoise.models import build_model, dilated1d
+    from atacdenoise.models.morphisms import add_input_channels, dilated_deepen
+    from atacdenoise.registry.onnx_export import export_onnx
+    from atacdenoise.tracks.channels import model_inputs
+
+    channels = [ChannelSpec("sequence", "gc_fraction").to_dict(), ChannelSpec("sequence", "base_codes", width=25).to_dict()]
+    inputs = model_inputs(channels)
+    assert inputs == {"input_channels": 27, "sequence_tower": {"first": 2, "width": 25, "filters": 8}}
+    torch.manual_seed(0)
+    counts_only = build_model(dilated1d.make_config(8, 5, [dilated1d.residual_layer(5, 2)], 256, 64)).eval()
+    x = torch.cat([torch.rand(3, 1, 256) * 4, torch.rand(3, 1, 256), torch.randint(0, 5, (3, 25, 256)).float()], 1)
+    model = add_input_channels(counts_only, 26, inputs["sequence_tower"]).eval()
+    assert model.encoder.out_channels == 1 + 1 + 8
+    with torch.no_grad():
+        for a, b in zip(model(x), counts_only(x[:, 0])):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        deeper = dilated_deepen(model, np.random.default_rng(0)).eval()  # morphisms keep the tower's weights
+        for a, b in zip(deeper(x), model(x)):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        model.stem.weight[:, 2:] += 0.3
+        changed = model(x)[0]
+        swapped = x.clone()
+        swapped[:, 2:] = torch.where(x[:, 2:] > 0, 5 - x[:, 2:], x[:, 2:])  # other bases, same counts
+        assert not torch.allclose(model(swapped)[0], changed)  # the sequence is read
+    contract = ModelContract(space="dilated1d", window_bins=256, target_bins=64, channels=json.dumps(channels))
+    report = export_onnx(model, tmp_path / "tower.onnx", contract=contract, check_windows=x.numpy())
+    assert report.passed

@@ -150,7 +150,7 @@ def cmd_prepare(args) -> None:
     train_chroms = [c for c in args.train_chroms.split(",") if c]
     val_chroms = [c for c in args.val_chroms.split(",") if c]
     genome = training_genome({c: chrom_sizes[c] for c in train_chroms + val_chroms if c in chrom_sizes},
-                             args.bin_size, args.fasta, args.annotation)
+                             args.bin_size, args.fasta, args.annotation, args.sequence)
     outputs = prepare(args.insertions, args.clean_bigwig, args.clean_peaks, chrom_sizes, train_chroms, val_chroms,
                       args.out, depths=parse_fractions(args.depths), n_train=args.n_train,
                       spec=WindowSpec(args.window, args.target), bin_size=args.bin_size, seed=args.seed,
@@ -280,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --resample: the clean library's reads/insertions (default: recovered exactly from "
                         "--clean-bigwig, which must be +-100 bp extended insertion coverage)")
     add_genome_args(p)
+    p.add_argument("--sequence", choices=("fixed", "learned", "both"), default="fixed",
+                   help="with --fasta: per-bin features (GC, CpG, N), each bin's bases for a learned sequence "
+                        "tower, or both (default fixed)")
     p.add_argument("--window", type=int, default=4096)
     p.add_argument("--target", type=int, default=1024)
     p.add_argument("--bin-size", type=int, default=25)

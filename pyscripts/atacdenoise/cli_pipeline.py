@@ -1,10 +1,12 @@
-"""Subcommands the Nextflow pipeline needs around the core steps: ``align`` and ``samplesheet``.
+"""Subcommands the Nextflow pipeline needs around the core steps: ``align``, ``samplesheet`` and
+``pipeline`` (the local runner).
 
 ``cli.py`` registers them with::
 
-    from atacdenoise.cli_pipeline import add_align_parser, add_samplesheet_parser
+    from atacdenoise.cli_pipeline import add_align_parser, add_pipeline_parser, add_samplesheet_parser
     add_align_parser(sub)
     add_samplesheet_parser(sub)
+    add_pipeline_parser(sub)
 
 Each handler raises :class:`InputError` for bad input; ``cli.main`` prints it as one line.
 """
@@ -66,4 +68,37 @@ def add_samplesheet_parser(subparsers) -> argparse.ArgumentParser:
     check.add_argument("--base-dir", help="resolve relative paths against this folder (default: current folder)")
     check.add_argument("--no-file-check", action="store_true", help="do not check that the files exist")
     check.set_defaults(func=cmd_samplesheet_check)
+    return p
+
+
+def pipeline_settings(args):
+    """The local runner's :class:`~atacdenoise.pipeline.DemoSettings` from ``atacdenoise pipeline`` arguments."""
+    from atacdenoise.pipeline import DemoSettings
+
+    return DemoSettings(seed=args.seed, gtf=args.gtf, annotations=tuple(args.annotation or ()),
+                        sequence_channels=args.sequence_channels)
+
+
+def cmd_pipeline(args) -> None:
+    from atacdenoise.pipeline import run_pipeline
+
+    outdir = run_pipeline(args.outdir, profile=args.profile, samplesheet=args.samplesheet,
+                          settings=pipeline_settings(args))
+    print(f"pipeline finished: results in {outdir}", file=sys.stderr)
+
+
+def add_pipeline_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("pipeline", help="run the pipeline's steps locally, without Nextflow")
+    p.add_argument("--samplesheet", help="CSV of samples (not needed for --profile test)")
+    p.add_argument("--outdir", required=True)
+    p.add_argument("--profile", default="test", choices=["test"], help="test: simulate a small data set first")
+    p.add_argument("--seed", type=int, default=1)
+    # Genome channels, as the Nextflow params gtf, annotation and sequence_channels: to WINDOWS and DENOISE.
+    p.add_argument("--gtf", help="GTF/GFF3 of genes: the tss channel (the same as --annotation tss=FILE)")
+    p.add_argument("--annotation", action="append", metavar="NAME=FILE",
+                   help="annotation channel, repeatable: tss=GTF/GFF3/BED6, cpg_islands=BED, ctcf_sites=BED, "
+                        "blacklist=BED (a mask), or any NAME=BED/bigWig of your own")
+    p.add_argument("--sequence-channels", action="store_true",
+                   help="train with DNA sequence channels read from the (simulated) genome FASTA")
+    p.set_defaults(func=cmd_pipeline)
     return p

@@ -7,6 +7,12 @@ NASH_SEARCH -> EXPORT_ONNX -> REGISTER_MODEL) then denoise the shallow twin
 (DENOISE -> REPORT). The ``test`` profile first simulates the deep sample. The
 runner starts a local MLflow server (SQLite, in ``OUTDIR/mlflow``) for the
 registry steps and stops it at the end.
+
+Genome channels mirror the Nextflow params ``gtf``, ``annotation`` and
+``sequence_channels``: ``DemoSettings.gtf`` (the ``tss`` annotation),
+``annotations`` (``NAME=FILE``, as ``--annotation`` takes them) and
+``sequence_channels`` (the simulated genome's FASTA) go to WINDOWS
+(``prepare``) and DENOISE. Without them every command is what it always was.
 """
 
 from __future__ import annotations
@@ -45,6 +51,27 @@ class DemoSettings:
     search: tuple = ("--space", "dilated1d", "--iterations", "1", "--children", "2", "--epochs", "3",
                      "--initial-draws", "2", "--initial-epochs", "4", "--loss", "log-mse", "--device", "auto")
     model_name: str = "atac-denoiser"
+    gtf: str | None = None             # GTF/GFF3 of genes: --annotation tss=FILE (Nextflow: --gtf)
+    annotations: tuple = ()            # NAME=FILE, as --annotation takes them (Nextflow: --annotation)
+    sequence_channels: bool = False    # train with the simulated genome's DNA sequence channels
+
+    def annotation_specs(self) -> list[str]:
+        """``--gtf`` as ``tss=FILE`` then the ``NAME=FILE`` annotations; refuses bad specs and missing files."""
+        from atacdenoise.tracks.channels import parse_annotation_args
+
+        if self.gtf and any(spec.partition("=")[0] == "tss" for spec in self.annotations):
+            raise InputError(None, "--gtf is the annotation tss: give it once (--gtf FILE or --annotation tss=FILE)")
+        specs = ([f"tss={self.gtf}"] if self.gtf else []) + list(self.annotations)
+        for path in parse_annotation_args(specs).values():
+            if not os.path.isfile(path):
+                raise InputError(path, "annotation file does not exist")
+        return specs
+
+
+def genome_args(out: Path, s: DemoSettings) -> list:
+    """``--fasta`` (with sequence channels) and ``--annotation NAME=FILE`` for WINDOWS and DENOISE."""
+    fasta = ["--fasta", out / "simulate" / "genome.fa"] if s.sequence_channels else []
+    return [*fasta, *(arg for spec in s.annotation_specs() for arg in ("--annotation", spec))]
 
 
 def _bin(name: str) -> str:
@@ -81,7 +108,7 @@ def train_steps(out: Path, s: DemoSettings) -> list[Step]:
                          "--clean-peaks", out / "call_peaks" / "sim.narrowPeak", "--chrom-sizes", sizes,
                          "--out", out / "windows", "--train-chroms", "chr1", "--val-chroms", "chr2",
                          "--depths", s.depths, "--n-train", s.n_train, "--seed", s.seed,
-                         "--resample", "--clean-insertions", deep],
+                         "--resample", "--clean-insertions", deep, *genome_args(out, s)],
              [out / "windows" / "train.npz", out / "windows" / "val.npz"]),
         Step("NASH_SEARCH", [_bin("atac-search"), "--train", out / "windows" / "train.npz", "--val",
                              out / "windows" / "val.npz", "--out", out / "nash_search", *s.search, "--seed", s.seed],
@@ -106,7 +133,8 @@ def denoise_steps(out: Path, s: DemoSettings, model: str, tracking_uri: str | No
     prefix = out / "denoise" / "sim.shallow"
     uri = ["--tracking-uri", tracking_uri] if tracking_uri else []
     steps = [Step("DENOISE", [_bin("atac-denoise"), "--input", shallow, "--model", model, "--chrom-sizes",
-                              out / "simulate" / "chrom.sizes", "--out-prefix", prefix, *uri],
+                              out / "simulate" / "chrom.sizes", "--out-prefix", prefix, *uri,
+                              *genome_args(out, s)],
                   [f"{prefix}.denoised.bw", f"{prefix}.peakprob.bw", f"{prefix}.peaks.narrowPeak"])]
     if _has_command("report"):
         steps.append(Step("REPORT", [_bin("atac-report"), "--denoised", f"{prefix}.denoised.bw",
@@ -158,6 +186,7 @@ def run_pipeline(outdir: str | os.PathLike, profile: str = "test", samplesheet: 
     if profile != "test" or samplesheet:
         raise InputError(samplesheet, "the local runner supports the 'test' profile (simulated data) so far; "
                                       "use `nextflow run main.nf --input SHEET` for samplesheets")
+    settings.annotation_specs()  # bad --gtf/--annotation stop the run before any step
     train = train_steps(out, settings)
     total = len(train) + 2 + 2
     run_steps(train, out / "logs", 1, total)

@@ -77,7 +77,9 @@ class ModelContract:
 
     @property
     def input_channels(self) -> int:
-        return 1 + len(json.loads(self.channels))
+        from atacdenoise.tracks.channels import channel_count
+
+        return 1 + channel_count(json.loads(self.channels))
 
     def to_metadata(self) -> dict[str, str]:
         """ONNX ``metadata_props`` are strings; prefix keys so they never clash with others."""

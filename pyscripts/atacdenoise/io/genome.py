@@ -36,6 +36,11 @@ for _b in b"GCgc":
     _CODE[_b] = 0
 for _b in b"ATat":
     _CODE[_b] = 1
+# Per-base codes for a learned sequence tower: 0 = N, other IUPAC code or off the chromosome; A, C, G, T = 1..4
+# (so 5 - code is the complement, and zero padding reads as N).
+BASE_CODE = np.zeros(256, np.uint8)
+for _i, _b in enumerate(b"ACGT", start=1):
+    BASE_CODE[_b] = BASE_CODE[ord(chr(_b).lower())] = _i
 
 
 @dataclass
@@ -46,17 +51,28 @@ class SequenceBins:
     length: int
     counts: np.ndarray  # int32 (4, n_bins): G/C, A/T, N (and other codes), CpG dinucleotides starting in the bin
     md5: str
+    codes_path: Path | None = None  # raw uint8 BASE_CODE per base, when asked for
 
 
-def iter_sequence_bins(fasta: str | os.PathLike, bin_size: int) -> Iterator[SequenceBins]:
-    """Stream ``fasta`` and yield every chromosome's :class:`SequenceBins` in file order."""
+def read_base_codes(path: str | os.PathLike) -> np.ndarray:
+    """The per-base codes :func:`iter_sequence_bins` wrote, memory-mapped (never read whole)."""
+    return np.memmap(path, dtype=np.uint8, mode="r")
+
+
+def iter_sequence_bins(fasta: str | os.PathLike, bin_size: int,
+                       codes_dir: str | os.PathLike | None = None) -> Iterator[SequenceBins]:
+    """Stream ``fasta`` and yield every chromosome's :class:`SequenceBins` in file order.
+
+    With ``codes_dir``, every chromosome's per-base :data:`BASE_CODE` are also
+    written there (``<n>.codes``, raw uint8, one chunk at a time).
+    """
     path = Path(fasta)
     if not path.is_file():
         raise InputError(path, "FASTA file does not exist")
     with open(path, "rb") as probe:
         head = probe.read(2)
     opener = gzip.open if head == GZIP_MAGIC else open
-    reader = _ChromReader(bin_size)
+    reader = _ChromReader(bin_size, None if codes_dir is None else Path(codes_dir))
     try:
         with opener(path, "rb") as fh:
             for line in fh:
@@ -82,11 +98,16 @@ def iter_sequence_bins(fasta: str | os.PathLike, bin_size: int) -> Iterator[Sequ
 class _ChromReader:
     """Accumulates one chromosome's per-bin counts and MD5 from sequence lines."""
 
-    def __init__(self, bin_size: int):
-        self.bin_size, self.chrom = bin_size, None
+    def __init__(self, bin_size: int, codes_dir: Path | None = None):
+        self.bin_size, self.chrom, self.codes_dir, self.n_chroms = bin_size, None, codes_dir, 0
+        self.codes_out = self.codes_path = None
 
     def start(self, chrom: str) -> None:
         self.chrom, self.length, self.md5 = chrom, 0, hashlib.md5()
+        if self.codes_dir is not None:
+            self.n_chroms += 1
+            self.codes_path = self.codes_dir / f"{self.n_chroms}.codes"
+            self.codes_out = open(self.codes_path, "wb")
         self.pending = bytearray()
         self.pieces: list[np.ndarray] = []
         self.last_base = b""  # the base before ``pending``, for a CpG across a chunk edge
@@ -102,6 +123,8 @@ class _ChromReader:
         upper = seq.upper()
         self.md5.update(upper)
         self.length += len(seq)
+        if self.codes_out is not None:
+            self.codes_out.write(BASE_CODE[np.frombuffer(seq, np.uint8)].tobytes())
         codes = _CODE[np.frombuffer(seq, np.uint8)]
         n_bins = -(-len(seq) // self.bin_size)
         padded = np.full(n_bins * self.bin_size, 3, np.uint8)
@@ -118,7 +141,9 @@ class _ChromReader:
         if self.pending or not self.pieces:
             self._count(bytes(self.pending), b"")
         counts = np.concatenate(self.pieces, axis=1) if self.pieces else np.zeros((4, 0), np.int32)
-        done = SequenceBins(self.chrom, self.length, counts, self.md5.hexdigest())
+        done = SequenceBins(self.chrom, self.length, counts, self.md5.hexdigest(), self.codes_path)
+        if self.codes_out is not None:
+            self.codes_out.close()
         self.chrom = None
         return done
 

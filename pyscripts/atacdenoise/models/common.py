@@ -42,8 +42,8 @@ class Denoiser(nn.Module):
         self.target_bins = check_positive_int(config, "target_bins")
         if self.target_bins > self.window_bins:
             raise ValueError(f"target_bins {self.target_bins} exceeds window_bins {self.window_bins}")
-        self.input_channels = config.get("input_channels", 1)
-        check_positive_int({"input_channels": self.input_channels}, "input_channels")
+        self.encoder = InputEncoder(config)
+        self.input_channels = self.encoder.input_channels
         self._config = copy.deepcopy(config)
 
     def to_config(self) -> dict:
@@ -78,6 +78,47 @@ def encode_channels(x: torch.Tensor) -> torch.Tensor:
     if x.dim() == 2:
         return encode_input(x).unsqueeze(1)
     return torch.cat([encode_input(x[:, :1]), torch.clamp(x[:, 1:], min=0.0)], dim=1)
+
+
+class InputEncoder(nn.Module):
+    """The network's first step: ``x`` -> ``(N, out_channels, W)`` for the trunk.
+
+    The signal gets ``log1p`` and genome channels pass as they are
+    (:func:`encode_channels`). With ``config["sequence_tower"] = {"first": i,
+    "width": w, "filters": f}``, input channels ``i .. i + w - 1`` hold the
+    per-base codes of each bin (``io.genome.BASE_CODE``: 1-4 = A, C, G, T,
+    0 = N; ``w`` = bases per bin): they are one-hot encoded and a learned 1x1
+    convolution over the ``4 w`` values -- a convolution over bases with kernel
+    and stride of one bin -- turns each bin's sequence into ``f`` features
+    (ReLU), appended after the other channels. Without a tower it has no parameters.
+    """
+
+    def __init__(self, config: dict):
+        super().__init__()
+        self.input_channels = config.get("input_channels", 1)
+        check_positive_int({"input_channels": self.input_channels}, "input_channels")
+        tower = config.get("sequence_tower")
+        self.tower_first = self.tower_width = 0
+        self.out_channels = self.input_channels
+        if tower is not None:
+            where = "sequence_tower"
+            self.tower_first = check_positive_int(tower, "first", where)
+            self.tower_width = check_positive_int(tower, "width", where)
+            filters = check_positive_int(tower, "filters", where)
+            if self.tower_first + self.tower_width > self.input_channels:
+                raise ValueError(f"{where}: channels {self.tower_first}..{self.tower_first + self.tower_width - 1} "
+                                 f"exceed the {self.input_channels} input channels")
+            self.tower = nn.Conv1d(4 * self.tower_width, filters, 1)
+            self.out_channels = self.input_channels - self.tower_width + filters
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.tower_width:
+            return encode_channels(x)
+        first, last = self.tower_first, self.tower_first + self.tower_width
+        codes = x[:, first:last]
+        onehot = torch.cat([(codes == base).to(x.dtype) for base in (1.0, 2.0, 3.0, 4.0)], dim=1)
+        rest = torch.cat([x[:, :first], x[:, last:]], dim=1)
+        return torch.cat([encode_channels(rest), torch.relu(self.tower(onehot))], dim=1)
 
 
 def decode_signal(z: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,8 @@ Config::
                 {"type": "residual", "kernel": 9, "dilation": 4}, ...]}
 
 An optional ``"input_channels": C`` (default 1) gives the stem C input channels:
-the signal and C - 1 genome channels (``tracks.channels``).
+the signal and C - 1 genome channels (``tracks.channels``), and an optional
+``"sequence_tower"`` a learned sequence tower in front of it (``common.InputEncoder``).
 
 ``stem`` is ``relu(conv1d(log1p(x)))`` to ``channels``; each ``residual`` block is
 ``relu(h + conv_b(relu(conv_a(h))))`` with both convs dilated and ``channels``
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 
 from atacdenoise.models.common import (
-    Denoiser, check_odd_kernel, check_positive_int, decode_signal, encode_channels,
+    Denoiser, check_odd_kernel, check_positive_int, decode_signal,
 )
 
 SPACE = "dilated1d"
@@ -58,7 +59,7 @@ class Dilated1DNet(Denoiser):
         super().__init__(config)
         channels = check_positive_int(config, "channels")
         stem, blocks = split_layers(config)
-        self.stem = same_conv1d(self.input_channels, channels, stem["kernel"])
+        self.stem = same_conv1d(self.encoder.out_channels, channels, stem["kernel"])
         self.blocks = nn.ModuleList(ResidualBlock1d(channels, b["kernel"], b["dilation"]) for b in blocks)
         self.signal_head = nn.Conv1d(channels, 1, 1)
         self.peak_head = nn.Conv1d(channels, 1, 1)
@@ -68,7 +69,7 @@ class Dilated1DNet(Denoiser):
         # window is cut before the trunk, which gives the same outputs at a fraction of the work.
         margin = max(self.flank - self.receptive_field, 0)
         x = x[..., margin:self.window_bins - margin]
-        h = torch.relu(self.stem(encode_channels(x)))
+        h = torch.relu(self.stem(self.encoder(x)))
         for block in self.blocks:
             h = block(h)
         h = h[..., self.flank - margin:self.flank - margin + self.target_bins]

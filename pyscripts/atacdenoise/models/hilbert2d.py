@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from atacdenoise.models.common import (
-    Denoiser, check_odd_kernel, check_positive_int, decode_signal, encode_channels,
+    Denoiser, check_odd_kernel, check_positive_int, decode_signal,
 )
 
 SPACE = "hilbert2d"
@@ -81,7 +81,7 @@ class Hilbert2DNet(Denoiser):
         super().__init__(config)
         self.side = grid_side(self.window_bins)
         trunk, dense = split_layers(config)
-        self.feature_channels = trunk_channels(trunk, self.input_channels)
+        self.feature_channels = trunk_channels(trunk, self.encoder.out_channels)
         # The layout as a gather: grid_flat = values[grid_order].
         perm = layout_permutation(config.get("layout", "hilbert"), self.window_bins)
         self.register_buffer("grid_order", torch.from_numpy(np.argsort(perm)), persistent=False)
@@ -111,7 +111,7 @@ class Hilbert2DNet(Denoiser):
         return torch.index_select(x, 2, self.grid_order).reshape(-1, x.shape[1], self.side, self.side)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.to_grid(encode_channels(x))
+        h = self.to_grid(self.encoder(x))
         features = [h]
         for block, source in zip(self.blocks, self.concat_sources):
             if source is not None:

@@ -173,6 +173,14 @@ def choose(rng: np.random.Generator, candidates: list, what: str, given=None):
     return candidates[int(rng.integers(len(candidates)))]
 
 
+@torch.no_grad()
+def copy_encoder(new: Denoiser, old: Denoiser) -> None:
+    """The learned sequence tower, when both have the same one (no morphism edits it)."""
+    if old.encoder.tower_width and new.encoder.tower_width:
+        new.encoder.tower.weight.copy_(old.encoder.tower.weight)
+        new.encoder.tower.bias.copy_(old.encoder.tower.bias)
+
+
 # ---------------------------------------------------------------- hilbert2d
 
 @torch.no_grad()
@@ -189,6 +197,7 @@ def transfer_hilbert(old: Hilbert2DNet, new: Hilbert2DNet, block_source: list[in
     """
     new_feature_maps = new_feature_maps or {}
     dense_maps = dense_maps or {}
+    copy_encoder(new, old)
     maps = [input_map or UnitMap.identity(new.feature_channels[0])]
     for b, block in enumerate(new.blocks):
         produced = isinstance(block, hilbert2d.ConvBlock)
@@ -322,6 +331,7 @@ def transfer_dilated(old: Dilated1DNet, new: Dilated1DNet, block_source: list[in
     """Copy stem, blocks with a source and heads; all trunk maps share ``channel_map``,
     the stem's inputs follow ``input_map`` (new genome channels)."""
     channels = channel_map or UnitMap.identity(new.stem.out_channels)
+    copy_encoder(new, old)
     copy_layer(new.stem, old.stem, channels.index, input_map)
     for b, ob in enumerate(block_source):
         if ob is not None:
@@ -368,20 +378,27 @@ def dilated_widen_kernel(model: Dilated1DNet, rng, layer=None) -> Dilated1DNet:
 
 # ---------------------------------------------------------------- genome channels
 
-def add_input_channels(model: Denoiser, extra: int) -> Denoiser:
-    """The same function with ``extra`` more input channels whose weights are zero.
+def add_input_channels(model: Denoiser, extra: int, sequence_tower: dict | None = None) -> Denoiser:
+    """The same function with ``extra`` more input channels (after its own) whose weights are zero.
 
     How a counts-only model becomes the starting point of a counts + genome
     model: before training the new channels change nothing, so any gain they
-    bring afterwards is theirs (``benchmarks/bench_channels.py``).
+    bring afterwards is theirs (``benchmarks/bench_channels.py``). With
+    ``sequence_tower`` (see ``common.InputEncoder``) some of them are base
+    codes read through a new, randomly initialised tower whose outputs the
+    trunk also starts with zero weights on.
     """
     if extra < 1:
         raise ValueError(f"extra input channels must be >= 1, got {extra}")
+    if model.encoder.tower_width:
+        raise NotApplicable("the model has a sequence tower: channels cannot be added behind it")
     config = model.to_config()
-    old = model.input_channels
-    config["input_channels"] = old + extra
+    old = model.encoder.out_channels
+    config["input_channels"] = model.input_channels + extra
+    if sequence_tower is not None:
+        config["sequence_tower"] = dict(sequence_tower)
     new = rebuild(model, config)
-    input_map = UnitMap.identity(old).then(UnitMap.zeros(extra), offset=old)
+    input_map = UnitMap.identity(old).then(UnitMap.zeros(new.encoder.out_channels - old), offset=old)
     if isinstance(model, Dilated1DNet):
         transfer_dilated(model, new, list(range(len(model.blocks))), input_map=input_map)
     elif isinstance(model, Hilbert2DNet):

@@ -252,7 +252,9 @@ def load_pairs(path: str | os.PathLike) -> dict:
 
 def _check_shapes(path, pairs: dict, meta: dict) -> None:
     n = len(pairs["inputs"])
-    channels = len(meta.get("channels", []))
+    from atacdenoise.tracks.channels import channel_count
+
+    channels = channel_count(meta.get("channels", []))
     expected = {"inputs": (n, meta["window_bins"]) if not channels else (n, 1 + channels, meta["window_bins"]), "targets": (n, meta["target_bins"]),
                 "peaks": (n, meta["target_bins"]), "depth": (n,), "chrom": (n,), "start": (n,)}
     for key, shape in expected.items():

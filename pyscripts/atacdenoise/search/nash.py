@@ -27,7 +27,7 @@ import math
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import MISSING, asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -115,10 +115,14 @@ class SearchData:
     draw_seed: int = 0
     drawn_epoch: int | None = None
 
+    channels: list = field(default_factory=list)  # genome channel specs (dicts) of the data
+
     @property
-    def input_channels(self) -> int:
-        """1 (signal only) or 1 + genome channels (inputs ``(n, channels, window_bins)``)."""
-        return 1 if self.train_x.dim() == 2 else self.train_x.shape[1]
+    def code_channels(self) -> slice | None:
+        """Input channels holding base codes (reversed windows must also be complemented there)."""
+        from atacdenoise.tracks.channels import base_code_slice
+
+        return base_code_slice(self.channels)
 
     @classmethod
     def from_pairs(cls, train: dict, val: dict, max_train_windows: int | None, device: str,
@@ -136,7 +140,7 @@ class SearchData:
         return cls(tensor(train["inputs"][keep]), tensor(train["targets"][keep]), tensor(train["peaks"][keep]),
                    tensor(val["inputs"]), tensor(val["targets"]), tensor(val["peaks"]),
                    int(train["meta"]["window_bins"]), int(train["meta"]["target_bins"]),
-                   source, draw_seed, 0 if source is not None else None)
+                   source, draw_seed, 0 if source is not None else None, list(train["meta"].get("channels", [])))
 
     def start_epoch(self, epoch: int) -> None:
         """Fresh noisy inputs for ``epoch`` when training from a source (no-op for fixed pairs)."""
@@ -195,7 +199,8 @@ def train_child(model: torch.nn.Module, data: SearchData, settings: TrainSetting
             batch = permutation[first:first + settings.batch_size]
             x, y, peaks = data.train_x[batch], data.train_y[batch], data.train_peaks[batch]
             if settings.mirror:
-                x, y, peaks = mirror_batch(x, y, peaks, torch.rand(len(batch), generator=batch_order) < 0.5)
+                x, y, peaks = mirror_batch(x, y, peaks, torch.rand(len(batch), generator=batch_order) < 0.5,
+                                           data.code_channels)
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
                 signal, logits = model(x)
             loss = loss_fn(signal.float(), y, logits.float(), peaks)
@@ -215,16 +220,26 @@ def train_child(model: torch.nn.Module, data: SearchData, settings: TrainSetting
     return model, metrics
 
 
-def mirror_batch(inputs: torch.Tensor, targets: torch.Tensor, peaks: torch.Tensor, flip: torch.Tensor):
+def mirror_batch(inputs: torch.Tensor, targets: torch.Tensor, peaks: torch.Tensor, flip: torch.Tensor,
+                 code_channels: slice | None = None):
     """Windows where ``flip`` is True reversed along the genome.
 
     Coverage of +-100 bp extended insertions reads the same on either strand,
     so a reversed window is as real as the original: twice the distinct
     examples from one chromosome. The target is centred, so it stays aligned.
+    Genome channels flip with the signal (their renderings read the same on
+    either strand), except base codes (``code_channels``): the reverse strand
+    reads each bin's bases in reverse order and complemented.
     """
     flip = flip.to(inputs.device)[:, None]
-    flip_inputs = flip if inputs.dim() == 2 else flip[:, :, None]  # genome channels flip with the signal
-    return (torch.where(flip_inputs, inputs.flip(-1), inputs), torch.where(flip, targets.flip(-1), targets),
+    flip_inputs = flip if inputs.dim() == 2 else flip[:, :, None]
+    reversed_inputs = inputs.flip(-1)
+    if code_channels is not None:
+        codes = reversed_inputs[:, code_channels].flip(1)
+        codes = torch.where(codes > 0, 5 - codes, codes)  # A<->T, C<->G (1..4), N (0) stays
+        reversed_inputs = torch.cat([reversed_inputs[:, :code_channels.start], codes,
+                                     reversed_inputs[:, code_channels.stop:]], dim=1)
+    return (torch.where(flip_inputs, reversed_inputs, inputs), torch.where(flip, targets.flip(-1), targets),
             torch.where(flip, peaks.flip(-1), peaks))
 
 
@@ -265,11 +280,24 @@ def _evaluated(model: torch.nn.Module, data: SearchData, settings: TrainSettings
     return metrics
 
 
+def fit_to_channels(model, meta: dict):
+    """A model that reads fewer input channels than the data holds (a counts-only start on data with
+    genome channels) gets the missing ones with zero weights: the same function, ready to learn them."""
+    from atacdenoise.models.morphisms import add_input_channels
+    from atacdenoise.tracks.channels import model_inputs
+
+    wanted = model_inputs(meta.get("channels", []))
+    extra = wanted["input_channels"] - model.input_channels
+    return add_input_channels(model, extra, wanted.get("sequence_tower")) if extra > 0 else model
+
+
 def _check_model_fits(model, data_meta: dict, source, space: str) -> None:
     """A starting model must be of the searched space and read the data's windows."""
     if model.space != space:
         raise InputError(source, f"the initial model is a {model.space} model but --space is {space}")
-    data_meta = {**data_meta, "input_channels": 1 + len(data_meta.get("channels", []))}
+    from atacdenoise.tracks.channels import channel_count
+
+    data_meta = {**data_meta, "input_channels": 1 + channel_count(data_meta.get("channels", []))}
     for key in ("window_bins", "target_bins", "input_channels"):
         if getattr(model, key) != data_meta[key]:
             raise InputError(source, f"the initial model has {key} {getattr(model, key)} but the training data "
@@ -313,7 +341,7 @@ def train_candidate(settings: SearchSettings, parent, iteration: int, child: int
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)  # fresh layers take their initial weights from torch's generator
     if iteration == 0:
-        model = random_initial_model(settings, rng, data.window_bins, data.target_bins, data.input_channels)
+        model = random_initial_model(settings, rng, data.window_bins, data.target_bins, data.channels)
         morphisms = []
         epochs = settings.initial_epochs
     else:
@@ -324,14 +352,15 @@ def train_candidate(settings: SearchSettings, parent, iteration: int, child: int
 
 
 def random_initial_model(settings: SearchSettings, rng: np.random.Generator, window_bins: int, target_bins: int,
-                         input_channels: int = 1):
+                         channels: list | None = None):
     from atacdenoise.models import build_model, random_initial_config
+    from atacdenoise.tracks.channels import model_inputs
 
     cap = settings.max_parameters
     for _ in range(20):  # the size cap applies to the random search too
         config = random_initial_config(settings.space, rng, window_bins=window_bins, target_bins=target_bins)
-        if input_channels > 1:
-            config["input_channels"] = input_channels
+        if channels:
+            config.update(model_inputs(channels))
         model = build_model(config)
         if cap is None or count_parameters(model) <= cap:
             return model
@@ -409,12 +438,7 @@ def run_search(
     if initial_model is not None:
         from atacdenoise.search.history import load_search_model
 
-        start_model = load_search_model(initial_model)
-        extra = 1 + len(train["meta"].get("channels", [])) - start_model.input_channels
-        if extra > 0:  # a counts-only start on data with genome channels: add them with zero weights
-            from atacdenoise.models.morphisms import add_input_channels
-
-            start_model = add_input_channels(start_model, extra)
+        start_model = fit_to_channels(load_search_model(initial_model), train["meta"])
         _check_model_fits(start_model, data_meta=train["meta"], source=initial_model, space=settings.space)
         settings = replace(settings, initial_random_draws=1, initial_model=model_fingerprint(start_model))
     out_dir = Path(out_dir)

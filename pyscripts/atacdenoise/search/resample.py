@@ -73,7 +73,9 @@ class TrainingSource:
         low, high = min(self.meta["depths"]), max(self.meta["depths"])
         depths = np.exp(rng.uniform(np.log(low), np.log(high), size=n_windows)).astype(np.float32)
         spec = self.spec
-        n_genome = len(self.meta.get("channels", []))
+        from atacdenoise.tracks.channels import channel_count
+
+        n_genome = channel_count(self.meta.get("channels", []))
         inputs = np.empty((n_windows, spec.window_bins) if not n_genome else (n_windows, 1 + n_genome, spec.window_bins),
                           np.float32)
         targets = np.empty((n_windows, spec.target_bins), np.float32)

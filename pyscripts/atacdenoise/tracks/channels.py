@@ -15,11 +15,16 @@ a window is reversed, so mirrored training windows stay valid):
   bounded by 1; the network's first layer scales it).
 - ``blacklist``: not a channel but a mask: counts there are zeroed on input
   and its bins are never training targets or peak labels.
-- ``sequence`` from ``--fasta`` (fixed per-bin features, measured against no
-  sequence in ``benchmarks/bench_channels.py``): ``gc_fraction`` (G+C of
-  A/C/G/T bases), ``cpg_density`` (``min(10 * CpG per bin / bin_size, 1)``:
-  ~0.1 genome-wide in human, ~1 in CpG islands) and ``n_fraction`` (bases
-  that are N or another IUPAC code: no mappable reads come from them).
+- ``sequence`` from ``--fasta``, in one of two forms (``--sequence``; measured
+  against each other in ``benchmarks/bench_channels.py``):
+  ``fixed``: per-bin features ``gc_fraction`` (G+C of A/C/G/T bases),
+  ``cpg_density`` (``min(10 * CpG per bin / bin_size, 1)``: ~0.1 genome-wide
+  in human, ~1 in CpG islands) and ``n_fraction`` (bases that are N or another
+  IUPAC code: no mappable reads come from them);
+  ``learned``: ``base_codes``, ``bin_size`` channels holding each bin's bases
+  as codes (``io.genome.BASE_CODE``) that the network's learned sequence
+  tower reads (``models.common.InputEncoder``). A reversed window must also be
+  complemented (``search.nash.mirror_batch`` does). ``both`` gives both.
 """
 
 from __future__ import annotations
@@ -39,7 +44,9 @@ SEQUENCE_FEATURES = ("gc_fraction", "cpg_density", "n_fraction")
 KNOWN_ANNOTATIONS = {  # the fixed names and how each is rendered
     "tss": "decay", "cpg_islands": "overlap", "ctcf_sites": "overlap", "blacklist": "mask",
 }
-RENDERINGS = ("decay", "overlap", "log1p_mean", *SEQUENCE_FEATURES)
+SEQUENCE_MODES = ("fixed", "learned", "both")
+RENDERINGS = ("decay", "overlap", "log1p_mean", *SEQUENCE_FEATURES, "base_codes")
+TOWER_FILTERS = 8
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class ChannelSpec:
     name: str
     render: str
     scale_bp: int = 0
+    width: int = 1  # input channels it takes (base_codes: one per base of a bin)
 
     def __post_init__(self):
         if self.render not in RENDERINGS:
@@ -56,17 +64,27 @@ class ChannelSpec:
 
     @property
     def needs_fasta(self) -> bool:
-        return self.render in SEQUENCE_FEATURES
+        return self.render in SEQUENCE_FEATURES or self.render == "base_codes"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def plan_channels(annotations: dict[str, str | os.PathLike], sequence: bool) -> list[ChannelSpec]:
-    """The channels a new model gets from the user's files (sequence first, then annotation in given order)."""
+def plan_channels(annotations: dict[str, str | os.PathLike], sequence: str | None,
+                  bin_size: int = 25) -> list[ChannelSpec]:
+    """The channels a new model gets from the user's files (sequence first, then annotation in given order).
+
+    ``sequence``: None (no FASTA) or one of :data:`SEQUENCE_MODES`.
+    """
     from atacdenoise.io.genome import detect_annotation_format
 
-    specs = [ChannelSpec("sequence", feature) for feature in SEQUENCE_FEATURES] if sequence else []
+    if sequence not in (None, *SEQUENCE_MODES):
+        raise InputError(None, f"--sequence must be one of {', '.join(SEQUENCE_MODES)}, got {sequence!r}")
+    specs = []
+    if sequence in ("fixed", "both"):
+        specs += [ChannelSpec("sequence", feature) for feature in SEQUENCE_FEATURES]
+    if sequence in ("learned", "both"):
+        specs.append(ChannelSpec("sequence", "base_codes", width=bin_size))
     for name, path in annotations.items():
         render = KNOWN_ANNOTATIONS.get(name)
         if render == "mask":
@@ -93,13 +111,40 @@ def parse_annotation_args(values: list[str] | None) -> dict[str, str]:
 
 
 def training_genome(chrom_sizes: dict[str, int], bin_size: int, fasta=None,
-                    annotation_args: list[str] | None = None) -> "GenomeChannels | None":
+                    annotation_args: list[str] | None = None, sequence: str = "fixed") -> "GenomeChannels | None":
     """The genome channels a new model trains with (None when neither FASTA nor annotation is given)."""
     annotations = parse_annotation_args(annotation_args)
     if fasta is None and not annotations:
         return None
-    return GenomeChannels(plan_channels(annotations, sequence=fasta is not None), chrom_sizes, bin_size,
-                          annotations, fasta)
+    return GenomeChannels(plan_channels(annotations, sequence if fasta is not None else None, bin_size),
+                          chrom_sizes, bin_size, annotations, fasta)
+
+
+def channel_count(channels: list[dict]) -> int:
+    """Input channels taken by genome channels recorded as spec dicts (the signal not counted)."""
+    return sum(int(c.get("width", 1)) for c in channels)
+
+
+def base_code_slice(channels: list[dict]) -> slice | None:
+    """Which input channels hold base codes (None: none do)."""
+    first = 1
+    for c in channels:
+        width = int(c.get("width", 1))
+        if c["render"] == "base_codes":
+            return slice(first, first + width)
+        first += width
+    return None
+
+
+def model_inputs(channels: list[dict]) -> dict:
+    """The model config keys for data with ``channels`` (spec dicts as pairs and contracts record them):
+    ``input_channels`` and, for base codes, the ``sequence_tower`` that reads them."""
+    config = {"input_channels": 1 + channel_count(channels)}
+    codes = base_code_slice(channels)
+    if codes is not None:
+        config["sequence_tower"] = {"first": codes.start, "width": codes.stop - codes.start,
+                                    "filters": TOWER_FILTERS}
+    return config
 
 
 class GenomeChannels:
@@ -139,7 +184,7 @@ class GenomeChannels:
 
     @property
     def n_channels(self) -> int:
-        return len(self.specs)
+        return sum(spec.width for spec in self.specs)
 
     @property
     def has_blacklist(self) -> bool:
@@ -153,8 +198,9 @@ class GenomeChannels:
     def _read_fasta(self) -> None:
         from atacdenoise.io.genome import check_fasta_chroms, iter_sequence_bins
 
-        self._files, names = {}, []
-        for bins in iter_sequence_bins(self.fasta, self.bin_size):
+        self._files, self._codes, names = {}, {}, []
+        wants_codes = any(spec.render == "base_codes" for spec in self.specs)
+        for bins in iter_sequence_bins(self.fasta, self.bin_size, self._scratch if wants_codes else None):
             names.append(bins.chrom)
             if bins.chrom not in self.chrom_sizes:
                 continue
@@ -163,6 +209,7 @@ class GenomeChannels:
                                              f"{self.chrom_sizes[bins.chrom]:,} bp in the chrom sizes: another assembly")
             self._files[bins.chrom] = self._scratch / f"{len(self._files)}.npy"
             np.save(self._files[bins.chrom], bins.counts)
+            self._codes[bins.chrom] = bins.codes_path
             self.md5[bins.chrom] = bins.md5
         check_fasta_chroms(self.fasta, names, list(self.chrom_sizes), self.chrom_sizes)
 
@@ -170,10 +217,13 @@ class GenomeChannels:
         """``(n_channels, n_bins)`` float32 for ``chrom``."""
         length = self.chrom_sizes[chrom]
         nb = n_bins(length, self.bin_size)
-        out = np.zeros((len(self.specs), nb), np.float32)
+        out = np.zeros((self.n_channels, nb), np.float32)
         counts = None
-        for i, spec in enumerate(self.specs):
-            if spec.needs_fasta:
+        rows = np.cumsum([0] + [spec.width for spec in self.specs])
+        for i, spec in zip(rows, self.specs):
+            if spec.render == "base_codes":
+                out[i:i + spec.width] = base_code_bins(self._codes[chrom], nb, self.bin_size)
+            elif spec.needs_fasta:
                 if counts is None:
                     counts = np.load(self._files[chrom])
                 out[i] = sequence_feature(counts, spec.render, self.bin_size)
@@ -246,6 +296,16 @@ def decay_bins(intervals, total_bins: int, bin_size: int, scale_bp: int) -> np.n
     left = np.abs(centres - points[np.clip(j - 1, 0, len(points) - 1)])
     right = np.abs(points[np.clip(j, 0, len(points) - 1)] - centres)
     return np.exp(-np.minimum(left, right) / scale_bp).astype(np.float32)
+
+
+def base_code_bins(codes_path, total_bins: int, bin_size: int) -> np.ndarray:
+    """``(bin_size, n_bins)``: row ``j`` = the code of each bin's ``j``-th base (0 past the chromosome end)."""
+    from atacdenoise.io.genome import read_base_codes
+
+    codes = read_base_codes(codes_path)
+    padded = np.zeros(total_bins * bin_size, np.uint8)
+    padded[:len(codes)] = codes
+    return padded.reshape(total_bins, bin_size).T
 
 
 def sequence_feature(counts: np.ndarray, render: str, bin_size: int) -> np.ndarray:
