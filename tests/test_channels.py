@@ -435,3 +435,56 @@ def test_sequence_tower_model_trains_exports_and_starts_from_counts(tmp_path):
     contract = ModelContract(space="dilated1d", window_bins=256, target_bins=64, channels=json.dumps(channels))
     report = export_onnx(model, tmp_path / "tower.onnx", contract=contract, check_windows=x.numpy())
     assert report.passed
+
+
+def test_cli_names_the_missing_channel_in_one_line(channel_denoise, capsys):
+    from atacdenoise.cli import main
+
+    w = channel_denoise
+    sizes = w["root"] / "chrom.sizes"
+    sizes.write_text("".join(f"{c}\t{n}\n" for c, n in w["sizes"].items()))
+    code = main(["denoise", "--input", str(w["insertions"]), "--model", str(w["model"]), "--chrom-sizes", str(sizes),
+                 "--out-prefix", str(w["root"] / "cli"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "needs annotation channel 'tss'" in err[0] and str(w["model"]) in err[0]
+    assert not list(w["root"].glob("cli*"))
+    code = main(["denoise", "--input", str(w["insertions"]), "--model", str(w["model"]), "--chrom-sizes", str(sizes),
+                 "--out-prefix", str(w["root"] / "cli"), "--quiet", "--annotation", "tss"])
+    assert code == 2 and "NAME=FILE" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the real genomes
+
+@pytest.mark.realdata
+def test_real_yeast_genome_and_genes(shared_data, tmp_path):
+    """The S288C reference (gzip, not bgzip, in a read-only folder) streams; its M5 and gene starts are right."""
+    yeast = shared_data / "yeast"
+    sizes = {c: n for c, n in (line.split() for line in (yeast / "chrom.sizes").read_text().splitlines())}
+    sizes = {"chrI": int(sizes["chrI"]), "chrIII": int(sizes["chrIII"])}
+    genome = GenomeChannels(plan_channels({"tss": yeast / "genes.gff3.gz"}, "fixed"), sizes, 25,
+                            annotations={"tss": yeast / "genes.gff3.gz"}, fasta=yeast / "genome.fa.gz",
+                            scratch=tmp_path)
+    with gzip.open(yeast / "genome.fa.gz", "rt") as fh:
+        text = fh.read()
+    chr1 = text.split(">chrI\n", 1)[1].split(">", 1)[0].replace("\n", "").upper()
+    assert genome.md5["chrI"] == hashlib.md5(chr1.encode()).hexdigest()
+    rendered = genome.render("chrI")
+    assert rendered.shape == (4, -(-sizes["chrI"] // 25))
+    assert 0.35 < rendered[0].mean() < 0.42                       # yeast is ~38 % GC
+    assert rendered[3].max() == pytest.approx(1.0, abs=0.02)      # a bin at a gene start
+    genes = read_intervals(yeast / "genes.gff3.gz", sizes, genes_only=True)
+    assert len(genes["chrI"].starts) > 50
+
+
+@pytest.mark.realdata
+def test_real_hsc_annotation_renders(shared_data):
+    annotation = shared_data / "hsc" / "annotation"
+    sizes = {"chr1": 10_000_000, "chr2": 10_000_000}
+    files = {name: annotation / f"{name}.bed" for name in ("tss", "cpg_islands", "ctcf_sites", "blacklist")}
+    genome = GenomeChannels(plan_channels(files, None), sizes, 25, annotations=files)
+    rendered = genome.render("chr2")
+    assert rendered.shape == (3, 400_000)
+    covered = (rendered[1:] > 0).mean(axis=1)
+    assert 0.001 < covered[0] < 0.05 and 0.001 < covered[1] < 0.05  # CpG islands and CTCF sites are sparse
+    assert genome.blacklist_bins("chr1")[:100].all()                # chr1:0-845,200 is blacklisted
