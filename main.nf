@@ -5,6 +5,7 @@
  *   nextflow run main.nf -entry train   --input deep.csv    --fasta genome.fa --chrom_sizes chrom.sizes
  *   nextflow run main.nf -entry denoise --input shallow.csv --model model.onnx (or models:/atac-denoiser@champion)
  *   nextflow run main.nf -profile test,docker      (default entry: train, then denoise the shallow twins)
+ *   add --gtf genes.gtf, --annotation NAME=FILE,... and --sequence_channels for genome channels
  *
  * Every process calls one bin/ executable (a thin shell over `atacdenoise`); the
  * same steps run without Nextflow with `atacdenoise pipeline`.
@@ -62,6 +63,30 @@ def requireParam(String name) {
     return params[name]
 }
 
+// --gtf and --annotation -> [[NAME, ...], [file, ...]] for WINDOWS and DENOISE ([[], []] when neither is given).
+// --gtf genes.gtf is --annotation tss=genes.gtf; --annotation is a comma-separated NAME=FILE list.
+def annotationInputs() {
+    def specs = []
+    if (params.gtf) {
+        specs << ['tss', params.gtf]
+    }
+    if (params.annotation) {
+        params.annotation.toString().tokenize(',')*.trim().findAll { it }.each { spec ->
+            def parts = spec.tokenize('=')
+            if (parts.size() != 2) {
+                error "--annotation takes NAME=FILE[,NAME=FILE...] (e.g. cpg_islands=cpg.bed,blacklist=bl.bed), got '${spec}'"
+            }
+            specs << parts*.trim()
+        }
+    }
+    def names = specs.collect { it[0] }
+    def repeated = names.findAll { name -> names.count(name) > 1 }.toSet()
+    if (repeated) {
+        error "annotation ${repeated.join(', ')} given twice (--gtf is the annotation tss)"
+    }
+    return Channel.value([names, specs.collect { file(it[1], checkIfExists: true) }])
+}
+
 // ---------------------------------------------------------------- sub-workflows
 
 // Reads -> insertions, peaks and coverage: the same steps for deep and shallow samples.
@@ -114,6 +139,8 @@ workflow TRAIN_MODEL {
     ch_samples
     ch_fasta
     ch_chrom_sizes
+    ch_sequence_fasta   // value channel: the FASTA of the DNA sequence channels, or [] (none)
+    ch_annotations      // value channel: [[NAME, ...], [file, ...]], or [[], []] (none)
 
     main:
     PREPROCESS(ch_samples, ch_fasta, ch_chrom_sizes)
@@ -132,11 +159,13 @@ workflow TRAIN_MODEL {
     ch_prepare = PREPROCESS.out.insertions
         .join(PREPROCESS.out.coverage.map { meta, bw, tracks -> [meta, bw] })
         .join(PREPROCESS.out.peaks)
-    WINDOWS(ch_prepare, ch_chrom_sizes)
+    WINDOWS(ch_prepare, ch_chrom_sizes, ch_sequence_fasta, ch_annotations)
     NASH_SEARCH(WINDOWS.out.windows)
-    EXPORT_ONNX(NASH_SEARCH.out.search)
+    // Export and registration read the model's contract (genome channels included) from the validation windows.
+    ch_search = NASH_SEARCH.out.search.join(WINDOWS.out.windows.map { meta, train, val -> [meta, val] })
+    EXPORT_ONNX(ch_search)
     if (params.mlflow_tracking_uri) {
-        REGISTER_MODEL(NASH_SEARCH.out.search, params.mlflow_tracking_uri, params.model_name)
+        REGISTER_MODEL(ch_search, params.mlflow_tracking_uri, params.model_name)
         ch_versions = ch_versions.mix(REGISTER_MODEL.out.versions)
     }
     ch_versions = ch_versions.mix(SUBSAMPLE.out.versions, CALL_PEAKS_SHALLOW.out.versions, BIN_SHALLOW.out.versions,
@@ -155,9 +184,11 @@ workflow DENOISE_SAMPLES {
     ch_model_file   // value channel: a local .onnx, or [] when model_uri is used
     model_uri       // models:/NAME@ALIAS, or ''
     ch_chrom_sizes
+    ch_genome_fasta // value channel: genome FASTA, or [] (a model with sequence channels needs it)
+    ch_annotations  // value channel: [[NAME, ...], [file, ...]], or [[], []]
 
     main:
-    DENOISE(ch_insertions, ch_model_file, model_uri, ch_chrom_sizes)
+    DENOISE(ch_insertions, ch_model_file, model_uri, ch_chrom_sizes, ch_genome_fasta, ch_annotations)
     // The report sets the denoised result beside the shallow input it came from.
     ch_report = DENOISE.out.denoised.join(DENOISE.out.peakprob).join(DENOISE.out.peaks).join(ch_insertions)
     REPORT(ch_report, ch_chrom_sizes)
@@ -172,6 +203,8 @@ workflow DENOISE_SAMPLES {
 // ---------------------------------------------------------------- reference inputs
 
 // The deep samples, genome FASTA and chrom sizes: simulated under -profile test, else from params.
+// Genome channel inputs are [] when absent (optional process inputs): the FASTA goes to WINDOWS with
+// --sequence_channels (the simulated genome under -profile test) and to DENOISE whenever given.
 workflow INPUTS {
     main:
     if (params.simulate) {
@@ -184,11 +217,20 @@ workflow INPUTS {
         ch_fasta = params.fasta ? Channel.value(file(params.fasta, checkIfExists: true)) : Channel.empty()
         ch_chrom_sizes = Channel.value(file(requireParam('chrom_sizes'), checkIfExists: true))
     }
+    if (params.sequence_channels && !params.simulate && !params.fasta) {
+        error "--sequence_channels reads the DNA sequence: give the genome with --fasta"
+    }
+    ch_sequence_fasta = params.sequence_channels ? ch_fasta : Channel.value([])
+    ch_genome_fasta = params.fasta ? ch_fasta : ch_sequence_fasta
+    ch_annotations = annotationInputs()
 
     emit:
-    samples     = ch_samples
-    fasta       = ch_fasta
-    chrom_sizes = ch_chrom_sizes
+    samples         = ch_samples
+    fasta           = ch_fasta
+    chrom_sizes     = ch_chrom_sizes
+    sequence_fasta  = ch_sequence_fasta   // WINDOWS: FASTA or []
+    genome_fasta    = ch_genome_fasta     // DENOISE: FASTA or []
+    annotations     = ch_annotations      // WINDOWS and DENOISE: [[NAME, ...], [file, ...]] or [[], []]
 }
 
 // --model is a local .onnx (staged as a file) or a registry URI (passed as text).
@@ -203,20 +245,23 @@ def modelInputs(String model) {
 
 workflow train {
     INPUTS()
-    TRAIN_MODEL(INPUTS.out.samples, INPUTS.out.fasta, INPUTS.out.chrom_sizes)
+    TRAIN_MODEL(INPUTS.out.samples, INPUTS.out.fasta, INPUTS.out.chrom_sizes, INPUTS.out.sequence_fasta,
+                INPUTS.out.annotations)
 }
 
 workflow denoise {
     INPUTS()
     def (ch_model_file, model_uri) = modelInputs(requireParam('model'))
     PREPROCESS(INPUTS.out.samples, INPUTS.out.fasta, INPUTS.out.chrom_sizes)
-    DENOISE_SAMPLES(PREPROCESS.out.insertions, ch_model_file, model_uri, INPUTS.out.chrom_sizes)
+    DENOISE_SAMPLES(PREPROCESS.out.insertions, ch_model_file, model_uri, INPUTS.out.chrom_sizes,
+                    INPUTS.out.genome_fasta, INPUTS.out.annotations)
 }
 
 // Default: train on the deep samples, then denoise their shallow twins (or --denoise_input) with the new model.
 workflow {
     INPUTS()
-    TRAIN_MODEL(INPUTS.out.samples, INPUTS.out.fasta, INPUTS.out.chrom_sizes)
+    TRAIN_MODEL(INPUTS.out.samples, INPUTS.out.fasta, INPUTS.out.chrom_sizes, INPUTS.out.sequence_fasta,
+                INPUTS.out.annotations)
     ch_model_file = TRAIN_MODEL.out.onnx.map { meta, onnx -> onnx }.first()
     if (params.denoise_input) {
         PREPROCESS(samplesFromSheet(params.denoise_input), INPUTS.out.fasta, INPUTS.out.chrom_sizes)
@@ -224,5 +269,6 @@ workflow {
     } else {
         ch_to_denoise = TRAIN_MODEL.out.shallow
     }
-    DENOISE_SAMPLES(ch_to_denoise, ch_model_file, '', INPUTS.out.chrom_sizes)
+    DENOISE_SAMPLES(ch_to_denoise, ch_model_file, '', INPUTS.out.chrom_sizes, INPUTS.out.genome_fasta,
+                    INPUTS.out.annotations)
 }

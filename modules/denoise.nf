@@ -1,4 +1,6 @@
 // DENOISE: ONNX Runtime inference on a shallow sample: denoised track, peak probabilities, peaks.
+// Genome channel files (FASTA, NAME=FILE annotations) are always passed when given: a model reads those its
+// contract lists (and refuses to run without them) and notes and ignores the rest.
 process DENOISE {
     tag "$meta.id"
     label 'process_medium'
@@ -9,6 +11,8 @@ process DENOISE {
     path model_file   // a local .onnx file, or [] when model_uri is used
     val model_uri     // models:/NAME@ALIAS from the MLflow registry, or '' when model_file is used
     path chrom_sizes
+    path fasta                                                                  // genome FASTA, or []
+    tuple val(annotation_names), path(annotations, stageAs: 'annotation?/*')    // NAMEs and their files in the same order, or [[], []]
 
     output:
     tuple val(meta), path("${prefix}.denoised.bw"), emit: denoised
@@ -23,8 +27,11 @@ process DENOISE {
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}"
     def model = model_uri ?: "${model_file}"
+    def fasta_arg = fasta ? "--fasta ${fasta}" : ''
+    def annotation_files = annotations instanceof Path ? [annotations] : annotations.collect()
+    def annotation_args = [annotation_names, annotation_files].transpose().collect { name, file -> "--annotation ${name}=${file}" }.join(' ')
     """
-    atac-denoise --input ${insertions} --model ${model} --chrom-sizes ${chrom_sizes} --out-prefix ${prefix} ${args}
+    atac-denoise --input ${insertions} --model ${model} --chrom-sizes ${chrom_sizes} ${fasta_arg} ${annotation_args} --out-prefix ${prefix} ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

@@ -1,11 +1,12 @@
 // EXPORT_ONNX: the search's best model as one ONNX file (what DENOISE runs, no torch needed).
+// The validation windows give the model's contract (bin size, units, genome channels) and the parity check.
 process EXPORT_ONNX {
     tag "$meta.id"
     label 'process_low'
     container "${params.container_prefix}/train-gpu:${params.container_tag}"
 
     input:
-    tuple val(meta), path(search)
+    tuple val(meta), path(search), path(val)
 
     output:
     tuple val(meta), path("${prefix}.onnx"), emit: onnx
@@ -18,7 +19,7 @@ process EXPORT_ONNX {
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}"
     """
-    atac-export ${search} --output ${prefix}.onnx ${args}
+    atac-export ${search} --data ${val} --output ${prefix}.onnx ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

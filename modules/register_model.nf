@@ -1,11 +1,12 @@
 // REGISTER_MODEL: log the search's best model to MLflow and register a new version of it.
+// The validation windows give the model's contract (bin size, units, genome channels) and the parity check.
 process REGISTER_MODEL {
     tag "$meta.id"
     label 'process_single'
     container "${params.container_prefix}/infer:${params.container_tag}"
 
     input:
-    tuple val(meta), path(search)
+    tuple val(meta), path(search), path(val)
     val tracking_uri
     val model_name
 
@@ -20,7 +21,7 @@ process REGISTER_MODEL {
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}"
     """
-    atac-register ${search} --tracking-uri ${tracking_uri} --name ${model_name} ${args} > ${prefix}.registered.txt
+    atac-register ${search} --data ${val} --tracking-uri ${tracking_uri} --name ${model_name} ${args} > ${prefix}.registered.txt
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

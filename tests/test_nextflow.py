@@ -13,6 +13,8 @@
 - Contract: each module's `script:` text is taken from the .nf file, its Groovy
   placeholders filled with small real files (simulated), run with bash (bin/ on PATH)
   like Nextflow runs it, and every declared output is checked to exist and be valid.
+  WINDOWS and DENOISE run twice: counts-only, and with genome channels (FASTA, GTF
+  and BED annotations staged as Nextflow stages them) through search, ONNX and denoise.
   Modules whose subcommand is not available yet (`atacdenoise CMD --help` fails) or
   not implemented yet are skipped with that reason.
 """
@@ -167,6 +169,49 @@ def test_config_params_match_the_schema(schema):
         text = path.read_text()
         used |= set(re.findall(r"params\.(\w+)", text)) | set(re.findall(r"requireParam\('(\w+)'\)", text))
     assert used <= set(props), f"undeclared params: {sorted(used - set(props))}"
+
+
+def test_genome_channel_params_are_declared(schema):
+    """gtf, annotation and sequence_channels: optional, typed, documented; the default run stays counts-only."""
+    props = schema_properties(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    defaults = config_params((REPO / "nextflow.config").read_text().split("profiles {")[0])
+    for name in ("gtf", "annotation"):
+        assert props[name]["type"] == ["string", "null"] and defaults[name] is None
+    assert props["gtf"]["format"] == "file-path"
+    assert props["sequence_channels"]["type"] == "boolean" and props["sequence_channels"]["default"] is False
+    assert defaults["sequence_channels"] is False
+    for name in ("gtf", "annotation", "sequence_channels"):
+        assert props[name]["description"] and props[name]["help_text"], name
+    good = {**defaults, "fasta": "genome.fa.gz", "gtf": "gencode.v19.annotation.gtf.gz", "sequence_channels": True,
+            "annotation": "cpg_islands=cpg.bed,blacklist=hg19-blacklist.v2.bed,h3k27ac=H3K27ac.bw"}
+    validator.validate(good)
+    for bad in ({"gtf": "genes.bed"}, {"annotation": "cpg.bed"}, {"annotation": "tss=genes.gtf,"},
+                {"annotation": "a=x.bed, b=y.bed"}, {"sequence_channels": "yes"}):
+        with pytest.raises(jsonschema.ValidationError):
+            validator.validate({**defaults, **bad})
+
+
+def test_genome_channels_reach_windows_and_denoise_as_staged_inputs():
+    """main.nf hands WINDOWS and DENOISE the FASTA and annotations as process inputs ([] when absent)."""
+    main = (REPO / "main.nf").read_text()
+    assert re.search(r"WINDOWS\(ch_prepare, ch_chrom_sizes, ch_sequence_fasta, ch_annotations\)", main)
+    assert re.search(r"DENOISE\(ch_insertions, ch_model_file, model_uri, ch_chrom_sizes, ch_genome_fasta, ch_annotations\)",
+                     main)
+    assert "params.sequence_channels ? ch_fasta : Channel.value([])" in main  # absent: an empty optional input
+    assert "return Channel.value([names, specs.collect { file(it[1], checkIfExists: true) }])" in main
+    assert "specs << ['tss', params.gtf]" in main
+    # every caller passes them on
+    assert len(re.findall(r"INPUTS\.out\.sequence_fasta,\s*INPUTS\.out\.annotations\)", main)) == 2
+    assert len(re.findall(r"INPUTS\.out\.genome_fasta,\s*INPUTS\.out\.annotations\)", main)) == 2
+    for module in ("windows", "denoise"):
+        proc = read_process(REPO / "modules" / f"{module}.nf")
+        assert re.search(r"^\s*path fasta\b", proc.inputs, flags=re.M)
+        assert "tuple val(annotation_names), path(annotations, stageAs: 'annotation?/*')" in proc.inputs
+        for line in GENOME_GROOVY:  # what genome_values() below computes, as the module computes it
+            assert line in proc.script_block, f"{module}.nf: {line}"
+        assert "${fasta_arg} ${annotation_args}" in proc.script
+        assert "fasta" not in proc.stub and "annotation" not in proc.stub  # the stub needs none of them
 
 
 def test_search_choices_agree_with_the_command_line(schema):
@@ -331,30 +376,36 @@ class Runner:
         self.root = root
         self.done: dict[str, dict[str, Path]] = {}
         self.skipped: dict[str, str] = {}
+        self.stderr: dict[str, str] = {}
         self.path = f"{REPO / 'bin'}{os.pathsep}{os.environ['PATH']}"
 
-    def run(self, module: str, command: list[str], stage: dict[str, Path], values: dict[str, str]) -> dict[str, Path]:
-        if module in self.skipped:
-            pytest.skip(self.skipped[module])
-        if module in self.done:
-            return self.done[module]
+    def run(self, module: str, command: list[str], stage: dict[str, Path], values: dict[str, str],
+            task: str | None = None) -> dict[str, Path]:
+        """Run ``module``'s script once per ``task`` (default: the module's name; another name runs it again)."""
+        task = task or module
+        if task in self.skipped:
+            pytest.skip(self.skipped[task])
+        if task in self.done:
+            return self.done[task]
         reason = subcommand_available(command)
         if reason:
-            self.skipped[module] = reason
+            self.skipped[task] = reason
             pytest.skip(reason)
         proc = read_process(REPO / "modules" / f"{module}.nf")
-        workdir = self.root / module
+        workdir = self.root / task
         workdir.mkdir()
-        for name, source in stage.items():  # Nextflow stages inputs as symlinks
+        for name, source in stage.items():  # Nextflow stages inputs as symlinks (stageAs may add a folder)
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
             (workdir / name).symlink_to(Path(source).resolve())
         values = {"task.process": proc.name, "task.cpus": "2", **values}
         script = textwrap.dedent(render(proc.script, values))
         result = subprocess.run(["bash", "-ue", "-c", script], cwd=workdir, capture_output=True, text=True,
                                 env={**os.environ, "PATH": self.path}, timeout=300)
+        self.stderr[task] = result.stderr
         if result.returncode != 0:
             if "NotImplementedError" in result.stderr:
-                self.skipped[module] = f"`atacdenoise {' '.join(command)}` is not implemented yet"
-                pytest.skip(self.skipped[module])
+                self.skipped[task] = f"`atacdenoise {' '.join(command)}` is not implemented yet"
+                pytest.skip(self.skipped[task])
             pytest.fail(f"{proc.name} script failed (exit {result.returncode}):\n{script}\n{result.stderr[-3000:]}")
         outputs = {}
         for pattern in proc.outputs:
@@ -364,7 +415,7 @@ class Runner:
             for match in matches:
                 check_output(match)
                 outputs[match.name] = match
-        self.done[module] = outputs
+        self.done[task] = outputs
         return outputs
 
 
@@ -411,20 +462,77 @@ def index(runner: Runner) -> Path:
     return out["bowtie2_index"]
 
 
-def windows(runner: Runner) -> dict[str, Path]:
+# The Groovy lines WINDOWS and DENOISE turn their genome inputs into arguments with (checked to be in the
+# modules); genome_values() computes the same from the files staged as Nextflow stages them.
+GENOME_GROOVY = (
+    "def fasta_arg = fasta ? \"--fasta ${fasta}\" : ''",
+    "def annotation_files = annotations instanceof Path ? [annotations] : annotations.collect()",
+    "def annotation_args = [annotation_names, annotation_files].transpose().collect { name, file -> "
+    "\"--annotation ${name}=${file}\" }.join(' ')",
+)
+
+
+def genome_values(fasta: Path | None = None, annotations: dict[str, Path] | None = None
+                  ) -> tuple[dict[str, Path], dict[str, str]]:
+    """Stage the optional genome inputs ([] when absent) and fill the values the modules compute from them.
+
+    ``path fasta`` keeps the file's name; ``path(annotations, stageAs: 'annotation?/*')`` puts the i-th
+    file (from 1) in ``annotationI/`` under its own name, so files of the same name do not collide.
+    """
+    stage = {fasta.name: fasta} if fasta else {}
+    args = []
+    for i, (name, path) in enumerate((annotations or {}).items(), start=1):
+        stage[f"annotation{i}/{path.name}"] = path
+        args.append(f"--annotation {name}=annotation{i}/{path.name}")
+    return stage, {"fasta_arg": f"--fasta {fasta.name}" if fasta else "", "annotation_args": " ".join(args)}
+
+
+def annotation_files(runner: Runner) -> dict[str, Path]:
+    """A GTF of genes and two BED files of the same name (they must not collide when staged) on the simulated genome."""
+    folder = runner.root / "annotation_files"
+    if not folder.exists():
+        (folder / "cpg").mkdir(parents=True)
+        (folder / "blacklist").mkdir()
+        from atacdenoise.io.chromsizes import read_chrom_sizes
+        chroms = {c: n for c, n in read_chrom_sizes(sizes(runner)).items() if c != "chrM"}
+        gtf = []
+        for chrom, length in chroms.items():
+            for i, start in enumerate(range(5_000, length - 10_000, 20_000)):
+                strand = "+-"[i % 2]
+                gtf.append(f'{chrom}\tsim\tgene\t{start + 1}\t{start + 3_000}\t.\t{strand}\t.\t'
+                           f'gene_id "{chrom}g{i}"; gene_name "G{i}";')
+                gtf.append(f'{chrom}\tsim\texon\t{start + 1}\t{start + 500}\t.\t{strand}\t.\t'
+                           f'gene_id "{chrom}g{i}"; transcript_id "{chrom}t{i}";')
+        (folder / "genes.gtf").write_text("\n".join(gtf) + "\n")
+        (folder / "cpg" / "regions.bed").write_text(
+            "".join(f"{c}\t{s}\t{s + 800}\n" for c, n in chroms.items() for s in range(4_600, n - 10_000, 20_000)))
+        (folder / "blacklist" / "regions.bed").write_text(f"chr1\t60000\t61000\nchr2\t30000\t30500\n")
+    return {"tss": folder / "genes.gtf", "cpg_islands": folder / "cpg" / "regions.bed",
+            "blacklist": folder / "blacklist" / "regions.bed"}
+
+
+WINDOWS_ARGS = "--train-chroms chr1 --val-chroms chr2 --depths 0.1,1.0 --n-train 16 --resample"
+SEARCH_ARGS = ("--space hilbert2d --iterations 1 --children 1 --epochs 1 --initial-draws 1 "
+               "--initial-epochs 1 --max-train-windows 8 --batch-size 4 --device cpu --quiet")
+
+
+def windows(runner: Runner, genome: bool = False) -> dict[str, Path]:
+    """WINDOWS counts-only, or (``genome``) with the simulated FASTA, a GTF and two BED annotations."""
     stage = {**staged_insertions(runner), "clean.bw": coverage(runner)["sim.coverage.bw"],
              "clean.narrowPeak": peaks(runner)["sim.narrowPeak"]}
-    values = {**reads_values(), "clean_bigwig": "clean.bw", "clean_peaks": "clean.narrowPeak",
-              "args": "--train-chroms chr1 --val-chroms chr2 --depths 0.1,1.0 --n-train 16 --resample"}
-    return runner.run("windows", ["prepare"], stage, values)
+    extra_stage, extra_values = (genome_values(simulated(runner)["genome.fa"], annotation_files(runner)) if genome
+                                 else genome_values())
+    values = {**reads_values(), "clean_bigwig": "clean.bw", "clean_peaks": "clean.narrowPeak", "args": WINDOWS_ARGS,
+              **extra_values}
+    return runner.run("windows", ["prepare"], {**stage, **extra_stage}, values,
+                      task="windows_genome" if genome else None)
 
 
-def search(runner: Runner) -> Path:
-    win = windows(runner)
+def search(runner: Runner, genome: bool = False) -> Path:
+    win = windows(runner, genome)
     out = runner.run("nash_search", ["search"], {"train.npz": win["train.npz"], "val.npz": win["val.npz"]},
                      {"meta.id": "sim", "prefix": "sim.search", "train": "train.npz", "val": "val.npz",
-                      "args": "--space hilbert2d --iterations 1 --children 1 --epochs 1 --initial-draws 1 "
-                              "--initial-epochs 1 --max-train-windows 8 --batch-size 4 --device cpu --quiet"})
+                      "args": SEARCH_ARGS}, task="nash_search_genome" if genome else None)
     return out["sim.search"]
 
 
@@ -435,16 +543,26 @@ def skip_unless_available(words: list[str]) -> None:
         pytest.skip(reason)
 
 
-def onnx_model(runner: Runner) -> Path:
+def onnx_model(runner: Runner, genome: bool = False) -> Path:
     skip_unless_available(["registry", "export"])
-    out = runner.run("export_onnx", ["registry", "export"], {"sim.search": search(runner)},
-                     {"meta.id": "sim", "prefix": "sim", "search": "sim.search", "args": ""})
+    stage = {"sim.search": search(runner, genome), "val.npz": windows(runner, genome)["val.npz"]}
+    out = runner.run("export_onnx", ["registry", "export"], stage,
+                     {"meta.id": "sim", "prefix": "sim", "search": "sim.search", "val": "val.npz", "args": ""},
+                     task="export_onnx_genome" if genome else None)
     return out["sim.onnx"]
 
 
-def denoised(runner: Runner) -> dict[str, Path]:
-    stage = {**staged_insertions(runner), "model.onnx": onnx_model(runner)}
-    return runner.run("denoise", ["denoise"], stage, {**reads_values(), "model": "model.onnx"})
+def denoised(runner: Runner, genome: bool = False, files: bool | None = None) -> dict[str, Path]:
+    """DENOISE with the counts-only or the ``genome`` model; ``files``: stage the FASTA and annotations (default:
+    with the genome model)."""
+    files = genome if files is None else files
+    model = onnx_model(runner, genome)
+    extra_stage, extra_values = (genome_values(simulated(runner)["genome.fa"], annotation_files(runner)) if files
+                                 else genome_values())
+    stage = {**staged_insertions(runner), "model.onnx": model, **extra_stage}
+    task = "denoise" + ("_genome" if genome else "") + ("_files" if files and not genome else "")
+    return runner.run("denoise", ["denoise"], stage, {**reads_values(), "model": "model.onnx", **extra_values},
+                      task=None if task == "denoise" else task)
 
 
 def test_contract_simulate(runner):
@@ -489,6 +607,24 @@ def test_contract_windows(runner):
     assert {"train.npz", "val.npz"} <= set(windows(runner))
 
 
+def read_pairs_meta(path: Path) -> dict:
+    import numpy as np
+    with np.load(path) as data:
+        return json.loads(str(data["meta"]))
+
+
+def test_contract_windows_with_genome_channels(runner):
+    """FASTA + GTF (tss) + cpg_islands + blacklist: the windows carry the channels and the mask."""
+    out = windows(runner, genome=True)
+    for split in ("train.npz", "val.npz"):
+        meta = read_pairs_meta(out[split])
+        assert [(c["name"], c["render"]) for c in meta["channels"]] == [
+            ("sequence", "gc_fraction"), ("sequence", "cpg_density"), ("sequence", "n_fraction"),
+            ("tss", "decay"), ("cpg_islands", "overlap")]
+        assert meta["masks"] == ["blacklist"] and set(meta["sequence_md5"]) >= {"chr1", "chr2"}
+    assert read_pairs_meta(windows(runner)["train.npz"])["channels"] == []  # counts-only stays counts-only
+
+
 def test_contract_nash_search(runner):
     assert search(runner).is_dir()
 
@@ -499,14 +635,43 @@ def test_contract_export_onnx(runner):
 
 def test_contract_register_model(runner, tmp_path):
     skip_unless_available(["registry", "register"])
-    out = runner.run("register_model", ["registry", "register"], {"sim.search": search(runner)},
-                     {"meta.id": "sim", "prefix": "sim", "search": "sim.search", "args": "",
+    out = runner.run("register_model", ["registry", "register"],
+                     {"sim.search": search(runner), "val.npz": windows(runner)["val.npz"]},
+                     {"meta.id": "sim", "prefix": "sim", "search": "sim.search", "val": "val.npz", "args": "",
                       "tracking_uri": f"sqlite:///{tmp_path}/mlflow.db", "model_name": "atac-denoiser-test"})
     assert "sim.registered.txt" in out
 
 
 def test_contract_denoise(runner):
     assert {"sim.denoised.bw", "sim.peakprob.bw", "sim.peaks.narrowPeak"} <= set(denoised(runner))
+
+
+def test_contract_denoise_with_genome_channels(runner):
+    """A model trained on genome channels denoises with the staged FASTA and annotations, using them all."""
+    out = denoised(runner, genome=True)
+    assert {"sim.denoised.bw", "sim.peakprob.bw", "sim.peaks.narrowPeak"} <= set(out)
+    assert "ignored" not in runner.stderr["denoise_genome"]
+    onnx = pytest.importorskip("onnx")
+    from atacdenoise.denoise.contract import ModelContract
+    metadata = {p.key: p.value for p in onnx.load(str(onnx_model(runner, genome=True))).metadata_props}
+    contract = ModelContract.from_metadata(metadata)
+    assert [spec.name for spec in contract.channel_specs] == ["sequence"] * 3 + ["tss", "cpg_islands"]
+
+
+def test_contract_denoise_passes_files_a_counts_only_model_ignores(runner):
+    """The pipeline always hands DENOISE the genome files: a counts-only model notes them and runs as before."""
+    import numpy as np
+    import pyBigWig
+    out = denoised(runner, genome=False, files=True)
+    note = runner.stderr["denoise_files"]
+    assert "--fasta ignored" in note and "does not use annotation 'tss'" in note
+    plain = denoised(runner)
+    for name in ("sim.denoised.bw", "sim.peakprob.bw"):
+        a, b = pyBigWig.open(str(out[name])), pyBigWig.open(str(plain[name]))
+        assert np.array_equal(np.array(a.values("chr2", 0, 150_000)), np.array(b.values("chr2", 0, 150_000)),
+                              equal_nan=True)
+        a.close()
+        b.close()
 
 
 def test_contract_report(runner):

@@ -3,11 +3,15 @@
 This is the README demo at a smaller size: simulate -> align -> peaks -> bin ->
 subsample -> windows -> NASH search -> ONNX export -> register and promote in a
 real local MLflow server -> denoise with models:/NAME@champion -> report.
+With genome channels (--gtf, --annotation, --sequence-channels) the training
+steps and denoise run again, for real, with a GTF, a BED and the simulated FASTA.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +19,7 @@ import pytest
 from atacdenoise.errors import InputError
 from atacdenoise.io.bigwig import read_bigwig
 from atacdenoise.io.narrowpeak import read_peaks
-from atacdenoise.pipeline import DemoSettings, Step, _bin, run_pipeline, run_steps
+from atacdenoise.pipeline import DemoSettings, Step, _bin, denoise_steps, run_pipeline, run_steps, train_steps
 
 SMALL = DemoSettings(chrom_length=500_000, fragments=50_000, n_train=128, depths="0.1,1.0",
                      search=("--space", "dilated1d", "--iterations", "1", "--children", "1", "--epochs", "1",
@@ -55,3 +59,93 @@ def test_a_failing_step_stops_the_run_with_its_log(tmp_path):
 def test_only_the_test_profile_runs_locally(tmp_path):
     with pytest.raises(InputError, match="test"):
         run_pipeline(tmp_path, samplesheet="deep.csv")
+
+
+# ---------------------------------------------------------------- genome channels
+
+def pipeline_args(argv: list[str]):
+    import argparse
+
+    from atacdenoise.cli_pipeline import add_pipeline_parser, pipeline_settings
+
+    parser = argparse.ArgumentParser()
+    add_pipeline_parser(parser.add_subparsers(dest="command"))
+    return pipeline_settings(parser.parse_args(["pipeline", *argv]))
+
+
+def step_argv(steps: list[Step], name: str) -> list[str]:
+    return [str(a) for step in steps if step.name == name for a in step.argv]
+
+
+def test_without_genome_options_the_demo_commands_are_unchanged(tmp_path):
+    settings = pipeline_args(["--outdir", str(tmp_path)])
+    assert settings == DemoSettings()
+    steps = train_steps(tmp_path, settings) + denoise_steps(tmp_path, settings, "models:/m@champion", None)
+    for name in ("WINDOWS", "DENOISE"):
+        argv = step_argv(steps, name)
+        assert argv and "--fasta" not in argv and "--annotation" not in argv, name
+
+
+def write_annotations(folder: Path, chrom_length: int) -> tuple[Path, Path]:
+    """A GTF of genes every 20 kb and a BED of CpG-island-like intervals on the simulated chr1/chr2."""
+    folder.mkdir(parents=True, exist_ok=True)
+    gtf, bed = folder / "genes.gtf", folder / "cpg.bed"
+    gtf.write_text("".join(f'{c}\tsim\tgene\t{s + 1}\t{s + 2_000}\t.\t{"+-"[i % 2]}\t.\tgene_id "{c}g{i}";\n'
+                           for c in ("chr1", "chr2") for i, s in enumerate(range(5_000, chrom_length - 5_000, 20_000))))
+    bed.write_text("".join(f"{c}\t{s}\t{s + 800}\n" for c in ("chr1", "chr2")
+                           for s in range(4_500, chrom_length - 5_000, 20_000)))
+    return gtf, bed
+
+
+def test_genome_options_reach_windows_and_denoise(tmp_path):
+    gtf, bed = write_annotations(tmp_path / "ann", 500_000)
+    settings = pipeline_args(["--outdir", str(tmp_path), "--gtf", str(gtf), "--annotation", f"cpg_islands={bed}",
+                              "--annotation", f"blacklist={bed}", "--sequence-channels"])
+    assert settings.annotations == (f"cpg_islands={bed}", f"blacklist={bed}") and settings.sequence_channels
+    genome = ["--fasta", str(tmp_path / "simulate" / "genome.fa"), "--annotation", f"tss={gtf}",
+              "--annotation", f"cpg_islands={bed}", "--annotation", f"blacklist={bed}"]
+    steps = train_steps(tmp_path, settings) + denoise_steps(tmp_path, settings, "model.onnx", None)
+    for name in ("WINDOWS", "DENOISE"):
+        argv = step_argv(steps, name)
+        assert argv[-len(genome):] == genome, name
+    for name in ("NASH_SEARCH", "EXPORT_ONNX", "REPORT"):  # they read the channels from the data or need none
+        assert "--annotation" not in step_argv(steps, name)
+    annotation_only = DemoSettings(annotations=(f"cpg_islands={bed}",))
+    assert "--fasta" not in step_argv(train_steps(tmp_path, annotation_only), "WINDOWS")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--gtf", "GTF", "--annotation", "tss=GTF"], "--gtf is the annotation tss"),
+    (["--annotation", "BED"], "NAME=FILE"),
+    (["--annotation", "cpg_islands=BED", "--annotation", "cpg_islands=BED"], "given twice"),
+    (["--annotation", "sequence=BED"], "--fasta"),
+    (["--gtf", "missing.gtf"], "does not exist"),
+])
+def test_bad_genome_options_stop_the_run_before_any_step(tmp_path, argv, message):
+    gtf, bed = write_annotations(tmp_path / "ann", 100_000)
+    argv = [a.replace("GTF", str(gtf)).replace("BED", str(bed)) for a in argv]
+    with pytest.raises(InputError, match=message):
+        run_pipeline(tmp_path / "demo", settings=pipeline_args(["--outdir", str(tmp_path), *argv]))
+    assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.slow
+def test_local_steps_train_and_denoise_with_genome_channels(tmp_path):
+    """WINDOWS -> NASH_SEARCH -> EXPORT_ONNX and DENOISE run for real with a GTF, a BED and the simulated FASTA."""
+    from atacdenoise.denoise.onnx_runner import OnnxDenoiser
+
+    gtf, bed = write_annotations(tmp_path / "ann", SMALL.chrom_length)
+    settings = dataclasses.replace(SMALL, gtf=str(gtf), annotations=(f"cpg_islands={bed}",), sequence_channels=True)
+    out = tmp_path / "demo"
+    train = train_steps(out, settings)
+    run_steps(train, out / "logs")
+    with np.load(out / "windows" / "val.npz") as data:
+        meta = json.loads(str(data["meta"]))
+    assert [c["name"] for c in meta["channels"]] == ["sequence"] * 3 + ["tss", "cpg_islands"]
+    model = out / "export_onnx" / "model.onnx"
+    assert len(OnnxDenoiser(model).contract.channel_specs) == 5
+    run_steps(denoise_steps(out, settings, str(model), None), out / "logs", len(train) + 1)
+    log = (out / "logs" / f"{len(train) + 1:02d}_denoise.log").read_text()
+    assert f"--annotation tss={gtf}" in log.splitlines()[0] and "ignored" not in log
+    denoised = read_bigwig(out / "denoise" / "sim.shallow.denoised.bw", "chr2")
+    assert denoised.size == SMALL.chrom_length and np.isfinite(denoised).all()
