@@ -1,7 +1,10 @@
 #!/usr/bin/env python
 """Run every benchmark and write benchmarks/RESULTS.md (also printed).
 
-Sections: denoising quality on the HSC data (bench_quality.py), an oracle's
+Sections: denoising quality on the HSC data (bench_quality.py), what genome
+channels buy on HSC and yeast (bench_channels.py, models in benchmarks/models/
+made by benchmarks/recipe_channel_models.sh) and what they cost at denoising
+time (bench_denoise_channels.py), an oracle's
 ceiling on the same data (bench_ceiling.py), the seed's
 Figure 4 (bench_input_layouts.py) and Figure 8 (from the committed search
 histories in benchmarks/searches/), search speed on GPU vs CPU (same histories),
@@ -9,7 +12,8 @@ a learning curve on the training chromosome (bench_learning_curve.py, about
 30 minutes), binning speed vs deepTools (bench_binning.py), and denoising speed
 (bench_denoise.py). Seeds are fixed inside each script. States the machine and date.
 
-Usage: python benchmarks/run_all.py [--skip quality,ceiling,layouts,parallel,curve,binning,denoise]
+Usage: python benchmarks/run_all.py [--skip quality,channels_hsc,channels_yeast,ceiling,layouts,parallel,curve,binning,
+                                            denoise,denoise_channels]
        python benchmarks/run_all.py --only curve   # re-run one section, keep the others as they are
 """
 
@@ -109,11 +113,38 @@ def learning_curve() -> str:
     return run_script("bench_learning_curve.py", "--train", str(folder / "train.npz"), "--val", str(folder / "val.npz"))
 
 
+CHANNEL_MODELS = {  # bench_channels rows: same architecture and budget per data set (recipe_channel_models.sh)
+    "hsc": {"counts only": "hsc_counts.onnx", "+ annotation": "hsc_annotation.onnx"},
+    "yeast": {"counts only": "yeast_counts.onnx", "+ tss": "yeast_tss.onnx", "+ sequence (fixed)": "yeast_seq_fixed.onnx",
+              "+ sequence (learned)": "yeast_seq_learned.onnx", "+ tss + sequence (both)": "yeast_all.onnx"},
+}
+
+
+def channels(dataset: str) -> str:
+    """bench_channels.py on one data set; the yeast twins are made once into benchmarks/out/yeast."""
+    args = ["--dataset", dataset]
+    if dataset == "yeast":
+        folder = HERE / "out" / "yeast"
+        if not (folder / "deep.peaks.narrowPeak").exists():
+            print(f"preparing {folder} ...", file=sys.stderr, flush=True)
+            made = subprocess.run(["bash", str(HERE / "prepare_yeast.sh"), str(folder)], capture_output=True, text=True)
+            if made.returncode != 0:
+                return f"`prepare_yeast.sh` failed: {(made.stderr.strip().splitlines() or ['(no output)'])[-1]}\n"
+        args += ["--work", str(folder)]
+    models = [f"--model={name}={HERE / 'models' / file}" for name, file in CHANNEL_MODELS[dataset].items()
+              if (HERE / "models" / file).exists()]
+    return run_script("bench_channels.py", *args, *models)
+
+
 def sections(models: list[str]) -> list[tuple[str, str, Callable[[], str]]]:
     """``(key, heading, producer)`` of every section, in the order of RESULTS.md."""
     return [
         ("quality", "Denoising quality (chr2 of the HSC data, per base, 80M-read truth)",
          lambda: run_script("bench_quality.py", *models)),
+        ("channels_hsc", "Genome channels on HSC: counts only vs + annotation (chr2, 80M-read truth)",
+         lambda: channels("hsc")),
+        ("channels_yeast", "Genome channels on yeast: + TSS, + sequence (chrVII, deep-library truth)",
+         lambda: channels("yeast")),
         ("ceiling", "Ceiling: an oracle that knows every peak's place and shape", lambda: run_script("bench_ceiling.py")),
         ("layouts", "The seed's Figure 4: input layouts under the same random-search budget",
          lambda: run_script("bench_input_layouts.py")),
@@ -124,6 +155,8 @@ def sections(models: list[str]) -> list[tuple[str, str, Callable[[], str]]]:
         ("curve", "Data or capacity: the same training on less of the training chromosome", learning_curve),
         ("binning", "Binning: ours vs deepTools bamCoverage", lambda: run_script("bench_binning.py")),
         ("denoise", "Denoising speed and memory (ONNX Runtime, this machine's CPU)", lambda: run_script("bench_denoise.py")),
+        ("denoise_channels", "Denoising with genome channels: cost per 10 Mb",
+         lambda: run_script("bench_denoise_channels.py")),
     ]
 
 

@@ -10,7 +10,7 @@ import json
 import sys
 
 from atacdenoise import __version__
-from atacdenoise.cli_pipeline import add_align_parser, add_samplesheet_parser
+from atacdenoise.cli_pipeline import add_align_parser, add_pipeline_parser, add_samplesheet_parser
 from atacdenoise.cli_evaluate import add_evaluate_parser, add_report_parser
 from atacdenoise.cli_registry import add_denoise_parser, add_genome_args, add_registry_parsers
 from atacdenoise.errors import InputError
@@ -125,16 +125,6 @@ def cmd_simulate(args) -> None:
                        n_fragments=args.fragments, seed=args.seed, prefix=args.prefix)
     for path in outputs.values():
         print(path)
-
-
-def cmd_pipeline(args) -> None:
-    from atacdenoise.pipeline import run_pipeline
-
-    from atacdenoise.pipeline import DemoSettings
-
-    outdir = run_pipeline(args.outdir, profile=args.profile, samplesheet=args.samplesheet,
-                          settings=DemoSettings(seed=args.seed))
-    print(f"pipeline finished: results in {outdir}", file=sys.stderr)
 
 
 def cmd_prepare(args) -> None:
@@ -255,12 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(sub)
     add_report_parser(sub)
 
-    p = sub.add_parser("pipeline", help="run the pipeline's steps locally, without Nextflow")
-    p.add_argument("--samplesheet", help="CSV of samples (not needed for --profile test)")
-    p.add_argument("--outdir", required=True)
-    p.add_argument("--profile", default="test", choices=["test"], help="test: simulate a small data set first")
-    p.add_argument("--seed", type=int, default=1)
-    p.set_defaults(func=cmd_pipeline)
+    add_pipeline_parser(sub)
     p = sub.add_parser("prepare", help="training and validation pairs (.npz) for the search, at several depths")
     p.add_argument("--insertions", required=True, help="noisy Tn5 insertions (BED6, or any reads input)")
     p.add_argument("--clean-bigwig", required=True, help="clean per-base coverage bigWig")

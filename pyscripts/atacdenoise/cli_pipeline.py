@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from atacdenoise.cli_registry import ANNOTATION_HELP
 from atacdenoise.errors import InputError
 
 
@@ -95,9 +96,7 @@ def add_pipeline_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     # Genome channels, as the Nextflow params gtf, annotation and sequence_channels: to WINDOWS and DENOISE.
     p.add_argument("--gtf", help="GTF/GFF3 of genes: the tss channel (the same as --annotation tss=FILE)")
-    p.add_argument("--annotation", action="append", metavar="NAME=FILE",
-                   help="annotation channel, repeatable: tss=GTF/GFF3/BED6, cpg_islands=BED, ctcf_sites=BED, "
-                        "blacklist=BED (a mask), or any NAME=BED/bigWig of your own")
+    p.add_argument("--annotation", action="append", metavar="NAME=FILE", help=ANNOTATION_HELP)
     p.add_argument("--sequence-channels", action="store_true",
                    help="train with DNA sequence channels read from the (simulated) genome FASTA")
     p.set_defaults(func=cmd_pipeline)

@@ -72,12 +72,14 @@ def cmd_denoise(args) -> None:
         print(path)
 
 
+ANNOTATION_HELP = ("annotation channel, repeatable: tss=GTF/GFF3/BED6, cpg_islands=BED, ctcf_sites=BED, "
+                   "blacklist=BED (a mask), or any NAME=BED/bigWig of your own")
+
+
 def add_genome_args(p: argparse.ArgumentParser) -> None:
     """The genome channels' files, spelled the same for 'prepare' and 'denoise'."""
     p.add_argument("--fasta", help="reference genome FASTA (plain, gzip or bgzip): DNA sequence channels")
-    p.add_argument("--annotation", action="append", metavar="NAME=FILE",
-                   help="annotation channel, repeatable: tss=GTF/GFF3/BED6, cpg_islands=BED, ctcf_sites=BED, "
-                        "blacklist=BED (a mask), or any NAME=BED/bigWig of your own")
+    p.add_argument("--annotation", action="append", metavar="NAME=FILE", help=ANNOTATION_HELP)
 
 
 def _add_tracking_arg(p: argparse.ArgumentParser) -> None:

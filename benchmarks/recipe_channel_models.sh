@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# How the genome-channel models were made, step by step, on this project's 2-core CPU (no GPU):
+# the rows of benchmarks/bench_channels.py (benchmarks/models/hsc_*.onnx, yeast_*.onnx) and the
+# two shipped models chosen from them (registry/models/atac-denoiser.onnx and
+# registry/models/atac-denoiser-sacCer3.onnx; see their cards). Not run by CI. Needs ../shared/data.
+# Wall times are those measured on that machine with every training run sharing its 2 cores
+# with the others (OMP_NUM_THREADS=1 each); alone, a run takes about a third of the time.
+#
+# Usage: bash benchmarks/recipe_channel_models.sh [WORKDIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORK=${1:-work/channels}
+HSC=../shared/data/hsc
+ANN=$HSC/annotation
+YEAST=../shared/data/yeast
+ARCH=benchmarks/searches/cpu_resample_dilated1d/best_model.json   # the bundled model's architecture
+TRAIN="python benchmarks/train_architecture.py"
+export OMP_NUM_THREADS=1
+mkdir -p "$WORK"
+
+# ---------------------------------------------------------------- HSC (hg19): counts only vs + annotation
+# Same resampling source as the bundled model's recipe (chr1 train, chr2 validation), once with the
+# blacklist only (a mask, no channel) and once with TSS, CpG islands and CTCF sites as channels. (3 s each)
+HSC_DATA="--insertions $HSC/noisy_5M.tn5_insertions.bed.gz --clean-bigwig $HSC/clean_80M.coverage.bw
+  --clean-peaks $HSC/clean_80M.peaks.bed --chrom-sizes $HSC/chrom.sizes --train-chroms chr1 --val-chroms chr2
+  --depths 0.1,0.2,1.0 --n-train 6000 --regions $HSC/clean_80M.labelled_regions.bed --resample"
+atacdenoise prepare $HSC_DATA --annotation blacklist=$ANN/blacklist.bed --out "$WORK/hsc_counts"
+atacdenoise prepare $HSC_DATA --annotation tss=$ANN/tss.bed --annotation cpg_islands=$ANN/cpg_islands.bed \
+    --annotation ctcf_sites=$ANN/ctcf_sites.bed --annotation blacklist=$ANN/blacklist.bed --out "$WORK/hsc_annotation"
+
+# Both rows start from the bundled counts-only model (its weights recovered from the ONNX file, checked
+# against onnxruntime); the annotation row gets its three channels with zero weights (the same function
+# at the start), then both train the same 6 epochs x 4,000 windows. (~25 min each, run side by side)
+python benchmarks/onnx_to_search.py --onnx registry/models/atac-denoiser.onnx --config $ARCH --out "$WORK/hsc_start"
+for row in counts annotation; do
+    $TRAIN --init "$WORK/hsc_start" --train "$WORK/hsc_$row/train.npz" --val "$WORK/hsc_$row/val.npz" \
+        --epochs 6 --windows 4000 --loss log-mse+pearson+mse --lr-max 0.02 --seed 31 --out "$WORK/hsc_${row}_model"
+    atacdenoise registry export "$WORK/hsc_${row}_model" --output benchmarks/models/hsc_$row.onnx \
+        --data "$WORK/hsc_$row/val.npz" --genome hg19
+done
+
+# ---------------------------------------------------------------- yeast (sacCer3): + TSS, + sequence
+# Shallow twins the seed's way (each fragment kept with p = 0.1 and 0.025), deep truth, rDNA mask. (2 min)
+bash benchmarks/prepare_yeast.sh "$WORK/yeast"
+Y=$WORK/yeast
+TRAIN_CHROMS=$(cut -f1 "$Y/chrom.sizes" | grep -vx chrVII | paste -sd, -)
+YEAST_DATA="--insertions $Y/shallow_0.1.insertions.bed.gz --clean-bigwig $Y/deep.coverage.bw
+  --clean-peaks $Y/deep.peaks.narrowPeak --clean-insertions $Y/deep.insertions.bed.gz --chrom-sizes $Y/chrom.sizes
+  --regions $Y/regions.bed --train-chroms $TRAIN_CHROMS --val-chroms chrVII --resample --depths 0.25,1.0 --n-train 3000"
+atacdenoise prepare $YEAST_DATA --out "$WORK/yeast_counts"                                   # (5 s each)
+atacdenoise prepare $YEAST_DATA --annotation tss=$YEAST/genes.gff3.gz --out "$WORK/yeast_tss"
+atacdenoise prepare $YEAST_DATA --fasta $YEAST/genome.fa.gz --sequence fixed --out "$WORK/yeast_seq_fixed"
+atacdenoise prepare $YEAST_DATA --fasta $YEAST/genome.fa.gz --sequence learned --out "$WORK/yeast_seq_learned"
+atacdenoise prepare $YEAST_DATA --fasta $YEAST/genome.fa.gz --sequence both --annotation tss=$YEAST/genes.gff3.gz \
+    --out "$WORK/yeast_all"
+
+# Every row: the same architecture from scratch, 8 epochs x 3,000 windows drawn afresh each epoch
+# (depths 2.5-10 % of the deep library), lr 0.05 -> 0. (~45 min each, five side by side)
+for row in counts tss seq_fixed seq_learned all; do
+    $TRAIN --config $ARCH --train "$WORK/yeast_$row/train.npz" --val "$WORK/yeast_$row/val.npz" \
+        --epochs 8 --windows 3000 --lr-max 0.05 --loss log-mse+pearson --seed 7 --out "$WORK/yeast_${row}_model"
+    atacdenoise registry export "$WORK/yeast_${row}_model" --output benchmarks/models/yeast_$row.onnx \
+        --data "$WORK/yeast_$row/val.npz" --genome sacCer3
+done
+
+# ---------------------------------------------------------------- the shipped models and the table
+# The best row of each data set by chr2 / chrVII AUPRC and Pearson (benchmarks/RESULTS.md) is copied to
+# registry/models/ (see the cards for which one), then:
+python benchmarks/run_all.py --only channels_hsc,channels_yeast,denoise_channels
