@@ -237,3 +237,26 @@ def test_not_applicable_is_reported():
         M.random_morphism(baseline, rng)
     with pytest.raises(M.NotApplicable):
         M.widen_conv(model_for("hilbert2d"), rng, block=1)  # a residual block has no filters of its own
+
+
+def genome_windows() -> torch.Tensor:
+    """Signal, one annotation channel in [0, 1] and 4 base-code channels (0 = N, 1-4 = A, C, G, T)."""
+    g = torch.Generator().manual_seed(2)
+    signal = inputs()[0][:, None]
+    annotation = torch.rand(4, 1, WINDOW, generator=g, dtype=torch.float64)
+    codes = torch.randint(0, 5, (4, 4, WINDOW), generator=g).double()
+    return torch.cat([signal, annotation, codes], dim=1)
+
+
+@pytest.mark.parametrize("space, name", CASES)
+def test_morphisms_preserve_function_with_genome_channels_and_a_sequence_tower(space, name):
+    torch.manual_seed(0)
+    config = {**configs()[space], "input_channels": 6, "sequence_tower": {"first": 2, "width": 4, "filters": 3}}
+    old = build_model(config).double().eval()
+    x = genome_windows()
+    for site in sites(old, name):
+        new = M.MORPHISMS[name](old, np.random.default_rng(0), **site)
+        assert new.to_config()["sequence_tower"] == config["sequence_tower"]
+        with torch.no_grad():
+            for a, b in zip(old(x), new(x)):
+                torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
