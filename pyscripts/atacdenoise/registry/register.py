@@ -124,7 +124,9 @@ def _log_onnx_model(proto, tracking_uri, name, run_id, experiment, contract: Mod
 
     import onnxruntime as ort
 
-    example = (windows[:2] if windows is not None else np.zeros((2, contract.window_bins))).astype(np.float32)
+    shape = (2, contract.window_bins) if contract.input_channels == 1 else (2, contract.input_channels,
+                                                                             contract.window_bins)
+    example = (windows[:2] if windows is not None else np.zeros(shape)).astype(np.float32)
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     outputs = dict(zip(("signal", "peak_logits"), session.run(None, {"x": example})))
     mlflow.set_tracking_uri(tracking_uri)
@@ -147,6 +149,7 @@ def _version_tags(contract: ModelContract, meta, search, data, parity) -> dict[s
         "genome": contract.genome, "bin_size": str(contract.bin_size), "window_bins": str(contract.window_bins),
         "target_bins": str(contract.target_bins), "representation": contract.representation,
         "space": contract.space, "chrom_naming": contract.chrom_naming,
+        "genome_channels": ",".join(f"{c.name}:{c.render}" for c in contract.channel_specs) or "none",
         "input_depth_range": f"{min(depths)}-{max(depths)} of the noisy library" if depths else "unknown",
         "training_data": os.fspath(data) if data else "unknown",
         "val_loss": str(summary.get("best_val_loss")), "val_pearson": str(summary.get("best_val_pearson")),
