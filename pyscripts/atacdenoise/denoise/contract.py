@@ -12,7 +12,7 @@ insertions of the whole library (``input_normalisation = "cpm"``), as
 ``tracks.channels.ChannelSpec`` dicts) says what channels 1.. hold and how each
 is rendered; ``sequence_md5`` (JSON ``{chrom: M5}``) the reference sequence a
 model that reads DNA was trained on; ``masks`` (JSON list) is ``["blacklist"]``
-when training zeroed blacklisted input bins and never scored them.
+when blacklisted bins were kept out of the training targets.
 
 Outputs: ``signal`` (``(N, target_bins)``, denoised coverage in the units of the
 clean training track: mean coverage of +-``extend`` bp extended insertions per

@@ -87,7 +87,7 @@ def denoise(
 
 
 def model_genome(denoiser: OnnxDenoiser, chrom_sizes: dict[str, int], fasta, annotations: dict[str, str]):
-    """The model's genome channels rendered from the user's files (None for a counts-only model without blacklist).
+    """The model's genome channels rendered from the user's files (None for a counts-only model).
 
     Refuses a missing channel file or a FASTA that differs from the training
     sequence; notes (and ignores) files the model does not use.
@@ -96,17 +96,15 @@ def model_genome(denoiser: OnnxDenoiser, chrom_sizes: dict[str, int], fasta, ann
 
     c = denoiser.contract
     specs = c.channel_specs
-    used = {spec.name for spec in specs} | set(json.loads(c.masks))
+    used = {spec.name for spec in specs}
     for name in sorted(set(annotations) - used):
-        log.warning("note: model %s does not use annotation %r; ignored", denoiser.source, name)
+        why = "a blacklist only keeps training targets out" if name == "blacklist" else "not one of its channels"
+        log.warning("note: model %s does not use annotation %r (%s); ignored", denoiser.source, name, why)
     if fasta is not None and not any(spec.needs_fasta for spec in specs):
         log.warning("note: model %s does not read the DNA sequence; --fasta ignored", denoiser.source)
         fasta = None
-    if "blacklist" in used and "blacklist" not in annotations:
-        log.warning("note: model %s was trained with blacklisted bins masked; give --annotation blacklist=FILE "
-                    "to mask them here too", denoiser.source)
     wanted = {name: path for name, path in annotations.items() if name in used}
-    if not specs and not wanted:
+    if not specs:
         return None
     genome = GenomeChannels(specs, chrom_sizes, c.bin_size, wanted, fasta, model=denoiser.source)
     if fasta is not None:
@@ -216,11 +214,7 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, out_prefix, batch_size: int, t
             atomic_path(paths["peaks"]) as peaks_tmp:
         def denoised_tracks():
             for chrom, bins in tracks:
-                channels = None
-                if genome is not None:
-                    if genome.has_blacklist:
-                        bins = np.where(genome.blacklist_bins(chrom), np.float32(0), bins)
-                    channels = genome.render(chrom) if genome.n_channels else None
+                channels = genome.render(chrom) if genome is not None else None
                 signal, prob = denoise_track(denoiser, bins, batch_size, bar.update, channels)
                 np.save(Path(scratch) / f"{len(all_peaks)}.npy", prob)  # read back for the second bigWig
                 all_peaks.append(peaks_from_prob(chrom, prob, c.bin_size, sizes[chrom], threshold))

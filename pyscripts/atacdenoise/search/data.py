@@ -54,8 +54,7 @@ def make_pairs(
     """Window pairs from ``chroms``; ``n_windows=None`` tiles them (validation).
 
     With ``genome`` (a ``tracks.channels.GenomeChannels``) every input window
-    also carries its genome channels, and blacklisted bins are zero on input and
-    never in a kept window's target.
+    also carries its genome channels, and no kept window's target touches its blacklist.
 
     Sampled windows take the depths in turn; tiled windows appear once per depth.
     With ``regions`` (where the clean truth is defined, e.g. AtacWorks' labelled
@@ -185,8 +184,6 @@ def _chrom_pairs(chrom, positions, plan, length, depths, clean_bigwig, chrom_pea
         rng = np.random.default_rng([seed, chrom_no, d])  # each (chromosome, depth) its own reproducible stream
         kept = positions if depth == 1.0 else thin_positions(positions, depth, rng)
         bins = coverage_bins(kept, length, bin_size=bin_size, extend=extend, stat="mean")
-        if genome is not None and genome.has_blacklist:
-            bins[genome.blacklist_bins(chrom)] = 0
         inputs[chosen] = extract(bins, starts[chosen], spec.window_bins)
     if genome is not None and genome.n_channels:
         from atacdenoise.tracks.windows import extract_channels

@@ -40,17 +40,16 @@ SOURCE_FORMAT = "atacdenoise-source/1"
 @dataclass
 class ChromSource:
     """One chromosome: sorted clean insertions, target bins (scaled), peak label bins, allowed window starts;
-    with genome channels their ``(F, n_bins)`` renderings, and the blacklisted bins (zero on input)."""
+    with genome channels their ``(F, n_bins)`` renderings."""
 
     positions: np.ndarray
     targets: np.ndarray
     peaks: np.ndarray
     starts: np.ndarray
     genome: np.ndarray | None = None
-    masked: np.ndarray | None = None
 
 
-CHROM_FIELDS = ("positions", "targets", "peaks", "starts", "genome", "masked")
+CHROM_FIELDS = ("positions", "targets", "peaks", "starts", "genome")
 
 
 class TrainingSource:
@@ -86,8 +85,6 @@ class TrainingSource:
             starts[i] = chrom.starts[offset]
             window = slice(int(starts[i]), int(starts[i]) + spec.window_bins)
             noisy = self._noisy_window(chrom.positions, int(starts[i]), float(depths[i]), rng)
-            if chrom.masked is not None:
-                noisy[chrom.masked[window]] = 0
             if n_genome:
                 inputs[i, 0], inputs[i, 1:] = noisy, chrom.genome[:, window]
             else:
@@ -111,7 +108,8 @@ class TrainingSource:
     def fingerprint_arrays(self):
         for chrom in self.chroms.values():
             yield from (chrom.positions, chrom.targets, chrom.peaks, chrom.starts)
-            yield from (array for array in (chrom.genome, chrom.masked) if array is not None)
+            if chrom.genome is not None:
+                yield chrom.genome
 
 
 def build_source(clean_insertions, clean_peaks, chrom_sizes: dict[str, int], chroms: list[str],
@@ -142,8 +140,7 @@ def build_source(clean_insertions, clean_peaks, chrom_sizes: dict[str, int], chr
                 peaks=peak_label_bins(peaks.get(chrom), length, bin_size).astype(np.uint8),
                 starts=allowed_starts(n_bins(length, bin_size), spec,
                                       scored_bins(regions, chrom, length, bin_size, genome)),
-                genome=genome.render(chrom) if genome is not None and genome.n_channels else None,
-                masked=genome.blacklist_bins(chrom) if genome is not None else None)
+                genome=genome.render(chrom) if genome is not None and genome.n_channels else None)
     missing = [c for c in chroms if c not in per_chrom]
     if missing:
         raise InputError(None, f"the clean library has no insertions on {', '.join(missing)}")
