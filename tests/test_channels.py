@@ -486,3 +486,19 @@ def test_real_hsc_annotation_renders(shared_data):
     covered = (rendered[1:] > 0).mean(axis=1)
     assert 0.001 < covered[0] < 0.05 and 0.001 < covered[1] < 0.05  # CpG islands and CTCF sites are sparse
     assert genome.blacklist_bins("chr1")[:100].all()                # chr1:0-845,200 is blacklisted
+
+
+def test_default_model_falls_back_to_counts_only_without_its_annotation(channel_denoise, monkeypatch, caplog):
+    import atacdenoise.denoise as denoise_package
+
+    w = channel_denoise
+    counts_only = w["root"] / "counts.onnx"
+    counts_only.write_bytes(b"placeholder: only its path is returned")
+    monkeypatch.setattr(denoise_package, "BUNDLED_MODEL", w["model"])
+    monkeypatch.setattr(denoise_package, "BUNDLED_COUNTS_MODEL", counts_only)
+    assert denoise_package.bundled_model({"tss": w["tss"]}) == str(w["model"])
+    with caplog.at_level(logging.WARNING):
+        assert denoise_package.bundled_model({"cpg_islands": w["tss"]}) == str(counts_only)
+    assert "--annotation tss=FILE" in caplog.text and "counts-only" in caplog.text
+    monkeypatch.setattr(denoise_package, "BUNDLED_COUNTS_MODEL", w["root"] / "absent.onnx")
+    assert denoise_package.bundled_model({}) == str(w["model"])  # no fallback shipped: denoise names the file

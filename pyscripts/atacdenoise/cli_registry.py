@@ -63,11 +63,12 @@ def cmd_denoise(args) -> None:
 
     from atacdenoise.tracks.channels import parse_annotation_args
 
-    model = args.model or bundled_model()
+    annotations = parse_annotation_args(args.annotation)
+    model = args.model or bundled_model(annotations, args.fasta)
     outputs = denoise(args.input, model, read_chrom_sizes(args.chrom_sizes), args.out_prefix, fmt=args.fmt,
                       batch_size=args.batch_size, threads=args.threads, genome=args.genome,
                       tracking_uri=args.tracking_uri, threshold=args.threshold, progress=not args.quiet,
-                      fasta=args.fasta, annotations=parse_annotation_args(args.annotation))
+                      fasta=args.fasta, annotations=annotations)
     for path in outputs.values():
         print(path)
 
