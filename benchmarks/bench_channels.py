@@ -34,7 +34,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_quality import COLUMNS, macs3_tracks, model_tracks, raw_coverage  # noqa: E402
+from bench_quality import COLUMNS, hsc_annotation, macs3_tracks, model_tracks, raw_coverage  # noqa: E402
 
 from atacdenoise.evaluate.metrics import auprc, format_metric  # noqa: E402
 from atacdenoise.evaluate.per_base import Scored  # noqa: E402
@@ -72,7 +72,6 @@ class Dataset:
 
 
 def hsc(data: Path) -> Dataset:
-    annotation = data / "annotation"
     sizes = read_chrom_sizes(data / "chrom.sizes")
 
     def shallow(p: float):
@@ -84,8 +83,7 @@ def hsc(data: Path) -> Dataset:
 
     return Dataset("hsc", sizes, "chr2", "chr1", read_peaks(data / "clean_80M.peaks.bed"),
                    read_peaks(data / "clean_80M.labelled_regions.bed"),
-                   {"annotations": {name: str(annotation / f"{name}.bed")
-                                    for name in ("tss", "cpg_islands", "ctcf_sites", "blacklist")}},
+                   hsc_annotation(data),
                    "hs", lambda chrom: read_bigwig(data / "clean_80M.coverage.bw", chrom), shallow,
                    lambda p: f"{p * 5:g}M (p={p:g})")
 
