@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# How registry/models/atac-denoiser.onnx was made, step by step, on this project's
+# How registry/models/atac-denoiser-counts.onnx (the default model until genome channels came) was made, step by step, on this project's
 # 2-core CPU (no GPU). Not run by CI: about 65 minutes. Needs ../shared/data/hsc.
 # Wall times are those measured on that machine; the search folders of step 2
 # and the histories are in benchmarks/searches/.
