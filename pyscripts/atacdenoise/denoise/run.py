@@ -103,9 +103,9 @@ def model_genome(denoiser: OnnxDenoiser, chrom_sizes: dict[str, int], fasta, ann
     if fasta is not None and not any(spec.needs_fasta for spec in specs):
         log.warning("note: model %s does not read the DNA sequence; --fasta ignored", denoiser.source)
         fasta = None
-    wanted = {name: path for name, path in annotations.items() if name in used}
     if not specs:
         return None
+    wanted = {name: path for name, path in annotations.items() if name in used}
     genome = GenomeChannels(specs, chrom_sizes, c.bin_size, wanted, fasta, model=denoiser.source)
     if fasta is not None:
         genome.check_md5(json.loads(c.sequence_md5), chrom_sizes, denoiser.source)

@@ -31,16 +31,13 @@ CHUNK_BASES = 1 << 20  # bases handed to numpy at a time
 
 # Per-bin base counts read from the FASTA, in this order.
 BASE_COUNTS = ("gc", "at", "n", "cpg")
-_CODE = np.full(256, 2, np.uint8)  # 0 = G/C, 1 = A/T, 2 = N or other IUPAC code
-for _b in b"GCgc":
-    _CODE[_b] = 0
-for _b in b"ATat":
-    _CODE[_b] = 1
-# Per-base codes for a learned sequence tower: 0 = N, other IUPAC code or off the chromosome; A, C, G, T = 1..4
-# (so 5 - code is the complement, and zero padding reads as N).
+# Per-base codes (the per-bin counts and the learned sequence tower both read them): 0 = N, other IUPAC code
+# or off the chromosome; A, C, G, T = 1..4 (so 5 - code is the complement, and zero padding reads as N).
 BASE_CODE = np.zeros(256, np.uint8)
 for _i, _b in enumerate(b"ACGT", start=1):
     BASE_CODE[_b] = BASE_CODE[ord(chr(_b).lower())] = _i
+A, C, G, T = 1, 2, 3, 4
+NO_BASE = 255  # pads a chunk's last bin past its end: counted as no base at all
 
 
 @dataclass
@@ -110,7 +107,6 @@ class _ChromReader:
             self.codes_out = open(self.codes_path, "wb")
         self.pending = bytearray()
         self.pieces: list[np.ndarray] = []
-        self.last_base = b""  # the base before ``pending``, for a CpG across a chunk edge
 
     def add(self, line: bytes) -> None:
         self.pending += line
@@ -120,22 +116,21 @@ class _ChromReader:
             del self.pending[:whole]
 
     def _count(self, seq: bytes, next_base: bytes) -> None:
-        upper = seq.upper()
-        self.md5.update(upper)
+        """One bin-aligned chunk; ``next_base`` (the chunk's successor, if any) completes a CpG at its end."""
+        self.md5.update(seq.upper())
         self.length += len(seq)
+        codes = BASE_CODE[np.frombuffer(seq + next_base, np.uint8)]
         if self.codes_out is not None:
-            self.codes_out.write(BASE_CODE[np.frombuffer(seq, np.uint8)].tobytes())
-        codes = _CODE[np.frombuffer(seq, np.uint8)]
+            self.codes_out.write(codes[:len(seq)].tobytes())
         n_bins = -(-len(seq) // self.bin_size)
-        padded = np.full(n_bins * self.bin_size, 3, np.uint8)
-        padded[:len(codes)] = codes
+        padded = np.full(n_bins * self.bin_size, NO_BASE, np.uint8)
+        padded[:len(seq)] = codes[:len(seq)]
         per_bin = padded.reshape(n_bins, self.bin_size)
-        counts = np.stack([(per_bin == k).sum(axis=1) for k in range(3)]).astype(np.int32)
-        arr = np.frombuffer(upper + next_base.upper(), np.uint8)
-        cpg = np.flatnonzero((arr[:-1] == ord("C")) & (arr[1:] == ord("G"))) if len(arr) > 1 else np.zeros(0, int)
-        cpg = cpg[cpg < len(seq)]
-        cpg_counts = np.bincount(cpg // self.bin_size, minlength=n_bins).astype(np.int32)
-        self.pieces.append(np.vstack([counts, cpg_counts[None]]))
+        gc = ((per_bin == G) | (per_bin == C)).sum(axis=1)
+        at = ((per_bin == A) | (per_bin == T)).sum(axis=1)
+        cpg = np.flatnonzero((codes[:-1] == C) & (codes[1:] == G))  # starts inside the chunk only
+        cpg_counts = np.bincount(cpg // self.bin_size, minlength=n_bins)
+        self.pieces.append(np.stack([gc, at, (per_bin == 0).sum(axis=1), cpg_counts]).astype(np.int32))
 
     def finish(self) -> SequenceBins:
         if self.pending or not self.pieces:

@@ -268,9 +268,8 @@ def merged(intervals) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     starts, ends = intervals.starts, intervals.ends
     reach = np.maximum.accumulate(ends)
-    new = np.concatenate([[True], starts[1:] > reach[:-1]])
-    group = np.cumsum(new) - 1
-    return starts[new], np.maximum.reduceat(ends, np.flatnonzero(new)) if len(group) else ends[:0]
+    new = np.concatenate([[True], starts[1:] > reach[:-1]])  # an interval that starts a new union
+    return starts[new], np.maximum.reduceat(ends, np.flatnonzero(new))
 
 
 def overlap_bins(intervals, total_bins: int, bin_size: int) -> np.ndarray:
