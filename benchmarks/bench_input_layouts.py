@@ -13,29 +13,41 @@ The 1D arm uses a Conv1d of kernel ``k*k`` (same weights per filter, same
 receptive field in bins; see ``atacdenoise.models.layouts``).
 
 Metric: MSE over the centre ``target_bins`` of the validation windows (the
-seed's metric). Data: noisy windows are the HSC 5M insertions thinned to 10 %
-(the seed's subsampling; ``--depth``), targets the 80M clean coverage, 25 bp bins, training
-windows sampled on chr1 and validation windows tiling chr2. The seed binned
-MACS2 peak signal instead of coverage (the peak BEDs here carry no signal), so
-only the ranking and the ratios between layouts compare with its numbers, not
-the MSE values. Without /work/shared/data the simulator stands in.
+seed's metric).
 
-Budget. The seed's (10 draws x 20 epochs on ~9,300 windows) takes hours on two
-shared CPU cores, so the defaults are 10 draws x 5 epochs x 1,000 windows
-(about 12 minutes there; the 1D arm's 49-bin kernels are the slowest);
-``--epochs 20 --train-windows 9000 --device cuda`` is the seed's. Two rows that
-learn nothing (the training mean, the noisy input as is) are printed to read the
-table against: at the default budget no arm got clearly below the training mean on
-the HSC data, so the default run exercises the comparison, it cannot confirm the
-seed's ranking.
+Data (``--representation``):
 
-    python benchmarks/bench_input_layouts.py [--draws 10] [--epochs 5] [--train-windows 1000] [--device auto]
+* ``peak-signal`` (the seed's, default): MACS3 narrowPeak signal, maximum per
+  25 bp bin, 0 outside peaks, of a 10 % thinning of the deep library (input)
+  and of the deep library (target); see ``seed_peak_signal.py``. ``--data hsc``
+  (train chr1, validate chr2) or ``--data yeast`` (validate chrVII).
+* ``coverage``: the HSC 5M insertions thinned to ``--depth`` vs the 80M
+  library's coverage, per million (what the product trains on); without
+  /work/shared/data the simulator stands in.
+
+Training, the seed's way by default: a linear output layer (``--output
+linear``), MSE, no gradient clipping (``--grad-clip 0``); why these matter is
+in ``diagnose_hilbert2d.py`` (with the search's exp head and clipping at 1,
+every arm stayed at the training mean's MSE).
+
+Budget. The seed's (10 draws x 20 epochs on ~9,300 windows) costs hours on
+two CPU cores; the script prints what it would cost from the times it
+measures. ``--epochs 20 --train-windows 9000 --device cuda`` is the seed's.
+Two rows that learn nothing (the training mean, the shallow input as is) are
+printed to read the table against. ``--save-best DIR`` keeps the best
+Hilbert-2D draw as a search folder (``atacdenoise search --initial-model``
+grows it, as the seed's NASH grew its best random draw).
+
+    python benchmarks/bench_input_layouts.py [--data hsc|yeast] [--representation peak-signal|coverage]
+        [--draws 10] [--epochs 3] [--train-windows 9000] [--device auto] [--save-best DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -50,24 +62,35 @@ from atacdenoise.search.data import make_pairs
 from atacdenoise.search.nash import SearchData, TrainSettings, child_seed, resolve_device, train_child
 from atacdenoise.tracks.windows import WindowSpec
 
-HSC = Path(__file__).resolve().parents[2] / "shared" / "data" / "hsc"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import seed_peak_signal  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+HSC = ROOT.parent / "shared" / "data" / "hsc"
 SEED_AVG_MSE = {"1d": 250.7562382, "2d": 278.4532116, "hilbert": 150.1562584}  # the seed's Figure 4
 SEED_BUDGET = "10 draws x 20 epochs on ~9,300 training windows"
+SEED_DRAWS, SEED_EPOCHS, SEED_WINDOWS = 10, 20, 9300
 SEED_DEPTH = 0.1  # the seed subsampled its BAM to 10 %
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=10, help="random architectures per layout (seed: 10)")
-    parser.add_argument("--epochs", type=int, default=5, help="epochs per draw (seed: 20)")
-    parser.add_argument("--train-windows", type=int, default=1000, help="training windows (seed: ~9,300)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per draw (seed: 20)")
+    parser.add_argument("--train-windows", type=int, default=9000, help="training windows (seed: ~9,300)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr-max", type=float, default=0.05)
-    parser.add_argument("--data", choices=("auto", "hsc", "sim"), default="auto",
-                        help="auto: the HSC data when present, else the simulator")
+    parser.add_argument("--data", choices=("auto", "hsc", "yeast", "sim"), default="auto",
+                        help="auto: the HSC data when present, else the simulator (coverage only)")
+    parser.add_argument("--representation", choices=("peak-signal", "coverage"), default="peak-signal",
+                        help="peak-signal: the seed's (MACS3 peak signal per bin); coverage: the product's")
+    parser.add_argument("--output", choices=("linear", "exp"), default="linear",
+                        help="signal head: linear (the seed's) or exp (the product's)")
+    parser.add_argument("--grad-clip", type=float, default=0.0, help="gradient norm clipping (0: off, the seed's)")
+    parser.add_argument("--save-best", type=Path, help="write the best Hilbert-2D draw here as a search folder")
     parser.add_argument("--depth", type=float, default=SEED_DEPTH,
                         help="keep each noisy insertion with this probability (seed: 0.1)")
     parser.add_argument("--window-bins", type=int, default=4096)
@@ -114,6 +137,15 @@ def both_splits(sources, sizes: dict, args, spec: WindowSpec) -> tuple[dict, dic
 
 def load_data(args, folder: Path) -> tuple[dict, dict, str]:
     spec = WindowSpec(args.window_bins, args.target_bins)
+    if args.representation == "peak-signal":
+        data = "hsc" if args.data == "auto" else args.data
+        if data == "sim":
+            raise SystemExit("--representation peak-signal needs --data hsc or yeast (real MACS3 peaks)")
+        out = ROOT / "work" / "seed_peak_signal" / f"{data}_{args.train_windows}_{args.seed}"
+        train, val = seed_peak_signal.build(data, out, args.train_windows, spec, args.seed)
+        return train, val, train["meta"]["source"]
+    if args.data == "yeast":
+        raise SystemExit("--data yeast: only with --representation peak-signal")
     use_hsc = args.data == "hsc" or (args.data == "auto" and HSC.is_dir())
     if args.data == "hsc" and not HSC.is_dir():
         raise SystemExit(f"--data hsc: {HSC} is absent")
@@ -128,29 +160,46 @@ def seeded_draws(n: int, seed: int) -> list[tuple[int, dict]]:
     return [(s, draw(np.random.default_rng(s))) for s in seeds]
 
 
-def train_draw(layout: str, draw_seed: int, arch: dict, data: SearchData, settings: TrainSettings) -> dict:
+def train_draw(layout: str, draw_seed: int, arch: dict, data: SearchData, settings: TrainSettings,
+               output: str = "exp"):
     torch.manual_seed(draw_seed)  # the same initial weights wherever the layers are alike
-    model = build_model(layout_config(layout, arch["kernel"], arch["filters"], arch["units"],
-                                      data.window_bins, data.target_bins))
-    _, metrics = train_child(model, data, settings, draw_seed)
-    return metrics
+    config = layout_config(layout, arch["kernel"], arch["filters"], arch["units"], data.window_bins, data.target_bins)
+    config["output"] = output
+    return train_child(build_model(config), data, settings, draw_seed)
 
 
 def run(args, data: SearchData, device: str) -> dict[str, list[dict]]:
     """Validation metrics of every draw in every layout: ``{layout: [metrics per draw]}``."""
     # peak_weight 0: the seed trained on MSE alone, so val_loss *is* the validation MSE.
     settings = TrainSettings(epochs=args.epochs, lr_max=args.lr_max, lr_min=0.0, momentum=0.9,
-                             batch_size=args.batch_size, grad_clip=1.0, peak_weight=0.0, device=device, loss="mse")
+                             batch_size=args.batch_size, grad_clip=args.grad_clip, peak_weight=0.0, device=device,
+                             loss="mse")
     draws = seeded_draws(args.draws, args.seed)
     results = {layout: [] for layout in LAYOUTS}
+    best = None
     for i, (draw_seed, arch) in enumerate(draws):
         for layout in LAYOUTS:
-            metrics = train_draw(layout, draw_seed, arch, data, settings)
+            model, metrics = train_draw(layout, draw_seed, arch, data, settings, args.output)
             results[layout].append({**arch, **metrics})
+            if layout == "hilbert" and metrics["val_loss"] is not None and (
+                    best is None or metrics["val_loss"] < best[1]["val_loss"]):
+                best = (model, metrics)
             print(f"draw {i + 1}/{len(draws)} {layout:>7}: kernel {arch['kernel']} filters {arch['filters']:>2} "
                   f"hidden {arch['units']:>3} -> val MSE {_fmt(metrics['val_loss'])} ({metrics['seconds']:.0f} s)",
                   flush=True)
+    if args.save_best and best is not None:
+        save_search_folder(args.save_best, *best)
     return results
+
+
+def save_search_folder(folder: Path, model, metrics: dict) -> None:
+    """The model as ``atacdenoise search --initial-model`` and ``registry export`` read it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "best_model.json").write_text(json.dumps(model.to_config(), indent=1))
+    torch.save(model.cpu().state_dict(), folder / "best_model.pt")
+    (folder / "summary.json").write_text(json.dumps({"best_val_loss": metrics["val_loss"],
+                                                     "best_val_pearson": metrics["val_pearson"]}, indent=1))
+    print(f"best Hilbert-2D draw (val MSE {metrics['val_loss']:.4g}) saved in {folder}")
 
 
 # ---------------------------------------------------------------- report
@@ -201,6 +250,16 @@ def print_report(results: dict[str, list[dict]], summary: dict[str, dict], refer
         print(f"| {name} | {_fmt(mse)} | | | {_fmt(mse / reference if reference else None, '.2f')} | | | | | |")
 
 
+def print_cost(results: dict[str, list[dict]], args) -> None:
+    """What the seed's budget would cost here, from the measured seconds per window-epoch."""
+    seconds = sum(row["seconds"] for rows in results.values() for row in rows)
+    done = args.draws * args.epochs * args.train_windows
+    seed = SEED_DRAWS * SEED_EPOCHS * SEED_WINDOWS
+    print(f"\nbudget: this run {args.draws} draws x {args.epochs} epochs x {args.train_windows:,} windows per layout "
+          f"took {seconds / 60:.1f} min of training; the seed's ({SEED_BUDGET}) would take about "
+          f"{seconds * seed / done / 3600:.1f} h on this device")
+
+
 def _mean(values) -> float | None:
     values = [v for v in values if v is not None]
     return float(np.mean(values)) if values else None
@@ -224,11 +283,13 @@ def main(argv=None) -> dict[str, dict]:
           f"{data.window_bins} bins (centre {data.target_bins} scored), prepared in "
           f"{time.perf_counter() - started:.0f} s")
     print(f"budget: {args.draws} draws x {args.epochs} epochs per layout, batch {args.batch_size}, SGD Nesterov "
-          f"lr {args.lr_max} -> 0 cosine, MSE loss; device {device}, {args.threads} CPU thread(s) "
+          f"lr {args.lr_max} -> 0 cosine, MSE loss, {args.output} output, gradient clipping "
+          f"{args.grad_clip or 'off'}; device {device}, {args.threads} CPU thread(s) "
           f"(the seed: {SEED_BUDGET})", flush=True)
     results = run(args, data, device)
     summary = {layout: summarise(rows) for layout, rows in results.items()}
     print_report(results, summary, references)
+    print_cost(results, args)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     return summary
 

@@ -121,7 +121,7 @@ def load_benchmark():
 
 def test_benchmark_runs_end_to_end_on_a_tiny_simulated_budget(capsys):
     bench = load_benchmark()
-    summary = bench.main(["--data", "sim", "--draws", "2", "--epochs", "1", "--train-windows", "64",
+    summary = bench.main(["--data", "sim", "--representation", "coverage", "--draws", "2", "--epochs", "1", "--train-windows", "64",
                           "--window-bins", str(WINDOW), "--target-bins", str(TARGET), "--sim-chrom-length", "200000",
                           "--sim-fragments", "20000", "--threads", "1", "--device", "cpu"])
     printed = capsys.readouterr().out
@@ -131,6 +131,8 @@ def test_benchmark_runs_end_to_end_on_a_tiny_simulated_budget(capsys):
         assert len(row) == 1, printed
         assert summary[layout]["best_mse"] <= summary[layout]["mean_mse"]
     assert "budget: 2 draws x 1 epochs" in printed and "simulated" in printed
+    assert "linear output, gradient clipping off" in printed  # the seed's training by default
+    assert "the seed's (10 draws x 20 epochs" in printed and "would take about" in printed
     draw_rows = [line for line in printed.splitlines() if line[:4] in ("| 1 ", "| 2 ")]
     assert len(draw_rows) == 2  # one per draw, every layout's MSE in it
 
@@ -139,9 +141,9 @@ def test_every_layout_trains_the_same_draws_with_the_same_seeds(monkeypatch, cap
     bench = load_benchmark()
     calls = []
 
-    def fake_train(layout, draw_seed, arch, data, settings):
+    def fake_train(layout, draw_seed, arch, data, settings, output):
         calls.append((layout, draw_seed, tuple(arch.values())))
-        return {"val_loss": float(draw_seed % 97), "val_pearson": 0.5, "seconds": 0.0}
+        return None, {"val_loss": float(draw_seed % 97), "val_pearson": 0.5, "seconds": 0.0}
 
     monkeypatch.setattr(bench, "train_draw", fake_train)
     args = bench.parse_args(["--draws", "5", "--epochs", "3"])

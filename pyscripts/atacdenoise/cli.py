@@ -160,7 +160,7 @@ def cmd_search(args) -> None:
                          peak_weight=args.peak_weight, max_train_windows=args.max_train_windows,
                          loss=args.loss, max_parameters=args.max_parameters, progress=not args.quiet,
                          initial_model=args.initial_model, mirror=not args.no_mirror,
-                         parallel_children=args.parallel_children)
+                         parallel_children=args.parallel_children, grad_clip=args.grad_clip)
     print(json.dumps({k: summary[k] for k in ("best_val_loss", "best_val_pearson", "best_val_auprc",
                                               "best_parameters", "iterations_finished")}))
 
@@ -298,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
                                            "(continue an earlier search, or improve the champion)")
     p.add_argument("--peak-weight", type=float, default=1.0, help="weight of the peak BCE in the loss")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--grad-clip", type=float, default=1.0,
+                   help="clip each step's gradient norm to this (default 1.0; 0: off, as the seed trained)")
     p.add_argument("--max-train-windows", type=int, help="use only the first M training windows")
     p.add_argument("--no-mirror", action="store_true",
                    help="do not reverse half of each training batch (on by default: coverage is strand-symmetric)")

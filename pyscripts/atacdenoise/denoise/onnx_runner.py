@@ -63,7 +63,7 @@ class OnnxDenoiser:
         for first in range(0, len(windows), batch_size):
             batch = np.ascontiguousarray(windows[first:first + batch_size])
             s, logits = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
-            signal[first:first + len(batch)] = s
+            signal[first:first + len(batch)] = np.maximum(s, 0.0)  # a linear-output model may dip below 0
             prob[first:first + len(batch)] = sigmoid(logits)
         return signal, prob
 

@@ -17,6 +17,12 @@ network, so they never get in the way of the function-preserving morphisms,
 which edit only what lies between. The AtacWorks
 baseline keeps its published raw-in / ReLU-out units (see ``atacworks.py``).
 
+Config ``"output": "linear"`` makes the signal head's output the signal itself
+(the seed's linear output layer, trained on MSE of the peak-signal
+representation, which is 0 outside peaks: ``exp`` must push most bins towards
+minus infinity, and learns slower there; see ``benchmarks/diagnose_hilbert2d.py``).
+A linear head may predict below 0; ``denoise`` clips its output at 0.
+
 Layout changes (the Hilbert 64 x 64 image) happen inside ``forward`` through a
 registered index buffer, so an exported ONNX graph contains them.
 """
@@ -29,6 +35,7 @@ import torch
 from torch import nn
 
 MAX_LOG_SIGNAL = 30.0
+OUTPUTS = ("exp", "linear")  # config key "output"; absent means "exp"
 
 
 class Denoiser(nn.Module):
@@ -44,6 +51,9 @@ class Denoiser(nn.Module):
             raise ValueError(f"target_bins {self.target_bins} exceeds window_bins {self.window_bins}")
         self.encoder = InputEncoder(config)
         self.input_channels = self.encoder.input_channels
+        self.output = config.get("output", "exp")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"config: 'output' must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
         self._config = copy.deepcopy(config)
 
     def to_config(self) -> dict:
@@ -54,6 +64,10 @@ class Denoiser(nn.Module):
     def flank(self) -> int:
         """Bins left of the predicted centre (as in ``tracks.windows.WindowSpec``)."""
         return (self.window_bins - self.target_bins) // 2
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Signal head output -> signal: :func:`decode_signal`, or ``z`` itself for a linear output."""
+        return z if self.output == "linear" else decode_signal(z)
 
     def crop_centre(self, h: torch.Tensor) -> torch.Tensor:
         """``(..., window_bins)`` -> ``(..., target_bins)``: the bins the model predicts."""

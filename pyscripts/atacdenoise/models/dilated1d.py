@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from atacdenoise.models.common import (
-    Denoiser, check_odd_kernel, check_positive_int, decode_signal,
+    Denoiser, check_odd_kernel, check_positive_int,
 )
 
 SPACE = "dilated1d"
@@ -73,7 +73,7 @@ class Dilated1DNet(Denoiser):
         for block in self.blocks:
             h = block(h)
         h = h[..., self.flank - margin:self.flank - margin + self.target_bins]
-        return decode_signal(self.signal_head(h).squeeze(1)), self.peak_head(h).squeeze(1)
+        return self.decode(self.signal_head(h).squeeze(1)), self.peak_head(h).squeeze(1)
 
     @property
     def receptive_field(self) -> int:

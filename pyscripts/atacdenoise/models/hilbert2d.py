@@ -14,6 +14,15 @@ The architecture is a JSON dict whose ``layers`` the morphisms edit::
 An optional ``"layout": "rowmajor"`` fills the image row by row instead of
 along the Hilbert curve (the seed's plain-2D comparison); absent means ``"hilbert"``.
 
+An optional ``"readout": "per-bin"`` replaces the seed's flatten -> dense
+readout (absent means ``"dense"``): the last feature map is laid back along the
+window, its centre ``target_bins`` cropped, and each bin's channels go through
+the two heads as 1x1 convolutions (no dense layers allowed). Why: the seed's
+dense readout squeezes 1024 output bins through one hidden layer of 64-256
+units and must learn every output position separately, which the coverage
+data here cannot teach it (``benchmarks/diagnose_hilbert2d.py``); the per-bin
+readout shares the heads across positions, as a fully convolutional net does.
+
 Feature maps are numbered: 0 is the input image (``input_channels`` channels:
 the signal in ``log1p`` units, then any genome channels),
 ``i`` is the output of trunk layer ``i - 1``. Trunk layers come first:
@@ -36,12 +45,13 @@ import torch
 from torch import nn
 
 from atacdenoise.models.common import (
-    Denoiser, check_odd_kernel, check_positive_int, decode_signal,
+    Denoiser, check_odd_kernel, check_positive_int,
 )
 
 SPACE = "hilbert2d"
 TRUNK_TYPES = ("conv", "residual")
 LAYOUTS = ("hilbert", "rowmajor")  # optional config key "layout"; absent means "hilbert"
+READOUTS = ("dense", "per-bin")  # optional config key "readout"; absent means "dense" (the seed's)
 
 # The seed's random search for the initial model (one Conv2D -> one Dense).
 SEED_KERNELS = (3, 5, 7)
@@ -85,12 +95,18 @@ class Hilbert2DNet(Denoiser):
         # The layout as a gather: grid_flat = values[grid_order].
         perm = layout_permutation(config.get("layout", "hilbert"), self.window_bins)
         self.register_buffer("grid_order", torch.from_numpy(np.argsort(perm)), persistent=False)
+        self.register_buffer("window_order", torch.from_numpy(perm.copy()), persistent=False)
+        self.readout = readout_of(config)
 
         self.concat_sources = [layer.get("concat") if layer["type"] == "conv" else None for layer in trunk]
         self.blocks = nn.ModuleList(
             make_trunk_block(layer, self.block_in_channels(i)) for i, layer in enumerate(trunk))
-        width = self.feature_channels[-1] * self.side * self.side
         self.dense = nn.ModuleList()
+        if self.readout == "per-bin":
+            self.signal_head = nn.Conv1d(self.feature_channels[-1], 1, 1)
+            self.peak_head = nn.Conv1d(self.feature_channels[-1], 1, 1)
+            return
+        width = self.feature_channels[-1] * self.side * self.side
         for layer in dense:
             self.dense.append(nn.Linear(width, layer["units"]))
             width = layer["units"]
@@ -110,7 +126,8 @@ class Hilbert2DNet(Denoiser):
             x = x.unsqueeze(1)
         return torch.index_select(x, 2, self.grid_order).reshape(-1, x.shape[1], self.side, self.side)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def readout_features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the heads read: ``(N, channels, target_bins)`` per bin, or ``(N, units)`` after the dense layers."""
         h = self.to_grid(self.encoder(x))
         features = [h]
         for block, source in zip(self.blocks, self.concat_sources):
@@ -118,10 +135,18 @@ class Hilbert2DNet(Denoiser):
                 h = torch.cat([h, features[source]], dim=1)
             h = block(h)
             features.append(h)
+        if self.readout == "per-bin":  # back along the window, then the predicted centre
+            return self.crop_centre(torch.index_select(h.flatten(2), 2, self.window_order))
         h = h.flatten(1)
         for layer in self.dense:
             h = torch.relu(layer(h))
-        return decode_signal(self.signal_head(h)), self.peak_head(h)
+        return h
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.readout_features(x)
+        if self.readout == "per-bin":
+            return self.decode(self.signal_head(h)[:, 0]), self.peak_head(h)[:, 0]
+        return self.decode(self.signal_head(h)), self.peak_head(h)
 
 
 # ---------------------------------------------------------------- config helpers
@@ -143,6 +168,15 @@ def layout_permutation(layout: str, window_bins: int) -> np.ndarray:
     if layout == "rowmajor":
         return np.arange(window_bins, dtype=np.int64)
     raise ValueError(f"hilbert2d config: 'layout' must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+
+
+def readout_of(config: dict) -> str:
+    readout = config.get("readout", "dense")
+    if readout not in READOUTS:
+        raise ValueError(f"hilbert2d config: 'readout' must be one of {', '.join(READOUTS)}, got {readout!r}")
+    if readout == "per-bin" and any(layer.get("type") == "dense" for layer in config.get("layers", [])):
+        raise ValueError("hilbert2d config: a per-bin readout takes no dense layers")
+    return readout
 
 
 def split_layers(config: dict) -> tuple[list[dict], list[dict]]:

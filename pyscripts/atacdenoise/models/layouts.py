@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from atacdenoise.models import hilbert2d
-from atacdenoise.models.common import Denoiser, check_odd_kernel, check_positive_int, decode_signal, encode_input
+from atacdenoise.models.common import Denoiser, check_odd_kernel, check_positive_int, encode_input
 
 SPACE = "conv1d"
 LAYOUTS = ("1d", "2d", "hilbert")
@@ -51,7 +51,7 @@ class Conv1DDenseNet(Denoiser):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = torch.relu(self.conv(encode_input(x)[:, None, None, :]))  # (N, filters, 1, window_bins)
         h = torch.relu(self.dense(h.flatten(1)))  # channel-major, as in hilbert2d
-        return decode_signal(self.signal_head(h)), self.peak_head(h)
+        return self.decode(self.signal_head(h)), self.peak_head(h)
 
 
 def split_layers(config: dict) -> tuple[dict, dict]:

@@ -218,7 +218,7 @@ def transfer_hilbert(old: Hilbert2DNet, new: Hilbert2DNet, block_source: list[in
             copy_layer(block.conv_a, old_block.conv_a, None, maps[b])
             copy_layer(block.conv_b, old_block.conv_b, maps[b + 1].index, None)
 
-    in_map = maps[-1].per_block(new.side * new.side)
+    in_map = maps[-1] if new.readout == "per-bin" else maps[-1].per_block(new.side * new.side)
     for l, ol in enumerate(dense_source or range(len(new.dense))):
         out_map = dense_maps.get(l, UnitMap.identity(new.dense[l].out_features))
         if ol is not None:

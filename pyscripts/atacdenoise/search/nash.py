@@ -171,8 +171,12 @@ def loss_function(settings: TrainSettings):
                                                              pearson_weight=pearson_weight, mse_weight=mse_weight)
 
 
-def train_child(model: torch.nn.Module, data: SearchData, settings: TrainSettings, seed: int):
+def train_child(model: torch.nn.Module, data: SearchData, settings: TrainSettings, seed: int, on_step=None,
+                on_epoch=None):
     """Train ``model`` with SGD + cosine annealing and evaluate it; return ``(model, metrics)``.
+
+    ``on_step(epoch, loss, grad_norm)`` (the norm before clipping) and
+    ``on_epoch(epoch, model, train_loss)`` let a caller watch training (``benchmarks/diagnose_hilbert2d.py``).
 
     A pure function of its arguments (the seed fixes initialisation noise and
     batch order), so children could be trained in parallel later.
@@ -208,12 +212,17 @@ def train_child(model: torch.nn.Module, data: SearchData, settings: TrainSetting
                 return model, _diverged_metrics(model, started)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            # Clipping keeps the seed's lr 0.05 stable on freshly morphed (deeper) networks.
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            # Clipping keeps the seed's lr 0.05 stable on freshly morphed (deeper) networks;
+            # 0 turns it off (the seed did not clip).
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip or math.inf)
+            if on_step is not None:
+                on_step(epoch, float(loss.detach()), float(grad_norm))
             optimizer.step()
             schedule.step()
             total += float(loss.detach()) * len(batch)
         train_loss = total / n
+        if on_epoch is not None:
+            on_epoch(epoch, model, train_loss)
     metrics = evaluate(model, data, settings)
     metrics.update(train_loss=train_loss, parameters=count_parameters(model),
                    seconds=round(time.perf_counter() - started, 3))
@@ -431,7 +440,7 @@ def run_search(
         initial_random_draws=_at_least(initial_random_draws, 1, "initial random draws"),
         initial_epochs=_at_least(initial_epochs, 1, "initial epochs"), peak_weight=float(peak_weight),
         max_train_windows=None if max_train_windows is None else _at_least(max_train_windows, 1, "max train windows"),
-        momentum=float(momentum), grad_clip=float(grad_clip), loss=_check_loss(loss),
+        momentum=float(momentum), grad_clip=_check_grad_clip(grad_clip), loss=_check_loss(loss),
         max_parameters=None if max_parameters is None else _at_least(max_parameters, 1, "max parameters"),
         train_data=fingerprint(train), val_data=fingerprint(val), mirror=_check_mirror(mirror, train["meta"]))
     start_model = None
@@ -736,6 +745,12 @@ def _check_mirror(mirror: bool, meta: dict) -> bool:
         raise InputError(None, f"mirrored training windows need a centred target, but window {meta['window_bins']} "
                                f"and target {meta['target_bins']} bins differ by an odd number: use --no-mirror")
     return bool(mirror)
+
+
+def _check_grad_clip(grad_clip) -> float:
+    if not float(grad_clip) >= 0:
+        raise InputError(None, f"gradient clipping norm must be >= 0 (0: off), got {grad_clip}")
+    return float(grad_clip)
 
 
 def _check_loss(loss: str) -> str:
