@@ -25,7 +25,7 @@ convs of 16 filters, the input image concatenated into the third, heads per bin)
 Prints one table per row (per epoch) and a summary table; writes the curves
 to ``--plot`` (PNG).
 
-    python benchmarks/diagnose_hilbert2d.py [--train-windows 2000] [--epochs 5] [--plot benchmarks/out/diagnose_hilbert2d.png]
+    python benchmarks/diagnose_hilbert2d.py [--train-windows 2000] [--epochs 5] [--plot benchmarks/figures/diagnose_hilbert2d.png]
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def load(kind: str, train_windows: int) -> tuple[SearchData, dict]:
     else:
         import seed_peak_signal
 
-        train, val = seed_peak_signal.build("hsc", ROOT / "work" / "seed_peak_signal" / "hsc_9000_0", 9000)
+        train, val = seed_peak_signal.build("hsc", ROOT / "benchmarks" / "out" / "seed_peak_signal" / "hsc_9000_0", 9000)
         train = {key: value[:train_windows] if key != "meta" else value for key, value in train.items()}
     targets = val["targets"].astype(np.float64)
     flank = (val["inputs"].shape[-1] - targets.shape[1]) // 2
@@ -216,7 +216,7 @@ def main(argv=None) -> None:
     parser.add_argument("--train-windows", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--plot", type=Path, default=ROOT / "benchmarks" / "out" / "diagnose_hilbert2d.png")
+    parser.add_argument("--plot", type=Path, default=ROOT / "benchmarks" / "figures" / "diagnose_hilbert2d.png")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     datasets = {kind: load(kind, args.train_windows) for kind in ("coverage", "peak-signal")}

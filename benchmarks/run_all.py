@@ -6,14 +6,16 @@ channels buy on HSC and yeast (bench_channels.py, models in benchmarks/models/
 made by benchmarks/recipe_channel_models.sh) and what they cost at denoising
 time (bench_denoise_channels.py), an oracle's
 ceiling on the same data (bench_ceiling.py), the seed's
-Figure 4 (bench_input_layouts.py) and Figure 8 (from the committed search
-histories in benchmarks/searches/), search speed on GPU vs CPU (same histories),
+Figure 4 (bench_input_layouts.py, HSC and yeast, with the diagnosis of why the
+seed's network first learned nothing: diagnose_hilbert2d.py) and Figure 8 (from
+the committed search histories in benchmarks/searches/; seed_figure8.sh makes the
+peak-signal ones), search speed on GPU vs CPU (same histories),
 a learning curve on the training chromosome (bench_learning_curve.py, about
 30 minutes), binning speed vs deepTools (bench_binning.py), and denoising speed
 (bench_denoise.py). Seeds are fixed inside each script. States the machine and date.
 
-Usage: python benchmarks/run_all.py [--skip quality,channels_hsc,channels_yeast,ceiling,layouts,parallel,curve,binning,
-                                            denoise,denoise_channels]
+Usage: python benchmarks/run_all.py [--skip quality,channels_hsc,channels_yeast,ceiling,diagnose,layouts,layouts_yeast,figure8,
+                                            speed,parallel,curve,binning,denoise,denoise_channels]
        python benchmarks/run_all.py --only curve   # re-run one section, keep the others as they are
 """
 
@@ -33,7 +35,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MODELS = {
     "AtacWorks-architecture baseline": HERE / "models" / "atacworks_baseline.onnx",
-    "seed's Hilbert-2D NASH model": HERE / "models" / "nash_hilbert2d_seed.onnx",
+    "seed's Hilbert-2D NASH model (before the fix)": HERE / "models" / "nash_hilbert2d_seed.onnx",
+    "Hilbert-2D model (per-bin readout)": REPO / "registry" / "models" / "atac-denoiser-hilbert2d.onnx",
     "bundled default model": REPO / "registry" / "models" / "atac-denoiser.onnx",
 }
 SEARCHES = HERE / "searches"
@@ -63,7 +66,8 @@ def figure8_table() -> str:
     """Training and validation loss of each iteration's chosen model (the seed's Figure 8)."""
     lines = ["| search | iteration | parameters | train loss | validation loss | val Pearson | val AUPRC |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for name in ("cpu_resample_dilated1d", "nash_dilated1d", "nash_hilbert2d_mse", "nash_hilbert2d_logmse"):
+    for name in ("seed_hilbert2d_peak_signal_hsc", "seed_hilbert2d_peak_signal_yeast", "cpu_resample_dilated1d",
+                 "nash_dilated1d", "nash_hilbert2d_mse", "nash_hilbert2d_logmse"):
         for row in read_history(name):
             if row.get("chosen"):
                 lines.append(f"| {name} | {row['iteration']} | {row['parameters']:,} | {_num(row['train_loss'])} | "
@@ -151,8 +155,14 @@ def sections(models: list[str]) -> list[tuple[str, str, Callable[[], str]]]:
         ("channels_yeast", "Genome channels on yeast: + TSS, + sequence (chrVII, deep-library truth)",
          lambda: channels("yeast")),
         ("ceiling", "Ceiling: an oracle that knows every peak's place and shape", lambda: run_script("bench_ceiling.py")),
-        ("layouts", "The seed's Figure 4: input layouts under the same random-search budget",
-         lambda: run_script("bench_input_layouts.py")),
+        ("diagnose", "Why the seed's Hilbert-2D learned nothing: one change at a time",
+         lambda: run_script("diagnose_hilbert2d.py")),
+        ("layouts", "The seed's Figure 4 on HSC, in its peak-signal representation",
+         lambda: run_script("bench_input_layouts.py", "--data", "hsc", "--save-best",
+                            str(HERE / "out" / "figure4_hsc_best"))),
+        ("layouts_yeast", "The seed's Figure 4 on yeast, in its peak-signal representation",
+         lambda: run_script("bench_input_layouts.py", "--data", "yeast", "--save-best",
+                            str(HERE / "out" / "figure4_yeast_best"))),
         ("figure8", "The seed's Figure 8: loss of each iteration's chosen model", figure8_table),
         ("speed", "Search speed: candidates trained per hour", speed_table),
         ("parallel", "Candidates side by side (--parallel-children)",

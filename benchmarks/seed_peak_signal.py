@@ -131,7 +131,7 @@ def build(data: str, out: Path, train_windows: int, spec: WindowSpec = WindowSpe
         return load_pairs(out / "train.npz"), load_pairs(out / "val.npz")
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out) as tmp:
-        twins = hsc_twins(Path(tmp), seed) if data == "hsc" else yeast_twins(ROOT / "work")
+        twins = hsc_twins(Path(tmp), seed) if data == "hsc" else yeast_twins(ROOT / "benchmarks" / "out")
         train = peak_signal_pairs(twins, twins["train"], train_windows, spec, seed)
         val = peak_signal_pairs(twins, twins["val"], None, spec, seed)
     save_pairs(out / "train.npz", train)

@@ -149,3 +149,43 @@ def test_local_steps_train_and_denoise_with_genome_channels(tmp_path):
     assert f"--annotation tss={gtf}" in log.splitlines()[0] and "ignored" not in log
     denoised = read_bigwig(out / "denoise" / "sim.shallow.denoised.bw", "chr2")
     assert denoised.size == SMALL.chrom_length and np.isfinite(denoised).all()
+
+
+# ---------------------------------------------------------------- running again: --resume / --force
+
+def counting_step(name: str, folder: Path, fail_flag: Path | None = None) -> Step:
+    """A step that appends a line to ``runs.txt`` and writes ``{name}.out``; fails while ``fail_flag`` exists."""
+    fail = f"[ -e {fail_flag} ] && exit 3; " if fail_flag else ""
+    script = f"{fail}echo {name} >> {folder / 'runs.txt'}; echo done > {folder / (name + '.out')}"
+    return Step(name.upper(), ["sh", "-c", script], [folder / f"{name}.out"])
+
+
+def test_resume_skips_finished_steps_and_reruns_the_unfinished_one(tmp_path, capsys):
+    flag = tmp_path / "fail_now"
+    flag.touch()
+    steps = [counting_step("first", tmp_path), counting_step("second", tmp_path, fail_flag=flag)]
+    with pytest.raises(InputError, match="step SECOND failed"):
+        run_steps(steps, tmp_path / "logs")
+    flag.unlink()
+    run_steps(steps, tmp_path / "logs", resume=True)
+    assert (tmp_path / "runs.txt").read_text().split() == ["first", "second"]  # first ran once
+    assert "FIRST: finished before, skipped" in capsys.readouterr().err
+    (tmp_path / "first.out").unlink()  # an output gone: the step is not finished any more
+    run_steps(steps, tmp_path / "logs", resume=True)
+    assert (tmp_path / "runs.txt").read_text().split() == ["first", "second", "first"]
+
+
+def test_a_second_run_into_a_used_folder_says_how_to_go_on(tmp_path):
+    from atacdenoise.pipeline import prepare_outdir
+
+    out = tmp_path / "demo"
+    prepare_outdir(out, resume=False, force=False)  # a fresh folder is made
+    (out / "old.txt").write_text("from an earlier run")
+    with pytest.raises(InputError, match="not empty: add --resume .* or --force to start over"):
+        prepare_outdir(out, resume=False, force=False)
+    prepare_outdir(out, resume=True, force=False)
+    assert (out / "old.txt").exists()
+    prepare_outdir(out, resume=False, force=True)
+    assert out.is_dir() and not any(out.iterdir())
+    with pytest.raises(InputError, match="contradict"):
+        prepare_outdir(out, resume=True, force=True)

@@ -84,8 +84,10 @@ def cmd_pipeline(args) -> None:
     from atacdenoise.pipeline import run_pipeline
 
     outdir = run_pipeline(args.outdir, profile=args.profile, samplesheet=args.samplesheet,
-                          settings=pipeline_settings(args))
-    print(f"pipeline finished: results in {outdir}", file=sys.stderr)
+                          settings=pipeline_settings(args), resume=args.resume, force=args.force)
+    report = outdir / "report" / "sim.shallow.report.html"
+    print(f"pipeline finished: results in {outdir}" + (f"; the report is {report}" if report.exists() else ""),
+          file=sys.stderr)
 
 
 def add_pipeline_parser(subparsers) -> argparse.ArgumentParser:
@@ -94,6 +96,9 @@ def add_pipeline_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--outdir", required=True)
     p.add_argument("--profile", default="test", choices=["test"], help="test: simulate a small data set first")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--resume", action="store_true",
+                   help="continue a run in --outdir: steps it finished (their outputs exist) are skipped")
+    p.add_argument("--force", action="store_true", help="delete what --outdir holds and start over")
     # Genome channels, as the Nextflow params gtf, annotation and sequence_channels: to WINDOWS and DENOISE.
     p.add_argument("--gtf", help="GTF/GFF3 of genes: the tss channel (the same as --annotation tss=FILE)")
     p.add_argument("--annotation", action="append", metavar="NAME=FILE", help=ANNOTATION_HELP)

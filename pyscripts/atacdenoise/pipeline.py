@@ -154,32 +154,107 @@ def _has_command(name: str) -> bool:
     return name in build_parser()._subparsers._group_actions[0].choices
 
 
-def run_steps(steps: list[Step], log_dir: Path, first_number: int = 1, total: int | None = None) -> None:
-    """Run steps one by one, showing progress; stop at the first failure with its log."""
+def run_steps(steps: list[Step], log_dir: Path, first_number: int = 1, total: int | None = None,
+              resume: bool = False) -> None:
+    """Run steps one by one, showing progress; stop at the first failure with its log.
+
+    A step that succeeds leaves ``NN_step.done`` beside its log. With ``resume``
+    a step with that marker and all its outputs is skipped; an unfinished one
+    starts again from nothing (its outputs are removed first).
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
     total = total or len(steps)
     for number, step in enumerate(steps, start=first_number):
         argv = [str(a) for a in step.argv]
         log = log_dir / f"{number:02d}_{step.name.lower()}.log"
+        done = log.with_suffix(".done")
+        if resume and done.exists() and all(os.path.exists(p) for p in step.outputs):
+            print(f"[{number}/{total}] {step.name}: finished before, skipped", file=sys.stderr, flush=True)
+            continue
+        done.unlink(missing_ok=True)
+        _remove_outputs(step)
         print(f"[{number}/{total}] {step.name}: {shlex.join([Path(argv[0]).name, *argv[1:4]])} ...",
               file=sys.stderr, flush=True)
         started = time.time()
         with open(log, "w") as fh:
             fh.write(shlex.join(argv) + "\n")
             fh.flush()
-            result = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT)
-        if result.returncode != 0:
+            returncode = _run_watched(argv, fh, log, started)
+        if returncode != 0:
             tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
-            raise InputError(log, f"step {step.name} failed (exit {result.returncode}): {tail[0]}")
+            raise InputError(log, f"step {step.name} failed (exit {returncode}): {tail[0]}")
         missing = [str(p) for p in step.outputs if not os.path.exists(p)]
         if missing:
             raise InputError(log, f"step {step.name} did not write {', '.join(missing)}")
+        done.write_text(f"{time.time() - started:.1f} s\n")
         print(f"      done in {time.time() - started:.1f} s", file=sys.stderr, flush=True)
 
 
+def _run_watched(argv: list[str], log_handle, log: Path, started: float) -> int:
+    """Run ``argv`` with its output in ``log``; on a terminal, keep one live line with the elapsed
+    time and the step's latest output (its own progress bar, when it draws one)."""
+    process = subprocess.Popen(argv, stdout=log_handle, stderr=subprocess.STDOUT)
+    live = sys.stderr.isatty()
+    while True:
+        try:
+            return_code = process.wait(timeout=0.5)
+            break
+        except subprocess.TimeoutExpired:
+            if live:
+                print(f"\r\033[K      {time.time() - started:5.0f} s  {_last_output(log)}", end="",
+                      file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            process.terminate()
+            process.wait()
+            raise
+    if live:
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    return return_code
+
+
+def _last_output(log: Path, width: int = 90) -> str:
+    """The last line a step wrote (after a progress bar's carriage return), cut to ``width``."""
+    with open(log, "rb") as fh:
+        fh.seek(max(0, os.path.getsize(log) - 2000))
+        text = fh.read().decode("utf-8", "replace")
+    last = text.replace("\r", "\n").strip().splitlines()[-1:] or [""]
+    return last[0].strip()[:width]
+
+
+def _remove_outputs(step: Step) -> None:
+    """An unfinished step's partial outputs go, so that it starts from nothing."""
+    import shutil
+
+    for path in map(Path, step.outputs):
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def prepare_outdir(out: Path, resume: bool, force: bool) -> None:
+    """A fresh or empty ``out``; with ``force`` an old run's files go; with ``resume`` they stay."""
+    import shutil
+
+    if resume and force:
+        raise InputError(None, "--resume and --force contradict each other: choose one")
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "output folder is a file")
+    if out.is_dir() and any(out.iterdir()):
+        if force:
+            shutil.rmtree(out)
+        elif not resume:
+            raise InputError(out, "output folder is not empty: add --resume to continue where it stopped (finished "
+                                  "steps are skipped) or --force to start over")
+    out.mkdir(parents=True, exist_ok=True)
+
+
 def run_pipeline(outdir: str | os.PathLike, profile: str = "test", samplesheet: str | None = None,
-                 settings: DemoSettings = DemoSettings()) -> Path:
-    """Train on the simulated deep sample, register and promote the model, denoise the shallow twin."""
+                 settings: DemoSettings = DemoSettings(), resume: bool = False, force: bool = False) -> Path:
+    """Train on the simulated deep sample, register and promote the model, denoise the shallow twin.
+
+    ``resume`` skips the steps a previous run in ``outdir`` finished; ``force`` starts over.
+    """
     from atacdenoise.registry.server import start_server
 
     out = Path(outdir)
@@ -187,14 +262,15 @@ def run_pipeline(outdir: str | os.PathLike, profile: str = "test", samplesheet: 
         raise InputError(samplesheet, "the local runner supports the 'test' profile (simulated data) so far; "
                                       "use `nextflow run main.nf --input SHEET` for samplesheets")
     settings.annotation_specs()  # bad --gtf/--annotation stop the run before any step
+    prepare_outdir(out, resume, force)
     train = train_steps(out, settings)
     total = len(train) + 2 + 2
-    run_steps(train, out / "logs", 1, total)
+    run_steps(train, out / "logs", 1, total, resume)
     print(f"[{len(train) + 1}/{total}] starting a local MLflow server in {out / 'mlflow'} ...", file=sys.stderr)
     with start_server(out / "mlflow") as server:
-        run_steps(registry_steps(out, settings, server.url), out / "logs", len(train) + 1, total)
+        run_steps(registry_steps(out, settings, server.url), out / "logs", len(train) + 1, total, resume)
         model = f"models:/{settings.model_name}@champion"
-        run_steps(denoise_steps(out, settings, model, server.url), out / "logs", len(train) + 3, total)
+        run_steps(denoise_steps(out, settings, model, server.url), out / "logs", len(train) + 3, total, resume)
         print(f"MLflow UI with the registered model: {server.url} (stopped now; restart with "
               f"`atacdenoise registry serve --workdir {out / 'mlflow'}`)", file=sys.stderr)
     return out
