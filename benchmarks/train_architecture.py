@@ -29,6 +29,7 @@ import torch
 
 from atacdenoise.errors import InputError
 from atacdenoise.models import build_model
+from atacdenoise.models.common import set_peak_prior
 from atacdenoise.models.morphisms import dilated_widen
 from atacdenoise.search.data import load_pairs
 from atacdenoise.search.history import load_search_model
@@ -70,6 +71,8 @@ def main(argv=None) -> int:
             parser.error(f"--depths: {err}")
     data = SearchData.from_pairs(train, load_pairs(args.val), args.windows, "cpu",
                                  draw_seed=args.seed)
+    if not args.init:  # fresh weights: the peak head starts at the labels' base rate (see set_peak_prior)
+        set_peak_prior(model, float(data.train_peaks.float().mean()))
     settings = TrainSettings(args.epochs, args.lr_max, 0.0, 0.9, 64, 1.0, 1.0, "cpu", args.loss,
                              mirror=not args.no_mirror)
     model, metrics = train_child(model, data, settings, args.seed)

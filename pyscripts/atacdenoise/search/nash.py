@@ -351,6 +351,9 @@ def train_candidate(settings: SearchSettings, parent, iteration: int, child: int
     torch.manual_seed(seed)  # fresh layers take their initial weights from torch's generator
     if iteration == 0:
         model = random_initial_model(settings, rng, data.window_bins, data.target_bins, data.channels)
+        from atacdenoise.models.common import set_peak_prior
+
+        set_peak_prior(model, float(data.train_peaks.float().mean()))
         morphisms = []
         epochs = settings.initial_epochs
     else:

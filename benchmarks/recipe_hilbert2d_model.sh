@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# How registry/models/atac-denoiser-hilbert2d.onnx (the seed's Hilbert-2D idea, with the per-bin readout
+# that makes it learn: see benchmarks/diagnose_hilbert2d.py) was made, step by step, on this project's
+# 2-core CPU (no GPU). Not run by CI. Needs ../shared/data/hsc. Wall times were measured with one
+# thread while other work shared the machine.
+#
+# Usage: bash benchmarks/recipe_hilbert2d_model.sh [WORKDIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=../shared/data/hsc
+WORK=${1:-work/hilbert2d_model}
+mkdir -p "$WORK"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
+# 0. The default model's training data: a resampling source on chr1 (the 80M library's insertions,
+#    recovered from its coverage, thinned afresh every epoch to 0.1-1x the 5M library) and chr2 pairs.
+atacdenoise prepare --insertions $DATA/noisy_5M.tn5_insertions.bed.gz \
+    --clean-bigwig $DATA/clean_80M.coverage.bw --clean-peaks $DATA/clean_80M.peaks.bed \
+    --chrom-sizes $DATA/chrom.sizes --train-chroms chr1 --val-chroms chr2 --depths 0.1,0.2,1.0 \
+    --n-train 6000 --regions $DATA/clean_80M.labelled_regions.bed --resample --out "$WORK/data"
+TRAIN="--train $WORK/data/train.npz --val $WORK/data/val.npz"
+
+# 1. (15 min) The architecture (benchmarks/models/hilbert2d_per_bin.json: two 5x5 convs, two 3x3 residual
+#    blocks, a 3x3 conv fed the input image again, 16 channels, heads per bin; 18,610 parameters) from
+#    fresh weights: one SGDR cycle of 12 epochs x 6,000 windows, lr 0.05 -> 0, log-MSE + Pearson.
+python benchmarks/train_architecture.py --config benchmarks/models/hilbert2d_per_bin.json $TRAIN \
+    --epochs 12 --loss log-mse+pearson --lr-max 0.05 --windows 6000 --out "$WORK/step1"
+
+# 2. (26 min) One more cycle of 20 epochs, lr 0.02 -> 0.
+python benchmarks/train_architecture.py --init "$WORK/step1" $TRAIN \
+    --epochs 20 --loss log-mse+pearson --lr-max 0.02 --windows 6000 --seed 11 --out "$WORK/step2"
+
+# 3. Export with its input contract, checked against PyTorch on real windows.
+atacdenoise registry export "$WORK/step2" --output "$WORK/atac-denoiser-hilbert2d.onnx" \
+    --data "$WORK/data/val.npz" --genome hg19
