@@ -193,8 +193,14 @@ def main(argv=None) -> int:
     parser.add_argument("--skip", default="", help="comma-separated sections to skip")
     parser.add_argument("--only", default="", help="comma-separated sections to re-run; the others are kept as they "
                                                    "are in RESULTS.md")
+    parser.add_argument("--from-log", action="append", default=[], metavar="SECTION=FILE",
+                        help="with --only: take SECTION's table from FILE, the saved output of its script run "
+                             "earlier (a long run kept rather than repeated)")
     args = parser.parse_args(argv)
     skip, only = set(filter(None, args.skip.split(","))), set(filter(None, args.only.split(",")))
+    logs = dict(spec.split("=", 1) for spec in args.from_log)
+    if set(logs) - only:
+        parser.error("--from-log names a section that --only does not")
     models = [f"--model={name}={path}" for name, path in MODELS.items() if path.exists()]
     keys = [key for key, _, _ in sections(models)]
     unknown = (skip | only) - set(keys)
@@ -208,6 +214,9 @@ def main(argv=None) -> int:
             body = "skipped\n"
         elif only and key not in only:
             body = previous.get(heading, f"not measured yet (run_all.py --only {key})\n")
+        elif key in logs:
+            body = (f"Measured {datetime.date.today()} on {machine()} by the script of this section, run on its "
+                    f"own (its saved output, {Path(logs[key]).name}).\n\n" + Path(logs[key]).read_text())
         elif only:
             body = f"Re-measured {datetime.date.today()} on {machine()} (run_all.py --only {key}).\n\n" + produce()
         else:

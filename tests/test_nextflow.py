@@ -331,6 +331,10 @@ def check_output(path: Path) -> None:
         if name.endswith(".tracks"):
             assert (path / "meta.json").exists()
         return
+    # A barely trained test model's peak head starts at the base rate (set_peak_prior), so DENOISE may
+    # call no peak from its probability: an empty PREFIX.peaks.narrowPeak is a valid answer there.
+    if name.endswith(".peaks.narrowPeak") and path.stat().st_size == 0:
+        return
     assert path.stat().st_size > 0, f"{name} is empty"
     if name.endswith(".bam"):
         import pysam

@@ -26,7 +26,7 @@ def cmd_report(args) -> None:
                       search_dir=args.search_dir, model_card=args.model_card, baselines=args.baselines,
                       chroms=_split(args.chroms), n_strong=args.n_strong, n_random=args.n_random,
                       locus_bp=args.locus_bp, seed=args.seed, cpm=args.cpm, fmt=args.fmt, extend=args.extend,
-                      progress=not args.quiet))
+                      progress=not args.quiet, model_note=args.model_note))
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -64,6 +64,7 @@ def add_report_parser(subparsers) -> None:
     p.add_argument("--regions", help="BED of where the truth is defined (default: everywhere)")
     p.add_argument("--search-dir", help="NASH search folder (history.jsonl, summary.json): search curve and model size")
     p.add_argument("--model-card", help="model card (markdown)")
+    p.add_argument("--model-note", help="one line at the top of the page naming the model that made the tracks")
     p.add_argument("--baselines", help="JSON {method: {metric: value}} to compare against")
     p.add_argument("--chroms", help="comma-separated chromosomes to show and score (default: all shared)")
     p.add_argument("--n-strong", type=int, default=4, help="loci at the strongest peaks (default 4)")

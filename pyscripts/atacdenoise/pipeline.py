@@ -143,6 +143,9 @@ def denoise_steps(out: Path, s: DemoSettings, model: str, tracking_uri: str | No
                                      "--truth", out / "simulate" / "truth_accessibility.bw",
                                      "--truth-peaks", out / "simulate" / "truth_peaks.bed",
                                      "--search-dir", out / "nash_search",
+                                     "--model-note", f"{model}: a demo model, trained in this run by a small NASH "
+                                                     "search on simulated data (it shows the pipeline; it is not "
+                                                     "for real samples)",
                                      "--output", out / "report" / "sim.shallow.report.html"],
                       [out / "report" / "sim.shallow.report.html"]))
     return steps

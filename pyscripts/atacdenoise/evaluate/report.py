@@ -80,6 +80,7 @@ def make_report(
     model_card: str | os.PathLike | None = None,
     baselines: str | os.PathLike | None = None,
     chroms: list[str] | None = None,
+    model_note: str | None = None,
     n_strong: int = 4,
     n_random: int = 4,
     locus_bp: int = 20_000,
@@ -106,7 +107,7 @@ def make_report(
                                fmt, extend, bin_size, Path(work), say)
         say("summary and genome-wide pass")
         overview = _genome_pass(inputs, bin_size)
-        sections = [_summary_section(inputs, overview)]
+        sections = [_model_note(model_note), _summary_section(inputs, overview)]
         say("metrics")
         sections.append(_metrics_section(inputs, baseline_rows, cpm, extend))
         say("strongest loci")
@@ -568,6 +569,11 @@ def _search_section(history: list[dict] | None, summary: dict | None, work: Path
 
 def _plain(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else "undefined" if value is None else str(value)
+
+
+def _model_note(note: str | None) -> str:
+    """One line at the top saying which model made the tracks (e.g. that it is the demo's)."""
+    return "" if not note else f'<p class="note"><strong>Model:</strong> {html.escape(note)}</p>'
 
 
 def _card_section(card: str | None) -> str:
