@@ -250,3 +250,32 @@ def test_bundled_default_model_denoises_real_insertions(tmp_path, shared_data):
         assert bw.chroms() == {"chr1": 10_000_000, "chr2": 10_000_000}
         assert bw.stats("chr2", type="max")[0] > 0
     assert (tmp_path / "hsc.peaks.narrowPeak").read_text().count("\n") > 50  # the HSC data has ~1000 true peaks
+
+
+def test_every_bundled_model_ships_with_its_card():
+    folder = Path(__file__).resolve().parents[1] / "registry" / "models"
+    models = sorted(folder.glob("*.onnx"))
+    assert len(models) >= 4
+    for model in models:
+        card = model.with_suffix(".md")
+        assert card.exists() and "## Measured" in card.read_text(), card
+
+
+def test_the_hilbert2d_model_denoises_real_insertions_like_the_default(tmp_path, shared_data):
+    """The seed's Hilbert-2D idea, picked with --model: same annotation files, same outputs, peaks called."""
+    from atacdenoise.cli import main
+
+    hsc = shared_data / "hsc"
+    model = Path(__file__).resolve().parents[1] / "registry" / "models" / "atac-denoiser-hilbert2d.onnx"
+    annotation = [arg for name in ("tss", "cpg_islands", "ctcf_sites")
+                  for arg in ("--annotation", f"{name}={hsc / 'annotation' / (name + '.bed')}")]
+    prefix = tmp_path / "hsc"
+    assert main(["denoise", "--input", str(hsc / "noisy_5M.tn5_insertions.bed.gz"), "--model", str(model),
+                 "--chrom-sizes", str(hsc / "chrom.sizes"), "--out-prefix", str(prefix), "--quiet",
+                 *annotation]) == 0
+    import pyBigWig
+
+    with pyBigWig.open(f"{prefix}.denoised.bw") as bw:
+        assert bw.chroms() == {"chr1": 10_000_000, "chr2": 10_000_000}
+        assert bw.stats("chr2", type="max")[0] > 0
+    assert (tmp_path / "hsc.peaks.narrowPeak").read_text().count("\n") > 50
