@@ -72,6 +72,19 @@ def figure8_table() -> str:
             if row.get("chosen"):
                 lines.append(f"| {name} | {row['iteration']} | {row['parameters']:,} | {_num(row['train_loss'])} | "
                              f"{_num(row['val_loss'])} | {_num(row['val_pearson'])} | {_num(row['val_auprc'])} |")
+    lines += ["", "The children each iteration trained (the best by validation loss), in the seed's peak-signal runs "
+              "(seed_figure8.sh: children on 1,000 windows, the parent on 9,000):", "",
+              "| search | iteration | children | best child: train loss | best child: validation loss | parent's "
+              "validation loss |", "| --- | --- | --- | --- | --- | --- |"]
+    for name in ("seed_hilbert2d_peak_signal_hsc", "seed_hilbert2d_peak_signal_yeast"):
+        rows = read_history(name)
+        for iteration in sorted({row["iteration"] for row in rows if row["iteration"] > 0}):
+            children = [r for r in rows if r["iteration"] == iteration and not r["is_parent"] and r["val_loss"]]
+            parent = next((r for r in rows if r["iteration"] == iteration and r["is_parent"]), None)
+            if children and parent:
+                best = min(children, key=lambda r: r["val_loss"])
+                lines.append(f"| {name} | {iteration} | {len(children)} | {_num(best['train_loss'])} | "
+                             f"{_num(best['val_loss'])} | {_num(parent['val_loss'])} |")
     return "\n".join(lines) + "\n"
 
 
