@@ -51,8 +51,8 @@ class DemoSettings:
     fraction: float = 0.02
     depths: str = "0.01,0.02,0.1"
     n_train: int = 1000
-    search: tuple = ("--space", "dilated1d", "--iterations", "1", "--children", "2", "--epochs", "3",
-                     "--initial-draws", "2", "--initial-epochs", "4", "--loss", "log-mse+pearson", "--device", "auto")
+    search: tuple = ("--space", "dilated1d", "--iterations", "2", "--children", "2", "--epochs", "6",
+                     "--initial-draws", "1", "--initial-epochs", "20", "--loss", "log-mse+pearson", "--device", "auto")
     model_name: str = "atac-denoiser"
     gtf: str | None = None             # GTF/GFF3 of genes: --annotation tss=FILE (Nextflow: --gtf)
     annotations: tuple = ()            # NAME=FILE, as --annotation takes them (Nextflow: --annotation)
