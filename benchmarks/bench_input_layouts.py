@@ -141,6 +141,9 @@ def load_data(args, folder: Path) -> tuple[dict, dict, str]:
         data = "hsc" if args.data == "auto" else args.data
         if data == "sim":
             raise SystemExit("--representation peak-signal needs --data hsc or yeast (real MACS3 peaks)")
+        if not (seed_peak_signal.SHARED / data).is_dir():
+            raise SystemExit(f"--representation peak-signal: {seed_peak_signal.SHARED / data} is absent "
+                             "(use --representation coverage to run on the simulator)")
         out = ROOT / "benchmarks" / "out" / "seed_peak_signal" / f"{data}_{args.train_windows}_{args.seed}"
         train, val = seed_peak_signal.build(data, out, args.train_windows, spec, args.seed)
         return train, val, train["meta"]["source"]
