@@ -42,6 +42,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_input_layouts  # noqa: E402
+import seed_peak_signal  # noqa: E402
 from atacdenoise.evaluate.metrics import pearson  # noqa: E402
 from atacdenoise.models import build_model, hilbert2d  # noqa: E402
 from atacdenoise.search.nash import SearchData, TrainSettings, train_child  # noqa: E402
@@ -140,21 +142,15 @@ def train_row(row: Row, data: SearchData, epochs: int) -> list[dict]:
 def load(kind: str, train_windows: int) -> tuple[SearchData, dict]:
     """The data set ``kind`` and its two reference MSEs (the training mean; the shallow input as is)."""
     if kind == "coverage":
-        import bench_input_layouts
-
-        args = bench_input_layouts.parse_args(["--data", "hsc", "--train-windows", str(train_windows)])
+        args = bench_input_layouts.parse_args(["--data", "hsc", "--representation", "coverage",
+                                               "--train-windows", str(train_windows)])
         with tempfile.TemporaryDirectory() as tmp:
             train, val, _ = bench_input_layouts.load_data(args, Path(tmp))
     else:
-        import seed_peak_signal
-
         train, val = seed_peak_signal.build("hsc", ROOT / "benchmarks" / "out" / "seed_peak_signal" / "hsc_9000_0", 9000)
         train = {key: value[:train_windows] if key != "meta" else value for key, value in train.items()}
-    targets = val["targets"].astype(np.float64)
-    flank = (val["inputs"].shape[-1] - targets.shape[1]) // 2
-    references = {"training mean": float(np.mean((targets - train["targets"].mean()) ** 2)),
-                  "shallow input as is": float(np.mean((val["inputs"][:, flank:flank + targets.shape[1]]
-                                                        - targets) ** 2))}
+    refs = bench_input_layouts.reference_mses(train, val)
+    references = {"training mean": refs["constant (training mean)"], "shallow input as is": refs["noisy input as is"]}
     return SearchData.from_pairs(train, val, None, "cpu"), references
 
 

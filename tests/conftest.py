@@ -16,3 +16,25 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "README.md").exists():
         pytest.skip(f"real data not found at {SHARED_DATA} (see README: Data)")
     return SHARED_DATA
+
+
+# Windows of the small simulated pairs below: the full model contract at a size CPU tests train in seconds.
+SMALL_WINDOW, SMALL_TARGET = 256, 64
+
+
+@pytest.fixture(scope="session")
+def small_training_pairs(tmp_path_factory) -> tuple[dict, dict]:
+    """``(train, val)`` pairs (``search.data.make_pairs``) of a small simulated genome: 400 sampled windows
+    on chr1, chr2 tiled, the BAM thinned to 30 %, targets the true accessibility, labels the true peaks."""
+    from atacdenoise.io.chromsizes import read_chrom_sizes
+    from atacdenoise.search.data import make_pairs
+    from atacdenoise.tracks.simulate import simulate
+    from atacdenoise.tracks.windows import WindowSpec
+
+    files = simulate(tmp_path_factory.mktemp("small_pairs"), n_chroms=2, chrom_length=400_000, n_fragments=40_000,
+                     seed=3, fastq=False)
+    sizes = read_chrom_sizes(files["chrom_sizes"])
+    sources = (files["bam"], files["truth_accessibility"], files["truth_peaks"])
+    common = dict(depths=(0.3,), spec=WindowSpec(SMALL_WINDOW, SMALL_TARGET), seed=0)
+    return (make_pairs(*sources, sizes, ["chr1"], n_windows=400, **common),
+            make_pairs(*sources, sizes, ["chr2"], n_windows=None, **common))

@@ -13,29 +13,17 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from atacdenoise.io.chromsizes import read_chrom_sizes  # noqa: E402
 from atacdenoise.models import build_model, hilbert2d  # noqa: E402
 from atacdenoise.models.morphisms import apply_random_morphisms  # noqa: E402
-from atacdenoise.search.data import make_pairs  # noqa: E402
 from atacdenoise.search.nash import SearchData, TrainSettings, train_child  # noqa: E402
-from atacdenoise.tracks.windows import WindowSpec  # noqa: E402
-
-WINDOW, TARGET = 256, 64
+from conftest import SMALL_TARGET as TARGET, SMALL_WINDOW as WINDOW  # noqa: E402
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def simulated(tmp_path_factory):
-    from atacdenoise.tracks.simulate import simulate
-
-    files = simulate(tmp_path_factory.mktemp("sim"), n_chroms=2, chrom_length=400_000, n_fragments=40_000,
-                     seed=3, fastq=False)
-    sizes = read_chrom_sizes(files["chrom_sizes"])
-    sources = (files["bam"], files["truth_accessibility"], files["truth_peaks"])
-    common = dict(depths=(0.3,), spec=WindowSpec(WINDOW, TARGET), seed=0)
-    train = make_pairs(*sources, sizes, ["chr1"], n_windows=400, **common)
-    val = make_pairs(*sources, sizes, ["chr2"], n_windows=None, **common)
+def simulated(small_training_pairs):
+    train, val = small_training_pairs
     mean_mse = float(np.mean((val["targets"].astype(np.float64) - train["targets"].mean()) ** 2))
     return SearchData.from_pairs(train, val, None, "cpu"), mean_mse
 

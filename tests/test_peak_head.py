@@ -15,30 +15,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from atacdenoise.evaluate.metrics import auroc  # noqa: E402
-from atacdenoise.io.chromsizes import read_chrom_sizes  # noqa: E402
 from atacdenoise.models import build_model, dilated1d  # noqa: E402
 from atacdenoise.models.common import set_peak_prior  # noqa: E402
-from atacdenoise.search.data import make_pairs  # noqa: E402
 from atacdenoise.search.history import load_search_model  # noqa: E402
 from atacdenoise.search.nash import SearchData, TrainSettings, run_search, train_child  # noqa: E402
-from atacdenoise.tracks.windows import WindowSpec  # noqa: E402
-
-WINDOW, TARGET = 256, 64
+from conftest import SMALL_TARGET as TARGET, SMALL_WINDOW as WINDOW  # noqa: E402
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def pairs(tmp_path_factory):
-    from atacdenoise.tracks.simulate import simulate
-
-    files = simulate(tmp_path_factory.mktemp("sim"), n_chroms=2, chrom_length=400_000, n_fragments=40_000,
-                     seed=3, fastq=False)
-    sizes = read_chrom_sizes(files["chrom_sizes"])
-    sources = (files["bam"], files["truth_accessibility"], files["truth_peaks"])
-    common = dict(depths=(0.3,), spec=WindowSpec(WINDOW, TARGET), seed=0)
-    return (make_pairs(*sources, sizes, ["chr1"], n_windows=400, **common),
-            make_pairs(*sources, sizes, ["chr2"], n_windows=None, **common))
 
 
 def val_auroc(model, data: SearchData) -> float:
@@ -66,17 +49,17 @@ def test_the_prior_starts_the_head_at_the_base_rate():
     assert torch.allclose(torch.sigmoid(logits), torch.full_like(logits, 0.02), atol=1e-6)
 
 
-def test_without_the_prior_a_briefly_trained_head_is_upside_down_and_with_it_not(pairs):
-    data = SearchData.from_pairs(*pairs, None, "cpu")
+def test_without_the_prior_a_briefly_trained_head_is_upside_down_and_with_it_not(small_training_pairs):
+    data = SearchData.from_pairs(*small_training_pairs, None, "cpu")
     for seed in (0, 1):
         assert val_auroc(briefly_trained(data, seed, prior=False), data) < 0.2  # what the demo showed
         assert val_auroc(briefly_trained(data, seed, prior=True), data) > 0.9
 
 
-def test_the_search_starts_its_random_models_with_the_prior(pairs, tmp_path):
+def test_the_search_starts_its_random_models_with_the_prior(small_training_pairs, tmp_path):
     from atacdenoise.search.data import save_pairs
 
-    train, val = pairs
+    train, val = small_training_pairs
     save_pairs(tmp_path / "train.npz", train)
     save_pairs(tmp_path / "val.npz", val)
     run_search(tmp_path / "train.npz", tmp_path / "val.npz", tmp_path / "search", space="dilated1d", iterations=0, initial_random_draws=1,

@@ -81,11 +81,11 @@ def pipeline_settings(args):
 
 
 def cmd_pipeline(args) -> None:
-    from atacdenoise.pipeline import run_pipeline
+    from atacdenoise.pipeline import report_path, run_pipeline
 
     outdir = run_pipeline(args.outdir, profile=args.profile, samplesheet=args.samplesheet,
                           settings=pipeline_settings(args), resume=args.resume, force=args.force)
-    report = outdir / "report" / "sim.shallow.report.html"
+    report = report_path(outdir)
     print(f"pipeline finished: results in {outdir}" + (f"; the report is {report}" if report.exists() else ""),
           file=sys.stderr)
 

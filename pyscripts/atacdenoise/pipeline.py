@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -131,6 +132,11 @@ def registry_steps(out: Path, s: DemoSettings, tracking_uri: str) -> list[Step]:
     ]
 
 
+def report_path(out: Path) -> Path:
+    """The HTML report of the denoised shallow twin (the REPORT step's output)."""
+    return out / "report" / "sim.shallow.report.html"
+
+
 def denoise_steps(out: Path, s: DemoSettings, model: str, tracking_uri: str | None) -> list[Step]:
     shallow = out / "subsample" / f"sim.sub{s.fraction:g}.insertions.bed.gz"
     prefix = out / "denoise" / "sim.shallow"
@@ -149,8 +155,8 @@ def denoise_steps(out: Path, s: DemoSettings, model: str, tracking_uri: str | No
                                      "--model-note", f"{model}: a demo model, trained in this run by a small NASH "
                                                      "search on simulated data (it shows the pipeline; it is not "
                                                      "for real samples)",
-                                     "--output", out / "report" / "sim.shallow.report.html"],
-                      [out / "report" / "sim.shallow.report.html"]))
+                                     "--output", report_path(out)],
+                      [report_path(out)]))
     return steps
 
 
@@ -229,8 +235,6 @@ def _last_output(log: Path, width: int = 90) -> str:
 
 def _remove_outputs(step: Step) -> None:
     """An unfinished step's partial outputs go, so that it starts from nothing."""
-    import shutil
-
     for path in map(Path, step.outputs):
         if path.is_dir():
             shutil.rmtree(path)
@@ -240,8 +244,6 @@ def _remove_outputs(step: Step) -> None:
 
 def prepare_outdir(out: Path, resume: bool, force: bool) -> None:
     """A fresh or empty ``out``; with ``force`` an old run's files go; with ``resume`` they stay."""
-    import shutil
-
     if resume and force:
         raise InputError(None, "--resume and --force contradict each other: choose one")
     if out.exists() and not out.is_dir():
