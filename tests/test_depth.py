@@ -55,8 +55,11 @@ def test_chromosome_alone_with_library_size_and_inside_a_genome_give_the_same_tr
     alone = denoise(alone_file, COUNTS_MODEL, {"chrA": length}, tmp_path / "alone", progress=False)
     alone_given = denoise(alone_file, COUNTS_MODEL, genome_sizes, tmp_path / "given", progress=False,
                           library_size=total)
+    only_a = denoise(genome_file, COUNTS_MODEL, genome_sizes, tmp_path / "only", progress=False, chroms=["chrA"])
     reference = denoised(inside, "chrA", length)
     assert reference.max() > 0
+    np.testing.assert_array_equal(denoised(only_a, "chrA", length), reference)
+    assert denoised(only_a, "chrCopy1", length).max() == 0  # --chroms: the others are left empty
     np.testing.assert_allclose(denoised(alone, "chrA", length), reference, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(denoised(alone_given, "chrA", length), reference, rtol=1e-6, atol=1e-7)
     # A library size that is wrong by 100x must show: the same input no longer gives the same output.

@@ -68,12 +68,14 @@ def denoise(
     fasta: str | os.PathLike | None = None,
     annotations: dict[str, str] | None = None,
     library_size: float | None = None,
+    chroms: list[str] | None = None,
 ) -> dict[str, str]:
     """Denoise ``input`` (BAM, insertions BED, fragments or bigWig) with ``model`` (.onnx or ``models:/NAME@ALIAS``).
 
     ``library_size``: insertions of the whole library when ``input`` is a slice
     of it (the depth is then that over the whole nuclear genome of
     ``chrom_sizes``); by default it is measured on ``input`` (``tracks.depth``).
+    ``chroms``: denoise only these (the depth is still that of the whole input).
     Returns the three output paths. Every mismatch between the model's contract
     and the input is an InputError raised before anything is written.
     """
@@ -93,9 +95,14 @@ def denoise(
 
         tracks.depth = given_depth(library_size, chrom_sizes)
     log.info("%s", tracks.depth.describe())
+    if chroms:
+        absent = [c for c in chroms if c not in tracks.order]
+        if absent:
+            raise InputError(input, f"no insertions on {', '.join(absent)} (asked for with --chroms)")
+        tracks.order = [c for c in tracks.order if c in chroms]
     genome = model_genome(denoiser, {c: chrom_sizes[c] for c in tracks.order}, fasta, annotations or {})
     outputs = write_outputs(denoiser, tracks, out_prefix, batch_size, threshold, progress, genome)
-    inputs = {"input": os.fspath(input), "format": fmt, "fasta": fasta and os.fspath(fasta),
+    inputs = {"input": os.fspath(input), "format": fmt, "chroms": tracks.order, "fasta": fasta and os.fspath(fasta),
               "annotations": {name: os.fspath(path) for name, path in (annotations or {}).items()}, "threshold": threshold}
     write_provenance(outputs["provenance"], denoiser, tracks.depth, inputs)
     return outputs
@@ -183,7 +190,7 @@ class InsertionTracks:
 
         c = self.contract
         for chrom, positions in self._read():
-            if len(positions):
+            if len(positions) and chrom in self.order:
                 yield chrom, coverage_bins(positions, self.chrom_sizes[chrom], c.bin_size, c.extend, c.stat,
                                            scale=c.reference_density / self.depth.density)
 

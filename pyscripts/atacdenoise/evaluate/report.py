@@ -486,10 +486,10 @@ def _metrics_section(inputs: Inputs, baselines: dict[str, dict], cpm: bool, exte
     if inputs.truth:
         common = dict(truth=inputs.truth, truth_peaks=inputs.paths["truth peaks"], regions=inputs.paths["regions"],
                       chroms=inputs.truth_chroms, extend=extend)
-        noisy = _scored_or_note(inputs.noisy, notes, "shallow input", cpm="both" if cpm else "none",
+        noisy = _scored_or_note(inputs.noisy, notes, "shallow input", model_units="both" if cpm else "none",
                                 per_chrom=False, **common)
         sample = _scored_or_note(inputs.denoised, notes, "denoised", peakprob=inputs.peakprob,
-                                 peaks=inputs.paths["peaks"], cpm="truth" if cpm else "none", **common)
+                                 peaks=inputs.paths["peaks"], model_units="truth" if cpm else "none", **common)
         if noisy:
             rows["shallow input (this sample)"] = noisy["overall"]
         if sample:
@@ -499,7 +499,7 @@ def _metrics_section(inputs: Inputs, baselines: dict[str, dict], cpm: bool, exte
     if not rows:
         return _section("metrics", "Metrics", problems or "<p>No truth and no baselines given: nothing to score "
                                                           "against.</p>")
-    units = "per million insertions" if cpm else "the tracks' own units"
+    units = "model units (coverage at 1 insertion per 20 bp)" if cpm else "the tracks' own units"
     note = (f"<p>Per base, as AtacWorks defines them; MSE in {units}; 'undefined' where a class is absent. "
             "seed_window_mse: the seed's MSE over the centre 1024 bins (25 bp) of tiled 4096-bin windows.</p>")
     return _section("metrics", "Metrics", problems + note + _metric_table(rows) + per_chrom)
