@@ -75,11 +75,11 @@ def rescale(proto: onnx.ModelProto, factor: float) -> onnx.ModelProto:
     return proto
 
 
-def check(old_path: str, new_path: str, factor: float) -> float:
+def check(old_model: bytes, new_model: bytes, factor: float) -> float:
     """Largest relative difference between ``new(k x)`` and ``k old(x)`` (and logits) on random windows."""
     import onnxruntime as ort
 
-    old, new = (ort.InferenceSession(p, providers=["CPUExecutionProvider"]) for p in (old_path, new_path))
+    old, new = (ort.InferenceSession(m, providers=["CPUExecutionProvider"]) for m in (old_model, new_model))
     dims = [d if isinstance(d, int) else 4 for d in old.get_inputs()[0].shape]
     rng = np.random.default_rng(0)
     x = rng.gamma(0.3, 20.0, size=dims).astype(np.float32)
@@ -99,15 +99,19 @@ def main() -> None:
     p.add_argument("--output", required=True)
     args = p.parse_args()
     logging.basicConfig(format="%(name)s: %(message)s", level=logging.INFO)
-    factor = unit_factor(args.clean_insertions, read_chrom_sizes(args.chrom_sizes))
     proto = onnx.load(args.onnx)
     if {p.key: p.value for p in proto.metadata_props}.get("atacdenoise.input_normalisation") != "cpm":
-        raise SystemExit(f"{args.onnx}: not a 'cpm' model; nothing to carry over")
-    onnx.save(rescale(proto, factor), args.output)
-    worst = check(args.onnx, args.output, factor)
+        print(f"{args.onnx}: already in density units; nothing to carry over")  # e.g. trained with today's code
+        return
+    factor = unit_factor(args.clean_insertions, read_chrom_sizes(args.chrom_sizes))
+    old = proto.SerializeToString()
+    new = rescale(proto, factor).SerializeToString()
+    worst = check(old, new, factor)
     print(f"{args.output}: unit factor k = {factor:.6f}; max relative difference new(k x) vs k old(x): {worst:.2e}")
     if worst > 1e-5:
-        raise SystemExit("parity check failed")
+        raise SystemExit("parity check failed; nothing written")
+    with open(args.output, "wb") as out:  # only now: --output may be --onnx itself
+        out.write(new)
 
 
 if __name__ == "__main__":
