@@ -407,7 +407,8 @@ def multiqc_sections(qc: dict) -> dict[str, dict]:
                "frip": {"title": "FRiP", "description": "fraction of insertions in peaks", **fraction}}
     sections = {MQC_SECTIONS[0]: {
         "id": MQC_SECTIONS[0], "section_name": "atacdenoise QC", "plot_type": "generalstats",
-        "pconfig": [{k: headers[k]} for k in stats], "data": {sample: stats}}}
+        # every column, always: MultiQC takes the headers of one file per section id
+        "pconfig": [{k: v} for k, v in headers.items()], "data": {sample: stats}}}
     if qc.get("fragment_length_histogram"):
         hist = qc["fragment_length_histogram"]
         sections[MQC_SECTIONS[1]] = {
