@@ -276,3 +276,14 @@ def test_real_bams_duplicates_and_chrM():
 def _bam_header(path: Path):
     with pysam.AlignmentFile(str(path)) as bam:
         return bam.references, bam.lengths
+
+
+def test_nucleosome_peak_is_seen_only_when_lengths_rise_again():
+    from atacdenoise.evaluate.qc import nucleosome_peak
+
+    lengths = np.arange(1001)
+    decay = 1e5 * np.exp(-lengths / 80)
+    bump = decay + 20_000 * np.exp(-0.5 * ((lengths - 200) / 15) ** 2)
+    seen = nucleosome_peak(bump)
+    assert abs(seen["mononucleosome_peak_bp"] - 200) <= 3 and seen["mononucleosome_peak_over_trough"] > 1.5
+    assert nucleosome_peak(decay)["mononucleosome_peak_over_trough"] < 1

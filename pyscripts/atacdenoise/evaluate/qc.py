@@ -15,7 +15,8 @@ numpy arrays, never a per-base genome array), gives:
 - ``fragment_length_histogram``: paired data only: fragments per length 0..1000
   (index = length in bp; BAM: the template length of the leftmost mate of
   each kept proper pair; fragments: end - start). Longer ones are counted in
-  ``fragments_longer_than_1000``.
+  ``fragments_longer_than_1000``. ``mononucleosome_peak_over_trough`` > 1 says
+  the nucleosome periodicity is visible (see :func:`nucleosome_peak`).
 - library complexity as ENCODE defines it, on the fragments (or single-end 5'
   ends) before duplicate removal: NRF = distinct / total, PBC1 = M1 / distinct,
   PBC2 = M1 / M2 (M1, M2: locations seen exactly once, twice).
@@ -288,6 +289,17 @@ def tss_scores(profile: np.ndarray) -> tuple[list[float] | None, float | None, f
     return [round(float(v), 4) for v in normalised], encode, float(centre / flank)
 
 
+def nucleosome_peak(histogram: np.ndarray) -> dict:
+    """Is the mono-nucleosome peak visible? The 21-bp running mean's maximum in 160-300 bp over its minimum
+    between 100 bp and that maximum: above 1 the fragment lengths rise again after the nucleosome-free ones
+    (periodicity visible), at or below 1 they only fall."""
+    smooth = np.convolve(np.asarray(histogram, float), np.ones(21) / 21, mode="same")
+    peak = 160 + int(np.argmax(smooth[160:301]))
+    trough = float(smooth[100:peak].min())
+    return {"mononucleosome_peak_bp": peak,
+            "mononucleosome_peak_over_trough": float(smooth[peak] / trough) if trough > 0 else None}
+
+
 # ---------------------------------------------------------------- the result
 
 def _ratio(a: float, b: float) -> float | None:
@@ -327,6 +339,7 @@ def _result(t: _Totals, fmt: str, input_path, gtf, peaks) -> dict:
         result["fragment_length_histogram"] = t.histogram.tolist()
         result["fraction_mononucleosome"] = _ratio(t.histogram[147:295].sum(), t.histogram.sum())
         result["fraction_nucleosome_free"] = _ratio(t.histogram[:147].sum(), t.histogram.sum())
+        result.update(nucleosome_peak(t.histogram))
     else:
         result["fragment_length_histogram"] = None
     if gtf:
