@@ -168,7 +168,8 @@ def test_run_qc_writes_json_plots_and_multiqc_that_multiqc_reads(tmp_path):
         path = tmp_path / f"{sample}.fragments.tsv.gz"
         with gzip.open(path, "wt") as fh:
             fh.writelines(f"chr1\t{s}\t{s + n}\tBC\t1\n" for s, n in zip(starts, lengths))
-        qc = run_qc(path, {"chr1": SIZES["chr1"]}, tmp_path / "mqc" / sample, gtf=gtf)
+        qc, written = run_qc(path, {"chr1": SIZES["chr1"]}, tmp_path / "mqc" / sample, gtf=gtf)
+        assert len(written) == 1 + 2 + 3 and all(Path(w).exists() for w in written)
         assert json.loads((tmp_path / "mqc" / f"{sample}.qc.json").read_text())["n_insertions"] == qc["n_insertions"]
         for name in ("fragment_lengths.png", "tss_profile.png"):
             assert (tmp_path / "mqc" / f"{sample}.{name}").read_bytes()[:4] == b"\x89PNG"

@@ -14,12 +14,12 @@ def cmd_qc(args) -> None:
     from atacdenoise.cli import _chrom_sizes, _read_filter
     from atacdenoise.evaluate.qc import run_qc
 
-    qc = run_qc(args.input, _chrom_sizes(args), args.out_prefix, fmt=args.fmt, gtf=args.gtf, peaks=args.peaks,
+    qc, written = run_qc(args.input, _chrom_sizes(args), args.out_prefix, fmt=args.fmt, gtf=args.gtf, peaks=args.peaks,
                 read_filter=_read_filter(args), sample=args.sample, plots=not args.no_plots)
     summary = {k: qc.get(k) for k in ("n_insertions", "fraction_chrM", "fraction_duplicates", "nrf", "pbc1",
                                       "pbc2", "tss_enrichment", "frip") if qc.get(k) is not None}
     print(json.dumps(summary))
-    for path in qc["_written"]:
+    for path in written:
         print(path, file=sys.stderr)
 
 

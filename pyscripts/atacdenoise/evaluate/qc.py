@@ -79,8 +79,12 @@ class _Totals:
 
 def run_qc(input_path: str | os.PathLike, chrom_sizes: dict[str, int], out_prefix: str | os.PathLike,
            fmt: str = "auto", gtf: str | os.PathLike | None = None, peaks: str | os.PathLike | None = None,
-           read_filter=None, sample: str | None = None, plots: bool = True, multiqc: bool = True) -> dict:
-    """Compute the QC of one library; write ``PREFIX.qc.json`` (+ plots and MultiQC files); return the dict."""
+           read_filter=None, sample: str | None = None, plots: bool = True,
+           multiqc: bool = True) -> tuple[dict, list[str]]:
+    """Compute the QC of one library; write ``PREFIX.qc.json`` (+ plots and MultiQC files).
+
+    Returns the QC dict and the paths written. Nothing is written when the input is bad.
+    """
     qc = compute_qc(input_path, chrom_sizes, fmt=fmt, gtf=gtf, peaks=peaks, read_filter=read_filter)
     qc["sample"] = sample or Path(out_prefix).name
     prefix = str(out_prefix)
@@ -91,8 +95,7 @@ def run_qc(input_path: str | os.PathLike, chrom_sizes: dict[str, int], out_prefi
         written += write_multiqc(qc, prefix)
     with atomic_path(f"{prefix}.qc.json") as tmp:
         tmp.write_text(json.dumps(qc, indent=1) + "\n")
-    qc["_written"] = written
-    return qc
+    return qc, written
 
 
 def compute_qc(input_path, chrom_sizes: dict[str, int], fmt: str = "auto", gtf=None, peaks=None,
@@ -153,6 +156,7 @@ def _stream(path, chrom_sizes, fmt, rf, totals: _Totals):
 
 
 def _bam_stream(path, chrom_sizes, rf, totals: _Totals):
+    # The reader's own checks (BGZF, sort order, index) and read filter, so QC counts what `insertions` keeps.
     from atacdenoise.io.reads import (DUPLICATE, PAIRED, PROPER_PAIR, REVERSE, FilterCounts, _apply_read_filter,
                                       _open_checked_bam, check_shared_chroms)
 
