@@ -27,6 +27,9 @@ include { EXPORT_ONNX    } from './modules/export_onnx'
 include { REGISTER_MODEL } from './modules/register_model'
 include { DENOISE        } from './modules/denoise'
 include { REPORT         } from './modules/report'
+include { QC             } from './modules/qc'
+include { QC as QC_SHALLOW  } from './modules/qc'
+include { QC as QC_DENOISED } from './modules/qc'
 
 // ---------------------------------------------------------------- inputs
 
@@ -87,6 +90,11 @@ def annotationInputs() {
     return Channel.value([names, specs.collect { file(it[1], checkIfExists: true) }])
 }
 
+// --gtf for QC's TSS enrichment: a value channel holding the file, or [] (no TSS enrichment).
+def gtfInput() {
+    return Channel.value(params.gtf ? file(params.gtf, checkIfExists: true) : [])
+}
+
 // ---------------------------------------------------------------- sub-workflows
 
 // Reads -> insertions, peaks and coverage: the same steps for deep and shallow samples.
@@ -124,10 +132,17 @@ workflow PREPROCESS {
     FILTER_SHIFT(ALIGN.out.bam.mix(ch_given_bams))
     CALL_PEAKS(FILTER_SHIFT.out.insertions, ch_chrom_sizes)
     BIN(FILTER_SHIFT.out.insertions, ch_chrom_sizes)
-    ch_versions = ch_versions.mix(ALIGN.out.versions, FILTER_SHIFT.out.versions, CALL_PEAKS.out.versions, BIN.out.versions)
+    // QC of every library from its BAM (duplicates, chrM, fragment lengths), FRiP against its own peaks.
+    ch_qc = ALIGN.out.bam.mix(ch_given_bams).join(CALL_PEAKS.out.peaks).map { meta, bam, bai, peaks ->
+        [meta, bai ? [bam, bai] : [bam], peaks]
+    }
+    QC(ch_qc, ch_chrom_sizes, gtfInput())
+    ch_versions = ch_versions.mix(ALIGN.out.versions, FILTER_SHIFT.out.versions, CALL_PEAKS.out.versions, BIN.out.versions,
+                                  QC.out.versions)
 
     emit:
     insertions = FILTER_SHIFT.out.insertions   // [meta, insertions.bed.gz]
+    qc         = QC.out.mqc                    // MultiQC custom content files
     peaks      = CALL_PEAKS.out.peaks          // [meta, narrowPeak]
     coverage   = BIN.out.coverage              // [meta, coverage.bw, coverage.tracks]
     versions   = ch_versions
@@ -154,6 +169,7 @@ workflow TRAIN_MODEL {
     }
     CALL_PEAKS_SHALLOW(ch_shallow, ch_chrom_sizes)
     BIN_SHALLOW(ch_shallow, ch_chrom_sizes)
+    QC_SHALLOW(ch_shallow.join(CALL_PEAKS_SHALLOW.out.peaks), ch_chrom_sizes, gtfInput())
 
     // The deep sample is the clean target: its coverage bigWig and its peaks.
     ch_prepare = PREPROCESS.out.insertions
@@ -169,7 +185,8 @@ workflow TRAIN_MODEL {
         ch_versions = ch_versions.mix(REGISTER_MODEL.out.versions)
     }
     ch_versions = ch_versions.mix(SUBSAMPLE.out.versions, CALL_PEAKS_SHALLOW.out.versions, BIN_SHALLOW.out.versions,
-                                  WINDOWS.out.versions, NASH_SEARCH.out.versions, EXPORT_ONNX.out.versions)
+                                  WINDOWS.out.versions, NASH_SEARCH.out.versions, EXPORT_ONNX.out.versions,
+                                  QC_SHALLOW.out.versions)
 
     emit:
     onnx     = EXPORT_ONNX.out.onnx   // [meta, model.onnx]
@@ -192,12 +209,15 @@ workflow DENOISE_SAMPLES {
     // The report sets the denoised result beside the shallow input it came from.
     ch_report = DENOISE.out.denoised.join(DENOISE.out.peakprob).join(DENOISE.out.peaks).join(ch_insertions)
     REPORT(ch_report, ch_chrom_sizes)
+    // FRiP of the denoised peaks: the shallow input's insertions inside them (prefix: conf/modules.config).
+    QC_DENOISED(ch_insertions.join(DENOISE.out.peaks), ch_chrom_sizes, gtfInput())
 
     emit:
     denoised = DENOISE.out.denoised
     peaks    = DENOISE.out.peaks
     report   = REPORT.out.html
-    versions = DENOISE.out.versions.mix(REPORT.out.versions)
+    qc       = QC_DENOISED.out.mqc
+    versions = DENOISE.out.versions.mix(REPORT.out.versions, QC_DENOISED.out.versions)
 }
 
 // ---------------------------------------------------------------- reference inputs

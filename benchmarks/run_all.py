@@ -12,10 +12,10 @@ the committed search histories in benchmarks/searches/; seed_figure8.sh makes th
 peak-signal ones), search speed on GPU vs CPU (same histories),
 a learning curve on the training chromosome (bench_learning_curve.py, about
 30 minutes), binning speed vs deepTools (bench_binning.py), and denoising speed
-(bench_denoise.py). Seeds are fixed inside each script. States the machine and date.
+(bench_denoise.py), and ATAC QC of the real libraries (bench_qc.py). Seeds are fixed inside each script. States the machine and date.
 
 Usage: python benchmarks/run_all.py [--skip quality,channels_hsc,channels_yeast,ceiling,diagnose,layouts,layouts_yeast,figure8,
-                                            speed,parallel,curve,binning,denoise,denoise_channels]
+                                            speed,parallel,curve,binning,denoise,denoise_channels,qc]
        python benchmarks/run_all.py --only curve   # re-run one section, keep the others as they are
 """
 
@@ -185,6 +185,7 @@ def sections(models: list[str]) -> list[tuple[str, str, Callable[[], str]]]:
         ("denoise", "Denoising speed and memory (ONNX Runtime, this machine's CPU)", lambda: run_script("bench_denoise.py")),
         ("denoise_channels", "Denoising with genome channels: cost per 10 Mb",
          lambda: run_script("bench_denoise_channels.py")),
+        ("qc", "QC on the real libraries", lambda: run_script("bench_qc.py")),
     ]
 
 

@@ -687,3 +687,32 @@ def test_contract_report(runner):
     values = {"meta.id": "sim", "prefix": "sim", "args": "", "denoised": "d.bw", "peakprob": "p.bw",
               "peaks": "p.narrowPeak", "noisy": "noisy.bed.gz", "chrom_sizes": "chrom.sizes"}
     assert "sim.report.html" in runner.run("report", ["report"], stage, values)
+
+
+def test_contract_qc(runner):
+    """QC of the simulated BAM (staged with its index) with a GTF and peaks: JSON, both plots, MultiQC files."""
+    sim = simulated(runner)
+    stage = {"sim.bam": sim["sim.bam"], "sim.bam.bai": sim["sim.bam.bai"], "chrom.sizes": sizes(runner),
+             "genes.gtf": annotation_files(runner)["tss"], "p.narrowPeak": peaks(runner)["sim.narrowPeak"]}
+    values = {"meta.id": "sim", "prefix": "sim", "args": "", "input": "sim.bam", "chrom_sizes": "chrom.sizes",
+              "gtf_arg": "--gtf genes.gtf", "peaks_arg": "--peaks p.narrowPeak"}
+    out = runner.run("qc", ["qc"], stage, values)
+    assert {"sim.qc.json", "sim.fragment_lengths.png", "sim.tss_profile.png",
+            "sim.atacdenoise_qc_general_mqc.json"} <= set(out)
+    qc = json.loads(out["sim.qc.json"].read_text())
+    assert qc["n_insertions"] > 0 and 0 < qc["frip"] < 1 and qc["tss_enrichment"] is not None
+    assert qc["fragment_length_histogram"] and qc["duplicates_method"]
+
+
+def test_qc_runs_on_every_library_in_main():
+    """Deep BAMs (FRiP vs their peaks), shallow twins (vs theirs) and denoised peaks (the shallow input in them)."""
+    main = (REPO / "main.nf").read_text()
+    proc = read_process(REPO / "modules" / "qc.nf")
+    assert "def input = read_files.find { !it.name.endsWith('.bai') }" in proc.script_block
+    assert "def gtf_arg = gtf ? \"--gtf ${gtf}\" : ''" in proc.script_block
+    assert "def peaks_arg = peaks ? \"--peaks ${peaks}\" : ''" in proc.script_block
+    assert re.search(r"QC\(ch_qc, ch_chrom_sizes, gtfInput\(\)\)", main)
+    assert re.search(r"QC_SHALLOW\(ch_shallow\.join\(CALL_PEAKS_SHALLOW\.out\.peaks\), ch_chrom_sizes, gtfInput\(\)\)", main)
+    assert re.search(r"QC_DENOISED\(ch_insertions\.join\(DENOISE\.out\.peaks\), ch_chrom_sizes, gtfInput\(\)\)", main)
+    modules_config = (REPO / "conf" / "modules.config").read_text()
+    assert re.search(r"withName: 'QC_DENOISED' \{\s*ext\.prefix = \{ \"\$\{meta\.id\}\.denoised_peaks\" \}", modules_config)
