@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import subprocess
 from pathlib import Path
@@ -118,7 +119,7 @@ def test_report_renders_the_model_card_without_live_links(full_report):
     assert "the paper (https://example.org/paper)" in card
 
 
-def test_progress_line_per_section_and_no_truth_sections(sample, tmp_path, capsys):
+def test_progress_line_per_section_and_no_truth_sections(sample, tmp_path, caplog):
     """Without a truth: no scatter, no truth track; the shallow input read as an insertions BED."""
     from atacdenoise.io.reads import iter_insertions, write_insertions_bed
 
@@ -126,15 +127,16 @@ def test_progress_line_per_section_and_no_truth_sections(sample, tmp_path, capsy
     insertions = tmp_path / "noisy.bed.gz"
     write_insertions_bed(insertions, iter_insertions(sample["noisy"], sizes))
     output = tmp_path / "plain.html"
-    make_report(sample["denoised"], sample["peakprob"], sample["peaks"], insertions, sample["chrom_sizes"], output,
-                n_strong=2, n_random=3, seed=5)
+    with caplog.at_level(logging.INFO, logger="atacdenoise.evaluate.report"):
+        make_report(sample["denoised"], sample["peakprob"], sample["peaks"], insertions, sample["chrom_sizes"],
+                    output, n_strong=2, n_random=3, seed=5)
     page = output.read_text()
     assert '<section id="scatter">' not in page and '<section id="search">' not in page
     assert "nothing to score against" in page
-    stderr = capsys.readouterr().err
+    stderr = caplog.text
     for step in ("summary", "metrics", "strongest loci", "random loci", "wrote"):
-        assert re.search(rf"^report: .*{step}", stderr, re.M), step
-    agreement = re.search(r"Pearson, denoised vs shallow input \(25 bp bins\)</td><td class=\"num\">([\d.]+)", page)
+        assert re.search(rf"report: \[ *[\d.]+ s\] .*{step}", stderr), step
+    agreement = re.search(r"Pearson, denoised vs shallow input \(25 bp bins\)</th><td class=\"num\">([\d.]+)", page)
     assert agreement and 0.2 < float(agreement.group(1)) < 1.0  # the stand-in denoised track follows the reads
 
 
