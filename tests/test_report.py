@@ -213,3 +213,140 @@ def test_an_all_zero_denoised_track_is_reported_not_fatal(sample, tmp_path):
     metrics_section = output.read_text().split('<section id="metrics">')[1].split("</section>")[0]
     assert "The denoised track is not scored" in metrics_section and "empty" in metrics_section
     assert "shallow input (this sample)" in metrics_section and "denoised (this sample)" not in metrics_section
+
+
+def test_markdown_keeps_a_wrapped_list_item_whole():
+    """The hand-written renderer split a wrapped item into an item and a stray paragraph."""
+    rendered = markdown_to_html("- **Architecture**: a long item that\n  wraps onto a second line\n- second\n")
+    assert rendered.count("<li>") == 2
+    assert re.search(r"<li><strong>Architecture</strong>: a long item that\s+wraps onto a second line</li>", rendered)
+    assert "<p>" not in rendered
+
+
+def test_key_value_tables_have_no_empty_header_row(full_report):
+    page = full_report.read_text()
+    assert not re.search(r"<th>\s*</th>", page)
+    assert not re.search(r"<tr>\s*</tr>", page)
+    summary = page.split('<section id="summary">')[1].split("</section>")[0]
+    assert '<th scope="row">peaks</th><td>12 called, covering' in summary
+
+
+def loci_captions(page: str, anchor: str) -> list[str]:
+    section = page.split(f'<section id="{anchor}">')[1].split("</section>")[0]
+    return re.findall(r"(chr\w+):[\d,]+-[\d,]+ \(", section)
+
+
+def test_no_peaks_called_is_said_and_empty_chromosomes_get_no_panel(sample, tmp_path):
+    """chrM has no data in the sample: with no peaks the strongest loci come from the denoised track, never chrM."""
+    empty_peaks = tmp_path / "none.narrowPeak"
+    empty_peaks.write_text("")
+    output = tmp_path / "nopeaks.html"
+    make_report(sample["denoised"], sample["peakprob"], empty_peaks, sample["noisy"], sample["chrom_sizes"], output,
+                truth=sample["truth"], truth_peaks=sample["truth_peaks"], n_strong=4, n_random=6, locus_bp=5_000,
+                progress=False)
+    page = output.read_text()
+    assert "no peaks called" in page and not re.search(r"(?<!no )peaks called", page, re.I)
+    assert "Strongest signal (no peaks called)" in page
+    for anchor in ("strongest", "random"):
+        captions = loci_captions(page, anchor)
+        assert captions and set(captions) == {"chr1"}, (anchor, captions)
+    assert re.search(r"chromosomes without data \(no panels\)</th><td>chrM</td>", page)
+
+
+def test_random_loci_pass_over_flat_background():
+    """A locus whose reference never rises above the threshold is drawn only when nothing better turned up."""
+    from atacdenoise.evaluate.report_loci import random_loci
+
+    sizes = {"chr1": 1_000_000}
+    has_signal = lambda locus: np.array([5.0 if locus.start < 100_000 else 1.0])  # noqa: E731
+    loci = random_loci([("chr1", 0, 1_000_000)], sizes, 2, 10_000, 0, has_signal, threshold=2.0)
+    assert len(loci) == 2 and all(locus.start < 100_000 for locus in loci)
+    assert loci[0].end <= loci[1].start  # no two panels of one stretch
+    flat = random_loci([("chr1", 0, 1_000_000)], sizes, 2, 10_000, 0, lambda locus: np.ones(1), threshold=2.0)
+    assert len(flat) == 2
+
+
+def test_truth_is_drawn_as_a_line_and_genes_get_a_lane(sample, tmp_path):
+    from atacdenoise.evaluate.report_loci import Locus, Tracks, loci_figure
+    from atacdenoise.io.genome import read_intervals
+
+    gff = tmp_path / "genes.gff3"
+    gff.write_text("##gff-version 3\n"
+                   "chr1\tsim\tgene\t2001\t6000\t.\t+\t.\tID=a\n"
+                   "chr1\tsim\tgene\t7001\t9000\t.\t-\t.\tID=b\n"
+                   "chr1\tsim\tmRNA\t2001\t6000\t.\t+\t.\tID=a.1\n")
+    sizes = read_chrom_sizes(sample["chrom_sizes"])
+    bigwigs = {"denoised": str(sample["denoised"]), "truth": str(sample["truth"])}
+    loci = [Locus("chr1", 0, 10_000, "test")]
+    plain = loci_figure(loci, Tracks(bigwigs, {}, {}, ["chr1"]))
+    with_genes = loci_figure(loci, Tracks(bigwigs, {}, {}, ["chr1"], read_intervals(gff, sizes, genes_only=True)))
+    assert len(with_genes.axes) == len(plain.axes) + 1
+    truth_ax = with_genes.axes[1]
+    assert truth_ax.lines and not truth_ax.collections  # a step line, not a filled area
+    gene_ax = with_genes.axes[-1]
+    bodies = [line for line in gene_ax.lines if len(line.get_xdata()) == 2]
+    assert sorted(tuple(line.get_xdata()) for line in bodies) == [(2.0, 6.0), (7.0, 9.0)]
+    assert sorted(line.get_marker() for line in gene_ax.lines if len(line.get_xdata()) == 1) == ["<", ">"]
+
+
+def test_provenance_beside_the_denoised_track_and_given(sample, tmp_path):
+    import shutil
+
+    denoised = tmp_path / "s1.denoised.bw"
+    shutil.copy(sample["denoised"], denoised)
+    (tmp_path / "s1.provenance.json").write_text(json.dumps({
+        "model": "models:/atac-denoiser@champion", "model_version": 3, "onnx_sha256": "ab12" * 16,
+        "library_size": 37600, "inputs": {"input": "/data/s1.bam"}, "software": {"onnxruntime": "1.20.1"}}))
+    output = tmp_path / "prov.html"
+    make_report(denoised, sample["peakprob"], sample["peaks"], sample["noisy"], sample["chrom_sizes"], output,
+                n_strong=1, n_random=1, progress=False, provenance={"alias": "champion"})
+    section = output.read_text().split('<section id="provenance">')[1].split("</section>")[0]
+    for key, value in (("model", "models:/atac-denoiser@champion"), ("model_version", "3"),
+                       ("onnx_sha256", "ab12" * 16), ("inputs / input", "/data/s1.bam"),
+                       ("software / onnxruntime", "1.20.1"), ("alias", "champion")):
+        assert re.search(rf'<th scope="row">{re.escape(key)}</th><td( class="num")?>{re.escape(value)}</td>', section), key
+    assert "s1.provenance.json" in section and '<th scope="row">atacdenoise</th>' in section
+
+
+def test_several_samples_get_one_summary_row_each(sample, tmp_path):
+    """Through the CLI's --samplesheet: a table across samples first, then each sample's sections."""
+    from atacdenoise.cli import main
+
+    qc = tmp_path / "a.qc.json"
+    qc.write_text(json.dumps({"n_insertions": 37600, "tss_enrichment": 7.5, "tss_profile": [1, 2, 3]}))
+    folder = sample["folder"]
+    sheet = tmp_path / "samples.csv"
+    sheet.write_text("sample,denoised,peakprob,peaks,noisy,truth,truth_peaks,qc\n"
+                     f"with truth,{sample['denoised']},{sample['peakprob']},{sample['peaks']},{sample['noisy']},"
+                     f"{sample['truth']},{sample['truth_peaks']},a.qc.json\n"
+                     f"plain,{folder / 'd.bw'},{folder / 'p.bw'},{folder / 'p.narrowPeak'},{sample['noisy']},,,\n")
+    output = tmp_path / "two.html"
+    assert main(["report", "--samplesheet", str(sheet), "--chrom-sizes", str(sample["chrom_sizes"]),
+                 "--output", str(output), "--n-strong", "1", "--n-random", "1", "--quiet"]) == 0
+    page = output.read_text()
+    table = page.split('<section id="samples">')[1].split("</table>")[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)
+    assert len(rows) == 3  # the header and one row per sample
+    assert "<td>with truth</td>" in rows[1] and "<td>plain</td>" in rows[2]
+    header = re.findall(r"<th>(.*?)</th>", rows[0])
+    assert {"pearson (denoised)", "auprc (shallow input)", "QC tss_enrichment", "insertions (shallow input)"} \
+        <= set(header)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", rows[2])
+    assert cells[header.index("pearson (denoised)")] == "-"  # no truth for this sample
+    assert cells[header.index("insertions (shallow input)")] == "37,600"
+    assert '<section id="s1-summary">' in page and '<section id="s2-metrics">' in page
+    assert len(re.findall(r'<section id="s\d+-', page)) == page.count("<section id=") - 1  # all but 'samples'
+
+
+def test_samplesheet_problems_name_the_file(sample, tmp_path):
+    from atacdenoise.cli import main
+    from atacdenoise.evaluate.report import read_report_samplesheet
+
+    sheet = tmp_path / "bad.csv"
+    sheet.write_text("sample,denoised,peaks,noisy\nx,a.bw,p.bed,n.bam\n")
+    with pytest.raises(InputError, match="missing: peakprob") as err:
+        read_report_samplesheet(sheet)
+    assert err.value.path == str(sheet)
+    assert main(["report", "--samplesheet", str(sheet), "--denoised", "d.bw", "--chrom-sizes",
+                 str(sample["chrom_sizes"]), "--output", str(tmp_path / "x.html")]) == 2
+    assert main(["report", "--chrom-sizes", str(sample["chrom_sizes"]), "--output", str(tmp_path / "x.html")]) == 2

@@ -49,7 +49,7 @@ def table(rows, header: list[str] | None = None) -> Markup:
 
 
 def _is_number(text: str) -> bool:
-    return text == "undefined" or _NUMBER.fullmatch(text) is not None
+    return text in ("undefined", "-") or _NUMBER.fullmatch(text) is not None
 
 
 def paragraph(text: str, strong: bool = False) -> Markup:
