@@ -221,6 +221,15 @@ def test_markdown_keeps_a_wrapped_list_item_whole():
     assert rendered.count("<li>") == 2
     assert re.search(r"<li><strong>Architecture</strong>: a long item that\s+wraps onto a second line</li>", rendered)
     assert "<p>" not in rendered
+    # As on GitHub, a list right under a paragraph line is a list, not '- ' lines of the paragraph.
+    rendered = markdown_to_html("Where to get them:\n- `tss`: genes\n- `ctcf`: sites\n\n```\n- code\n```\n")
+    assert rendered.count("<li>") == 2 and "- code" in rendered
+
+
+def test_bundled_model_cards_render_without_stray_list_markers():
+    for card in sorted((Path(__file__).resolve().parents[1] / "registry" / "models").glob("*.md")):
+        text = re.sub(r"<pre>.*?</pre>", "", markdown_to_html(card.read_text()), flags=re.S)
+        assert "<li>" in text and not re.search(r"(^|\n)\s*[-*] ", text), card.name
 
 
 def test_key_value_tables_have_no_empty_header_row(full_report):

@@ -90,7 +90,30 @@ class _CardExtension(markdown.Extension):
     def extendMarkdown(self, md):  # noqa: N802 (the markdown package's name)
         md.preprocessors.deregister("html_block")
         md.inlinePatterns.deregister("html")
+        md.preprocessors.register(_ListAfterParagraph(md), "atacdenoise_lists", 5)
         md.treeprocessors.register(_CardTree(md), "atacdenoise_card", 1)  # after 'inline' (20) made the links
+
+
+class _ListAfterParagraph(markdown.preprocessors.Preprocessor):
+    """A blank line before a list that follows a paragraph line directly.
+
+    The cards are written for GitHub, where such a list starts a list; Python-Markdown
+    would print its items as '- ' lines of the paragraph.
+    """
+
+    ITEM = re.compile(r" {0,3}([-*+]|\d+\.) ")
+
+    def run(self, lines: list[str]) -> list[str]:
+        out, in_list, in_code = [], False, False
+        for line in lines:
+            if line.lstrip().startswith(("```", "~~~")):
+                in_code = not in_code
+            item = not in_code and self.ITEM.match(line) is not None
+            if item and not in_list and out and out[-1].strip():
+                out.append("")
+            in_list = (in_list or item) and bool(line.strip())
+            out.append(line)
+        return out
 
 
 class _CardTree(markdown.treeprocessors.Treeprocessor):
