@@ -169,12 +169,18 @@ def test_cli_parser_passes_every_option(sample, tmp_path):
     parser = argparse.ArgumentParser()
     add_report_parser(parser.add_subparsers(dest="command", required=True))
     output = tmp_path / "cli.html"
+    genes, provenance = tmp_path / "genes.bed", tmp_path / "provenance.json"
+    genes.write_text("chr1\t1000\t5000\tg\t0\t+\n")
+    provenance.write_text('{"model": "m.onnx", "model_version": 2}')
     args = parser.parse_args(["report", "--denoised", str(sample["denoised"]), "--peakprob", str(sample["peakprob"]),
                               "--peaks", str(sample["peaks"]), "--noisy", str(sample["noisy"]),
                               "--chrom-sizes", str(sample["chrom_sizes"]), "--output", str(output),
-                              "--n-strong", "1", "--n-random", "1", "--locus-bp", "5000", "--quiet"])
+                              "--n-strong", "1", "--n-random", "1", "--locus-bp", "5000", "--quiet",
+                              "--genes", str(genes), "--provenance", str(provenance)])
     args.func(args)
-    assert output.read_text().count("data:image/png;base64,") == 2
+    page = output.read_text()
+    assert page.count("data:image/png;base64,") == 2
+    assert '<th scope="row">model</th><td>m.onnx (version 2)</td>' in page
 
 
 def test_markdown_converter_escapes_html():
@@ -359,3 +365,19 @@ def test_samplesheet_problems_name_the_file(sample, tmp_path):
     assert main(["report", "--samplesheet", str(sheet), "--denoised", "d.bw", "--chrom-sizes",
                  str(sample["chrom_sizes"]), "--output", str(tmp_path / "x.html")]) == 2
     assert main(["report", "--chrom-sizes", str(sample["chrom_sizes"]), "--output", str(tmp_path / "x.html")]) == 2
+
+
+def test_yeast_genes_from_gff3_make_the_gene_lane(shared_data, tmp_path):
+    """The real GFF3 (sacCer3, gzip) through the genome channels' reader: bodies and TSS arrows in a locus."""
+    from atacdenoise.evaluate.report_inputs import read_genes
+    from atacdenoise.evaluate.report_loci import Locus, Tracks, loci_figure
+
+    sizes = read_chrom_sizes(shared_data / "yeast" / "chrom.sizes")
+    genes = read_genes(shared_data / "yeast" / "genes.gff3.gz", sizes)
+    flat = tmp_path / "flat.bw"
+    write_bigwig(flat, {"chrI": sizes["chrI"]}, [("chrI", np.ones(-(-sizes["chrI"] // BIN), np.float32))], BIN)
+    figure = loci_figure([Locus("chrI", 0, 20_000, "yeast")], Tracks({"denoised": str(flat)}, {}, None, [], genes))
+    gene_ax = figure.axes[-1]
+    in_locus = int(((genes["chrI"].starts < 20_000)).sum())
+    assert in_locus >= 5
+    assert len([line for line in gene_ax.lines if len(line.get_xdata()) == 2]) == in_locus

@@ -345,6 +345,8 @@ def _summary_section(inputs: Inputs, view: Overview) -> Section:
     ]
     if inputs.n_insertions is not None:
         rows.insert(1, ("insertions in the shallow input", f"{inputs.n_insertions:,}"))
+    if "model" in inputs.provenance:
+        rows.insert(0, ("model", _model_name(inputs.provenance)))
     empty = [c for c in inputs.sizes if c not in view.with_data]
     if empty:
         rows.append(("chromosomes without data (no panels)", _short_list(empty)))
@@ -507,11 +509,18 @@ def _count(value) -> str:
 
 
 def _model_name(provenance: dict) -> str:
+    """'name (version 3, alias champion)' from the provenance, as far as it goes; '-' without a model."""
     model = provenance.get("model")
     if model is None:
         return "-"
-    version = provenance.get("model_version")
-    return f"{model} (version {version})" if version is not None else str(model)
+    version = provenance.get("model_version", provenance.get("version"))
+    alias = provenance.get("model_alias", provenance.get("alias"))
+    details = []
+    if version is not None:
+        details.append(f"version {version}")
+    if alias is not None:
+        details.append(f"alias {alias}")
+    return f"{model} ({', '.join(details)})" if details else str(model)
 
 
 def _samples_section(rows: list[dict[str, str]]) -> Section:
