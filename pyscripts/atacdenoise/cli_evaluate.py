@@ -30,8 +30,8 @@ def cmd_report(args) -> None:
         if given:
             raise InputError(args.samplesheet, f"{', '.join(given)} belong in the samplesheet's columns, "
                                                "not beside --samplesheet")
-        settings = Settings(_split(args.chroms), args.n_strong, args.n_random, args.locus_bp, args.seed, args.cpm,
-                            args.fmt, args.extend)
+        settings = Settings(chroms=_split(args.chroms), n_strong=args.n_strong, n_random=args.n_random,
+                            locus_bp=args.locus_bp, seed=args.seed, cpm=args.cpm, fmt=args.fmt, extend=args.extend)
         print(make_samples_report(read_report_samplesheet(args.samplesheet), args.chrom_sizes, args.output, settings,
                                   search_dir=args.search_dir, model_card=args.model_card, baselines=args.baselines,
                                   model_note=args.model_note, genes=args.genes, progress=not args.quiet))

@@ -35,10 +35,10 @@ from atacdenoise.evaluate import metrics
 from atacdenoise.evaluate.evaluate import METRIC_ORDER, evaluate
 from atacdenoise.evaluate.report_html import (Section, heading, markdown_to_html, page, paragraph, png, png_bytes,
                                               table)
-from atacdenoise.evaluate.report_loci import Locus, Tracks, bins, loci_figure, random_loci, strongest_loci
 from atacdenoise.evaluate.report_inputs import (Inputs, Sample, Settings, bin_noisy, check_inputs, fspath,
                                                 provenance_beside, read_baselines, read_genes,
                                                 read_report_samplesheet, read_search, read_text)
+from atacdenoise.evaluate.report_loci import Locus, Tracks, bins, loci_figure, random_loci, strongest_loci
 from atacdenoise.io.atomic import atomic_path
 from atacdenoise.io.chromsizes import read_chrom_sizes
 from atacdenoise.io.narrowpeak import interval_mask
@@ -86,7 +86,8 @@ def make_report(
     sample = Sample(Path(denoised).name, os.fspath(denoised), os.fspath(peakprob), os.fspath(peaks), os.fspath(noisy),
                     truth=fspath(truth), truth_peaks=fspath(truth_peaks), regions=fspath(regions),
                     provenance=provenance if isinstance(provenance, dict) else fspath(provenance))
-    settings = Settings(chroms, n_strong, n_random, locus_bp, seed, cpm, fmt, extend, bin_size)
+    settings = Settings(chroms=chroms, n_strong=n_strong, n_random=n_random, locus_bp=locus_bp, seed=seed, cpm=cpm,
+                        fmt=fmt, extend=extend, bin_size=bin_size)
     return make_samples_report([sample], chrom_sizes, output, settings, search_dir=search_dir, model_card=model_card,
                                baselines=baselines, model_note=model_note, genes=genes, progress=progress)
 

@@ -86,6 +86,10 @@ def check_inputs(sample: Sample, all_sizes: dict[str, int], chrom_sizes, setting
     if called:
         check_shared_chroms(sample.peaks, called, sizes)
     inputs = Inputs(sample, sizes, called, provenance=_read_provenance(sample), qc=_read_qc(sample.qc))
+    if settings.fmt == "auto":  # a missing or empty shallow input fails here, not after the samples before it
+        from atacdenoise.io.reads import detect_format
+
+        detect_format(sample.noisy)
     if sample.truth is not None:
         truth_sizes = bigwig_chrom_sizes(sample.truth)
         check_shared_chroms(sample.truth, truth_sizes, sizes)
