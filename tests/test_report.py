@@ -311,16 +311,20 @@ def test_provenance_beside_the_denoised_track_and_given(sample, tmp_path):
     shutil.copy(sample["denoised"], denoised)
     (tmp_path / "s1.provenance.json").write_text(json.dumps({
         "model": "models:/atac-denoiser@champion", "model_version": 3, "onnx_sha256": "ab12" * 16,
-        "library_size": 37600, "inputs": {"input": "/data/s1.bam"}, "software": {"onnxruntime": "1.20.1"}}))
+        "library": {"insertions": 37600, "how": "measured"}, "inputs": {"input": "/data/s1.bam"},
+        "contract": {"sequence_md5": "x" * 1000}, "software": {"onnxruntime": "1.20.1"}}))
     output = tmp_path / "prov.html"
     make_report(denoised, sample["peakprob"], sample["peaks"], sample["noisy"], sample["chrom_sizes"], output,
                 n_strong=1, n_random=1, progress=False, provenance={"alias": "champion"})
     section = output.read_text().split('<section id="provenance">')[1].split("</section>")[0]
     for key, value in (("model", "models:/atac-denoiser@champion"), ("model_version", "3"),
                        ("onnx_sha256", "ab12" * 16), ("inputs / input", "/data/s1.bam"),
-                       ("software / onnxruntime", "1.20.1"), ("alias", "champion")):
+                       ("software / onnxruntime", "1.20.1"), ("alias", "champion"), ("library / insertions", "37600"),
+                       ("contract / sequence_md5", "x" * 160 + "... (1,000 characters)")):
         assert re.search(rf'<th scope="row">{re.escape(key)}</th><td( class="num")?>{re.escape(value)}</td>', section), key
     assert "s1.provenance.json" in section and '<th scope="row">atacdenoise</th>' in section
+    summary = output.read_text().split('<section id="summary">')[1].split("</section>")[0]
+    assert '<th scope="row">model</th><td>models:/atac-denoiser@champion (version 3, alias champion)</td>' in summary
 
 
 def test_several_samples_get_one_summary_row_each(sample, tmp_path):

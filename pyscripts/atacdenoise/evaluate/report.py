@@ -48,6 +48,7 @@ __all__ = ["Sample", "Settings", "make_report", "make_samples_report", "read_rep
 
 log = logging.getLogger(__name__)
 HIST_BINS = 120          # cells per axis of the denoised-vs-truth 2D histogram
+LONG_VALUE = 160         # provenance values longer than this are cut on the page
 # Scalars of an `atacdenoise qc` JSON shown in the table across samples, when a sample has one.
 QC_KEYS = ("n_insertions", "fraction_chrM", "fraction_duplicates", "tss_enrichment", "frip")
 
@@ -440,7 +441,10 @@ def _flatten(value, key: str = "") -> list[tuple[str, str]]:
         return [(key, ", ".join(map(str, value)))]
     if isinstance(value, list):
         return [row for k, v in enumerate(value, start=1) for row in _flatten(v, f"{key} {k}")]
-    return [(key, "null" if value is None else str(value))]
+    text = "null" if value is None else str(value)
+    if len(text) > LONG_VALUE:  # e.g. the contract's per-chromosome sequence digests: the file has them whole
+        text = f"{text[:LONG_VALUE]}... ({len(text):,} characters)"
+    return [(key, text)]
 
 
 def _report_software() -> list[tuple[str, str]]:
@@ -493,7 +497,7 @@ def _sample_row(inputs: Inputs, view: Overview, scores: dict[str, dict]) -> dict
     p = inputs.provenance
     row = {"sample": inputs.sample.name,
            "insertions (shallow input)": _count(inputs.n_insertions),
-           "library size (denoise)": _count(p.get("library_size")),
+           "library insertions (denoise)": _count(_library_insertions(p)),
            "model": _model_name(p),
            "peaks called": f"{_n_peaks(inputs):,}" if _n_peaks(inputs) else "none",
            "Pearson vs shallow input": metrics.format_metric(view.vs_noisy.pearson())}
@@ -503,6 +507,14 @@ def _sample_row(inputs: Inputs, view: Overview, scores: dict[str, dict]) -> dict
             if metric in result["overall"]:
                 row[f"{metric} ({name})"] = metrics.format_metric(result["overall"][metric])
     return row
+
+
+def _library_insertions(provenance: dict):
+    """The library depth ``denoise`` scaled by: ``library.insertions`` as it writes it, or a plain ``library_size``."""
+    library = provenance.get("library")
+    if isinstance(library, dict) and "insertions" in library:
+        return library["insertions"]
+    return provenance.get("library_size")
 
 
 def _count(value) -> str:
