@@ -65,7 +65,8 @@ CASES = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=float, nargs="+", default=[10e6, 30e6], help="vector lengths (default: %(default)s)")
+    parser.add_argument("--sizes", type=float, nargs="+", default=[10e6, 30e6],
+                        help="vector lengths (default: %(default)s)")
     parser.add_argument("--metrics", nargs="+", default=list(CASES), choices=list(CASES),
                         help="metrics to run (default: all)")
     args = parser.parse_args()

@@ -321,7 +321,8 @@ def test_provenance_beside_the_denoised_track_and_given(sample, tmp_path):
                        ("onnx_sha256", "ab12" * 16), ("inputs / input", "/data/s1.bam"),
                        ("software / onnxruntime", "1.20.1"), ("alias", "champion"), ("library / insertions", "37600"),
                        ("contract / sequence_md5", "x" * 160 + "... (1,000 characters)")):
-        assert re.search(rf'<th scope="row">{re.escape(key)}</th><td( class="num")?>{re.escape(value)}</td>', section), key
+        row = rf'<th scope="row">{re.escape(key)}</th><td( class="num")?>{re.escape(value)}</td>'
+        assert re.search(row, section), key
     assert "s1.provenance.json" in section and '<th scope="row">atacdenoise</th>' in section
     summary = output.read_text().split('<section id="summary">')[1].split("</section>")[0]
     assert '<th scope="row">model</th><td>models:/atac-denoiser@champion (version 3, alias champion)</td>' in summary

@@ -13,7 +13,7 @@ def cmd_evaluate(args) -> None:
     from atacdenoise.evaluate.evaluate import evaluate, format_table
 
     result = evaluate(args.prediction, args.truth, truth_peaks=args.truth_peaks, regions=args.regions,
-                      peakprob=args.peakprob, peaks=args.peaks, chroms=_split(args.chroms), cpm=args.cpm,
+                      peakprob=args.peakprob, peaks=args.peaks, chroms=_split(args.chroms), model_units=args.model_units,
                       extend=args.extend)
     print(json.dumps(result, indent=1) if args.json else format_table(result))
 
@@ -31,7 +31,8 @@ def cmd_report(args) -> None:
             raise InputError(args.samplesheet, f"{', '.join(given)} belong in the samplesheet's columns, "
                                                "not beside --samplesheet")
         settings = Settings(chroms=_split(args.chroms), n_strong=args.n_strong, n_random=args.n_random,
-                            locus_bp=args.locus_bp, seed=args.seed, cpm=args.cpm, fmt=args.fmt, extend=args.extend)
+                            locus_bp=args.locus_bp, seed=args.seed, cpm=args.model_units, fmt=args.fmt,
+                            extend=args.extend)
         print(make_samples_report(read_report_samplesheet(args.samplesheet), args.chrom_sizes, args.output, settings,
                                   search_dir=args.search_dir, model_card=args.model_card, baselines=args.baselines,
                                   model_note=args.model_note, genes=args.genes, progress=not args.quiet))
@@ -43,7 +44,7 @@ def cmd_report(args) -> None:
                       truth=args.truth, truth_peaks=args.truth_peaks, regions=args.regions,
                       search_dir=args.search_dir, model_card=args.model_card, baselines=args.baselines,
                       chroms=_split(args.chroms), n_strong=args.n_strong, n_random=args.n_random,
-                      locus_bp=args.locus_bp, seed=args.seed, cpm=args.cpm, fmt=args.fmt, extend=args.extend,
+                      locus_bp=args.locus_bp, seed=args.seed, cpm=args.model_units, fmt=args.fmt, extend=args.extend,
                       progress=not args.quiet, model_note=args.model_note, genes=args.genes,
                       provenance=args.provenance))
 
@@ -61,10 +62,12 @@ def add_evaluate_parser(subparsers) -> None:
     p.add_argument("--truth-peaks", help="truth peaks (BED): in/outside-peak metrics and AUROC/AUPRC labels")
     p.add_argument("--regions", help="BED of where the truth is defined; only these bases are scored (default: all)")
     p.add_argument("--chroms", help="comma-separated chromosomes to score (default: all of the truth's)")
-    p.add_argument("--cpm", default="none", choices=["none", "truth", "both"],
-                   help="rescale the truth (or both tracks) to coverage per million insertions, the units of "
-                        "'denoise' output; changes MSE only (default none)")
-    p.add_argument("--extend", type=int, default=100, help="insertion extension of the tracks, for --cpm (default 100)")
+    p.add_argument("--model-units", "--cpm", default="none", choices=["none", "truth", "both"],
+                   help="rescale the truth (or both tracks) from their library's depth to the units of 'denoise' "
+                        "output (coverage at 1 insertion per 20 bp); changes MSE only (default none). "
+                        "--cpm is the old spelling")
+    p.add_argument("--extend", type=int, default=100,
+                   help="insertion extension of the tracks, for --model-units (default 100)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_evaluate)
 
@@ -97,9 +100,9 @@ def add_report_parser(subparsers) -> None:
     p.add_argument("--n-random", type=int, default=4, help="loci drawn at random (default 4)")
     p.add_argument("--locus-bp", type=int, default=20_000, help="width of each locus panel (default 20000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random loci (default 0)")
-    p.add_argument("--cpm", action="store_true",
-                   help="score the truth (and the noisy baseline) in coverage per million insertions, "
-                        "the denoised track's units (changes MSE only)")
+    p.add_argument("--model-units", "--cpm", action="store_true",
+                   help="score the truth (and the noisy baseline) in the denoised track's units (coverage at 1 "
+                        "insertion per 20 bp; changes MSE only). --cpm is the old spelling")
     p.add_argument("--extend", type=int, default=100, help="insertion extension for coverage (default 100)")
     p.add_argument("--format", dest="fmt", default="auto", choices=["auto", "bam", "insertions", "fragments", "bigwig"],
                    help="format of --noisy (default: detect)")

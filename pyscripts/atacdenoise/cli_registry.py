@@ -68,7 +68,8 @@ def cmd_denoise(args) -> None:
     outputs = denoise(args.input, model, read_chrom_sizes(args.chrom_sizes), args.out_prefix, fmt=args.fmt,
                       batch_size=args.batch_size, threads=args.threads, genome=args.genome,
                       tracking_uri=args.tracking_uri, threshold=args.threshold, progress=not args.quiet,
-                      fasta=args.fasta, annotations=annotations)
+                      fasta=args.fasta, annotations=annotations, library_size=args.library_size,
+                      chroms=args.chroms.split(",") if args.chroms else None)
     for path in outputs.values():
         print(path)
 
@@ -141,7 +142,14 @@ def add_denoise_parser(subparsers) -> None:
     p.add_argument("--model", help="model.onnx or models:/NAME@ALIAS (default: the bundled model)")
     p.add_argument("--chrom-sizes", required=True)
     p.add_argument("--out-prefix", required=True,
-                   help="writes PREFIX.denoised.bw, PREFIX.peakprob.bw, PREFIX.peaks.narrowPeak")
+                   help="writes PREFIX.denoised.bw, PREFIX.peakprob.bw, PREFIX.peaks.narrowPeak, "
+                        "PREFIX.provenance.json")
+    p.add_argument("--library-size", type=float, metavar="N",
+                   help="insertions in the whole library, when --input holds only part of it (e.g. one "
+                        "chromosome); the depth is then N over the nuclear genome of --chrom-sizes. "
+                        "Default: measured on the input (mitochondria and pile-ups left out)")
+    p.add_argument("--chroms", help="comma-separated chromosomes to denoise (default: all with insertions); "
+                                    "the depth is measured on the whole input all the same")
     p.add_argument("--genome", help="genome build of the input; must match the model's")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, help="onnxruntime threads (default: all cores)")

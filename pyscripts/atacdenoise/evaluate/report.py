@@ -307,10 +307,10 @@ def _score(inputs: Inputs, settings: Settings) -> tuple[dict[str, dict], list[st
         return scores, notes
     common = dict(truth=s.truth, truth_peaks=s.truth_peaks, regions=s.regions, chroms=inputs.truth_chroms,
                   extend=settings.extend)
-    noisy = _scored_or_note(inputs.noisy_bigwig, notes, "shallow input", cpm="both" if settings.cpm else "none",
-                            per_chrom=False, **common)
+    noisy = _scored_or_note(inputs.noisy_bigwig, notes, "shallow input",
+                            model_units="both" if settings.cpm else "none", per_chrom=False, **common)
     denoised = _scored_or_note(s.denoised, notes, "denoised", peakprob=s.peakprob, peaks=s.peaks,
-                               cpm="truth" if settings.cpm else "none", **common)
+                               model_units="truth" if settings.cpm else "none", **common)
     scores.update({k: v for k, v in (("shallow input", noisy), ("denoised", denoised)) if v})
     return scores, notes
 
@@ -368,7 +368,7 @@ def _metrics_section(scores: dict[str, dict], notes: list[str], baselines: dict[
     if not rows:
         return Section("metrics", "Metrics",
                        problems or paragraph("No truth and no baselines given: nothing to score against."))
-    units = "per million insertions" if cpm else "the tracks' own units"
+    units = "model units (coverage at 1 insertion per 20 bp)" if cpm else "the tracks' own units"
     note = paragraph(f"Per base, as AtacWorks defines them; MSE in {units}; 'undefined' where a class is absent. "
                      "seed_window_mse: the seed's MSE over the centre 1024 bins (25 bp) of tiled 4096-bin windows.")
     body = problems + note + _metric_table(rows)

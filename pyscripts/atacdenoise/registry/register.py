@@ -16,6 +16,7 @@ import numpy as np
 
 from atacdenoise.denoise.contract import ModelContract, naming_style
 from atacdenoise.errors import InputError
+from atacdenoise.tracks.depth import REFERENCE_DENSITY
 from atacdenoise.registry.tracking import log_search, read_search, render_model_card, wait_for_tracking
 
 DEFAULT_NAME = "atac-denoiser"
@@ -30,6 +31,9 @@ def contract_from_pairs(space: str, meta: dict | None, genome: str, window_bins:
                          target_bins=int(meta.get("target_bins", target_bins)),
                          bin_size=int(meta.get("bin_size", 25)), representation=meta.get("representation", "coverage"),
                          extend=int(meta.get("extend", 100)), genome=genome,
+                         # pairs made before density normalisation scaled per million insertions of the file
+                         input_normalisation=meta.get("normalisation", "cpm" if meta else "density"),
+                         reference_density=float(meta.get("reference_density", REFERENCE_DENSITY)),
                          chrom_naming=naming_style(chroms) if chroms else "chr",
                          channels=json.dumps(meta.get("channels", [])),
                          sequence_md5=json.dumps(meta.get("sequence_md5", {})),
@@ -112,7 +116,7 @@ def _data_params(data, meta: dict | None) -> dict:
     if not meta:
         return {"pairs": "none (parity on synthetic windows)"}
     keep = ("bin_size", "window_bins", "target_bins", "representation", "extend", "chroms", "depths",
-            "noisy_insertions", "clean_insertions", "sources")
+            "noisy_insertions", "clean_insertions", "normalisation", "noisy_depth", "clean_depth", "sources")
     return {"pairs": os.fspath(data), **{k: meta[k] for k in keep if k in meta}}
 
 

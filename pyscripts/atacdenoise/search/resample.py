@@ -15,8 +15,9 @@ subset of the 80M insertions (checked in the tests), and the seed made its
 shallow twin with ``samtools view -s 0.1``. Depths are drawn log-uniformly
 between the smallest and largest of ``depths``, so one model serves them all.
 
-Scale is that of :mod:`.data`: inputs per million insertions of the thinned
-library, targets per million clean insertions.
+Scale is that of :mod:`.data` (:mod:`atacdenoise.tracks.depth`): inputs
+rescaled from the thinned library's density (``q`` times the clean one's),
+targets from the clean library's density.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
 from atacdenoise.io.narrowpeak import interval_mask
 from atacdenoise.tracks.binning import coverage_bins, n_bins
+from atacdenoise.tracks.depth import REFERENCE_DENSITY, block_counts, measure_depth
 from atacdenoise.tracks.windows import WindowSpec
 
 SOURCE_FORMAT = "atacdenoise-source/1"
@@ -102,7 +104,8 @@ class TrainingSource:
         keep_probability = depth * self.meta["reference_insertions"] / self.meta["clean_insertions"]
         nearby = positions[lo:hi]
         kept = nearby[rng.random(len(nearby)) < keep_probability] - first_base
-        scale = 1e6 / (keep_probability * self.meta["clean_insertions"])
+        scale = self.meta["reference_density"] / (keep_probability * self.meta["clean_depth"]["insertions"]
+                                                  / self.meta["clean_depth"]["sequence_bp"])
         return coverage_bins(kept, length, bin_size=bin_size, extend=extend, stat="mean", scale=scale)
 
     def fingerprint_arrays(self):
@@ -117,8 +120,8 @@ def build_source(clean_insertions, clean_peaks, chrom_sizes: dict[str, int], chr
                  bin_size: int = 25, extend: int = 100, windows_per_epoch: int = 6000, genome=None) -> TrainingSource:
     """A source over ``chroms`` from ``(chrom, positions)`` pairs of the clean library (all chromosomes).
 
-    Targets are the clean insertions' coverage (mean per bin, per million clean
-    insertions). With ``regions`` (where the truth is defined), only windows
+    Targets are the clean insertions' coverage (mean per bin, rescaled from the
+    clean library's density). With ``regions`` (where the truth is defined), only windows
     whose target lies wholly inside them are drawn. ``genome``
     (``tracks.channels.GenomeChannels``) adds its channels and blacklist.
     """
@@ -129,9 +132,10 @@ def build_source(clean_insertions, clean_peaks, chrom_sizes: dict[str, int], chr
     if reference_insertions <= 0:
         raise InputError(None, "the reference (shallow) library has no insertions")
     peaks = read_peaks(clean_peaks)
-    per_chrom, clean_total = {}, 0
+    per_chrom, clean_total, clean_blocks = {}, 0, {}
     for chrom, positions in clean_insertions:
         clean_total += len(positions)
+        clean_blocks[chrom] = block_counts(positions, chrom_sizes[chrom])
         if chrom in chroms:
             length = chrom_sizes[chrom]
             per_chrom[chrom] = ChromSource(
@@ -147,12 +151,14 @@ def build_source(clean_insertions, clean_peaks, chrom_sizes: dict[str, int], chr
     if reference_insertions > clean_total:
         raise InputError(None, f"the shallow library ({reference_insertions:,} insertions) is larger than the "
                                f"clean one ({clean_total:,}): nothing to thin")
+    clean_depth = measure_depth(clean_blocks.items(), chrom_sizes)
     for chrom in per_chrom.values():
-        chrom.targets *= np.float32(1e6 / clean_total)
+        chrom.targets *= np.float32(clean_depth.scale)
     meta = {"format": SOURCE_FORMAT, "bin_size": bin_size, "window_bins": spec.window_bins,
             "target_bins": spec.target_bins, "representation": "coverage", "extend": extend,
             "chroms": list(chroms), "depths": list(depths), "reference_insertions": int(reference_insertions),
             "clean_insertions": int(clean_total), "windows_per_epoch": int(windows_per_epoch),
+            "normalisation": "density", "reference_density": REFERENCE_DENSITY, "clean_depth": clean_depth.to_dict(),
             **channel_meta(genome)}
     return TrainingSource(per_chrom, meta)
 
@@ -219,6 +225,9 @@ def load_source(path: str | os.PathLike) -> TrainingSource:
                                f"({type(err).__name__}: {err})") from None
     if meta.get("format") != SOURCE_FORMAT:
         raise InputError(path, f"expected format {SOURCE_FORMAT!r}, found {meta.get('format')!r}")
+    if meta.get("normalisation") != "density":
+        raise InputError(path, "made before density normalisation (per million insertions of the file); "
+                               "run 'atacdenoise prepare' again")
     for chrom, c in chroms.items():
         if not np.isfinite(c.targets).all():
             raise InputError(path, f"targets of {chrom} hold NaN or infinite values")
