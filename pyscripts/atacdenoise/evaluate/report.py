@@ -438,10 +438,10 @@ def _flatten(value, key: str = "") -> list[tuple[str, str]]:
     if isinstance(value, dict):
         return [row for k, v in value.items() for row in _flatten(v, f"{key} / {k}" if key else str(k))]
     if isinstance(value, list) and all(not isinstance(v, (dict, list)) for v in value):
-        return [(key, ", ".join(map(str, value)))]
+        return [(key, ", ".join(map(str, value)) or "none")]
     if isinstance(value, list):
         return [row for k, v in enumerate(value, start=1) for row in _flatten(v, f"{key} {k}")]
-    text = "null" if value is None else str(value)
+    text = "null" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
     if len(text) > LONG_VALUE:  # e.g. the contract's per-chromosome sequence digests: the file has them whole
         text = f"{text[:LONG_VALUE]}... ({len(text):,} characters)"
     return [(key, text)]
