@@ -19,14 +19,34 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from atacdenoise.evaluate.report import make_report
+    from atacdenoise.errors import InputError
+    from atacdenoise.evaluate.report import Settings, make_report, make_samples_report, read_report_samplesheet
 
+    one_sample = {"--denoised": args.denoised, "--peakprob": args.peakprob, "--peaks": args.peaks,
+                  "--noisy": args.noisy, "--truth": args.truth, "--truth-peaks": args.truth_peaks,
+                  "--regions": args.regions, "--provenance": args.provenance}
+    if args.samplesheet:
+        given = [k for k, v in one_sample.items() if v]
+        if given:
+            raise InputError(args.samplesheet, f"{', '.join(given)} belong in the samplesheet's columns, "
+                                               "not beside --samplesheet")
+        settings = Settings(chroms=_split(args.chroms), n_strong=args.n_strong, n_random=args.n_random,
+                            locus_bp=args.locus_bp, seed=args.seed, cpm=args.model_units, fmt=args.fmt,
+                            extend=args.extend)
+        print(make_samples_report(read_report_samplesheet(args.samplesheet), args.chrom_sizes, args.output, settings,
+                                  search_dir=args.search_dir, model_card=args.model_card, baselines=args.baselines,
+                                  model_note=args.model_note, genes=args.genes, progress=not args.quiet))
+        return
+    missing = [k for k in ("--denoised", "--peakprob", "--peaks", "--noisy") if not one_sample[k]]
+    if missing:
+        raise InputError(None, f"report needs {', '.join(missing)} (or --samplesheet for several samples)")
     print(make_report(args.denoised, args.peakprob, args.peaks, args.noisy, args.chrom_sizes, args.output,
                       truth=args.truth, truth_peaks=args.truth_peaks, regions=args.regions,
                       search_dir=args.search_dir, model_card=args.model_card, baselines=args.baselines,
                       chroms=_split(args.chroms), n_strong=args.n_strong, n_random=args.n_random,
                       locus_bp=args.locus_bp, seed=args.seed, cpm=args.model_units, fmt=args.fmt, extend=args.extend,
-                      progress=not args.quiet, model_note=args.model_note))
+                      progress=not args.quiet, model_note=args.model_note, genes=args.genes,
+                      provenance=args.provenance))
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -53,12 +73,15 @@ def add_evaluate_parser(subparsers) -> None:
 
 
 def add_report_parser(subparsers) -> None:
-    p = subparsers.add_parser("report", help="one self-contained HTML report of a denoised sample")
-    p.add_argument("--denoised", required=True, help="PREFIX.denoised.bw")
-    p.add_argument("--peakprob", required=True, help="PREFIX.peakprob.bw")
-    p.add_argument("--peaks", required=True, help="PREFIX.peaks.narrowPeak")
-    p.add_argument("--noisy", required=True,
-                   help="the shallow input: coverage bigWig, insertions BED, fragments or BAM")
+    p = subparsers.add_parser("report", help="one self-contained HTML report of one or several denoised samples")
+    p.add_argument("--denoised", help="PREFIX.denoised.bw (one sample; or use --samplesheet)")
+    p.add_argument("--peakprob", help="PREFIX.peakprob.bw")
+    p.add_argument("--peaks", help="PREFIX.peaks.narrowPeak")
+    p.add_argument("--noisy", help="the shallow input: coverage bigWig, insertions BED, fragments or BAM")
+    p.add_argument("--samplesheet",
+                   help="CSV, one row per sample: sample,denoised,peakprob,peaks,noisy[,truth,truth_peaks,regions,"
+                        "provenance,qc] (paths relative to the CSV's folder); the page starts with a table across "
+                        "samples")
     p.add_argument("--chrom-sizes", required=True)
     p.add_argument("--output", required=True, help="report .html to write")
     p.add_argument("--truth", help="truth bigWig (deep library): adds truth panels, scatter and metrics")
@@ -66,6 +89,10 @@ def add_report_parser(subparsers) -> None:
     p.add_argument("--regions", help="BED of where the truth is defined (default: everywhere)")
     p.add_argument("--search-dir", help="NASH search folder (history.jsonl, summary.json): search curve and model size")
     p.add_argument("--model-card", help="model card (markdown)")
+    p.add_argument("--genes", help="genes (GTF/GFF3 'gene' records, or a BED): a gene/TSS lane under each locus")
+    p.add_argument("--provenance",
+                   help="JSON object of what made the tracks (model, model_version, onnx_sha256, inputs, software, "
+                        "...), shown as is (default: PREFIX.provenance.json beside --denoised, when there)")
     p.add_argument("--model-note", help="one line at the top of the page naming the model that made the tracks")
     p.add_argument("--baselines", help="JSON {method: {metric: value}} to compare against")
     p.add_argument("--chroms", help="comma-separated chromosomes to show and score (default: all shared)")
