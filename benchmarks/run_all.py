@@ -15,7 +15,7 @@ a learning curve on the training chromosome (bench_learning_curve.py, about
 (bench_denoise.py), and ATAC QC of the real libraries (bench_qc.py). Seeds are fixed inside each script. States the machine and date.
 
 Usage: python benchmarks/run_all.py [--skip quality,channels_hsc,channels_yeast,ceiling,diagnose,layouts,layouts_yeast,figure8,
-                                            speed,parallel,curve,binning,denoise,denoise_channels,qc]
+                                            speed,parallel,curve,binning,denoise,denoise_channels,qc,metrics]
        python benchmarks/run_all.py --only curve   # re-run one section, keep the others as they are
 """
 
@@ -186,6 +186,8 @@ def sections(models: list[str]) -> list[tuple[str, str, Callable[[], str]]]:
         ("denoise_channels", "Denoising with genome channels: cost per 10 Mb",
          lambda: run_script("bench_denoise_channels.py")),
         ("qc", "QC on the real libraries", lambda: run_script("bench_qc.py")),
+        ("metrics", "Metrics: ours vs scikit-learn / SciPy on genome-sized vectors",
+         lambda: run_script("bench_metrics.py", "--sizes", "10e6", "30e6")),
     ]
 
 
