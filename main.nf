@@ -207,7 +207,8 @@ workflow DENOISE_SAMPLES {
     main:
     DENOISE(ch_insertions, ch_model_file, model_uri, ch_chrom_sizes, ch_genome_fasta, ch_annotations)
     // The report sets the denoised result beside the shallow input it came from.
-    ch_report = DENOISE.out.denoised.join(DENOISE.out.peakprob).join(DENOISE.out.peaks).join(ch_insertions)
+    ch_report = DENOISE.out.denoised.join(DENOISE.out.peakprob).join(DENOISE.out.peaks).join(DENOISE.out.provenance)
+        .join(ch_insertions)
     REPORT(ch_report, ch_chrom_sizes)
     // FRiP of the denoised peaks: the shallow input's insertions inside them (prefix: conf/modules.config).
     QC_DENOISED(ch_insertions.join(DENOISE.out.peaks), ch_chrom_sizes, gtfInput())

@@ -683,10 +683,11 @@ def test_contract_denoise_passes_files_a_counts_only_model_ignores(runner):
 def test_contract_report(runner):
     den = denoised(runner)
     stage = {"d.bw": den["sim.denoised.bw"], "p.bw": den["sim.peakprob.bw"], "p.narrowPeak": den["sim.peaks.narrowPeak"],
-             "noisy.bed.gz": insertions(runner), "chrom.sizes": sizes(runner)}
+             "prov.json": den["sim.provenance.json"], "noisy.bed.gz": insertions(runner), "chrom.sizes": sizes(runner)}
     values = {"meta.id": "sim", "prefix": "sim", "args": "", "denoised": "d.bw", "peakprob": "p.bw",
-              "peaks": "p.narrowPeak", "noisy": "noisy.bed.gz", "chrom_sizes": "chrom.sizes"}
-    assert "sim.report.html" in runner.run("report", ["report"], stage, values)
+              "peaks": "p.narrowPeak", "provenance": "prov.json", "noisy": "noisy.bed.gz", "chrom_sizes": "chrom.sizes"}
+    html = runner.run("report", ["report"], stage, values)["sim.report.html"].read_text()
+    assert "library insertions" in html  # the depth denoise scaled by, from its provenance (issue 19)
 
 
 def test_contract_qc(runner):

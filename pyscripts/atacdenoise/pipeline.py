@@ -155,7 +155,8 @@ def denoise_steps(out: Path, s: DemoSettings, model: str, tracking_uri: str | No
     steps = [Step("DENOISE", [_bin("atac-denoise"), "--input", shallow, "--model", model, "--chrom-sizes",
                               out / "simulate" / "chrom.sizes", "--out-prefix", prefix, *uri,
                               *genome_args(out, s)],
-                  [f"{prefix}.denoised.bw", f"{prefix}.peakprob.bw", f"{prefix}.peaks.narrowPeak"]),
+                  [f"{prefix}.denoised.bw", f"{prefix}.peakprob.bw", f"{prefix}.peaks.narrowPeak",
+                   f"{prefix}.provenance.json"]),
              # FRiP of the denoised peaks: the shallow input's insertions inside them
              qc_step("QC_DENOISED", shallow, f"{prefix}.peaks.narrowPeak",
                      out / "qc_denoised" / "sim.shallow.denoised_peaks", out / "simulate" / "chrom.sizes", s)]
