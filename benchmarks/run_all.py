@@ -38,6 +38,7 @@ MODELS = {
     "seed's Hilbert-2D NASH model (before the fix)": HERE / "models" / "nash_hilbert2d_seed.onnx",
     "Hilbert-2D model (per-bin readout)": REPO / "registry" / "models" / "atac-denoiser-hilbert2d.onnx",
     "bundled default model": REPO / "registry" / "models" / "atac-denoiser.onnx",
+    "bundled counts-only model": REPO / "registry" / "models" / "atac-denoiser-counts.onnx",
 }
 SEARCHES = HERE / "searches"
 HEADER = ("# atacdenoise benchmark results\n\nMeasured {date} on {machine}; "
