@@ -386,3 +386,16 @@ def test_yeast_genes_from_gff3_make_the_gene_lane(shared_data, tmp_path):
     in_locus = int(((genes["chrI"].starts < 20_000)).sum())
     assert in_locus >= 5
     assert len([line for line in gene_ax.lines if len(line.get_xdata()) == 2]) == in_locus
+
+
+def test_macs3_on_the_shallow_input_is_a_metrics_column(sample, tmp_path):
+    """--shallow-peaks: the baseline a lab would run (MACS3 on the shallow library) scored beside the denoised track."""
+    output = tmp_path / "macs3.html"
+    make_report(sample["denoised"], sample["peakprob"], sample["peaks"], sample["noisy"], sample["chrom_sizes"],
+                output, truth=sample["truth"], truth_peaks=sample["truth_peaks"], shallow_peaks=sample["peaks"],
+                n_strong=1, n_random=1, progress=False)
+    metrics = output.read_text().split('<section id="metrics">')[1].split("</section>")[0]
+    header = re.search(r"<tr>(.*?)</tr>", metrics, re.S).group(1)
+    assert "MACS3 on the shallow input (this sample)" in header
+    f1_row = re.search(r"<td>peak_f1</td>(.*?)</tr>", metrics, re.S).group(1)
+    assert "undefined" not in f1_row.split("</td>")[1]  # the MACS3 column has an F1 (its peaks were given)

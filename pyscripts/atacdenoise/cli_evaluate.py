@@ -24,7 +24,7 @@ def cmd_report(args) -> None:
 
     one_sample = {"--denoised": args.denoised, "--peakprob": args.peakprob, "--peaks": args.peaks,
                   "--noisy": args.noisy, "--truth": args.truth, "--truth-peaks": args.truth_peaks,
-                  "--regions": args.regions, "--provenance": args.provenance}
+                  "--regions": args.regions, "--provenance": args.provenance, "--shallow-peaks": args.shallow_peaks}
     if args.samplesheet:
         given = [k for k, v in one_sample.items() if v]
         if given:
@@ -46,7 +46,7 @@ def cmd_report(args) -> None:
                       chroms=_split(args.chroms), n_strong=args.n_strong, n_random=args.n_random,
                       locus_bp=args.locus_bp, seed=args.seed, cpm=args.model_units, fmt=args.fmt, extend=args.extend,
                       progress=not args.quiet, model_note=args.model_note, genes=args.genes,
-                      provenance=args.provenance))
+                      provenance=args.provenance, shallow_peaks=args.shallow_peaks))
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -93,6 +93,8 @@ def add_report_parser(subparsers) -> None:
     p.add_argument("--provenance",
                    help="JSON object of what made the tracks (model, model_version, onnx_sha256, inputs, software, "
                         "...), shown as is (default: PREFIX.provenance.json beside --denoised, when there)")
+    p.add_argument("--shallow-peaks", help="MACS3 peaks called on the shallow input (narrowPeak): with --truth, "
+                                           "a 'MACS3 on the shallow input' column in the metrics")
     p.add_argument("--model-note", help="one line at the top of the page naming the model that made the tracks")
     p.add_argument("--baselines", help="JSON {method: {metric: value}} to compare against")
     p.add_argument("--chroms", help="comma-separated chromosomes to show and score (default: all shared)")

@@ -166,6 +166,7 @@ def denoise_steps(out: Path, s: DemoSettings, model: str, tracking_uri: str | No
                                      "--noisy", shallow, "--chrom-sizes", out / "simulate" / "chrom.sizes",
                                      "--truth", out / "simulate" / "truth_accessibility.bw",
                                      "--truth-peaks", out / "simulate" / "truth_peaks.bed",
+                                     "--shallow-peaks", out / "shallow" / "sim.shallow.narrowPeak",
                                      "--search-dir", out / "nash_search",
                                      "--model-note", f"{model}: a demo model, trained in this run by a small NASH "
                                                      "search on simulated data (it shows the pipeline; it is not "

@@ -79,6 +79,7 @@ def make_report(
     progress: bool = True,
     genes: str | os.PathLike | None = None,
     provenance: str | os.PathLike | dict | None = None,
+    shallow_peaks: str | os.PathLike | None = None,
 ) -> str:
     """Write the report of one sample to ``output`` (atomically) and return its path.
 
@@ -86,7 +87,8 @@ def make_report(
     """
     sample = Sample(Path(denoised).name, os.fspath(denoised), os.fspath(peakprob), os.fspath(peaks), os.fspath(noisy),
                     truth=fspath(truth), truth_peaks=fspath(truth_peaks), regions=fspath(regions),
-                    provenance=provenance if isinstance(provenance, dict) else fspath(provenance))
+                    provenance=provenance if isinstance(provenance, dict) else fspath(provenance),
+                    shallow_peaks=fspath(shallow_peaks))
     settings = Settings(chroms=chroms, n_strong=n_strong, n_random=n_random, locus_bp=locus_bp, seed=seed, cpm=cpm,
                         fmt=fmt, extend=extend, bin_size=bin_size)
     return make_samples_report([sample], chrom_sizes, output, settings, search_dir=search_dir, model_card=model_card,
@@ -309,9 +311,14 @@ def _score(inputs: Inputs, settings: Settings) -> tuple[dict[str, dict], list[st
                   extend=settings.extend)
     noisy = _scored_or_note(inputs.noisy_bigwig, notes, "shallow input",
                             model_units="both" if settings.cpm else "none", per_chrom=False, **common)
+    # MACS3 on the shallow input: its peaks for F1, the shallow coverage as its score (MACS3's pileup is that).
+    macs3 = (_scored_or_note(inputs.noisy_bigwig, notes, "shallow input", peaks=s.shallow_peaks,
+                             model_units="both" if settings.cpm else "none", per_chrom=False, **common)
+             if s.shallow_peaks else None)
     denoised = _scored_or_note(s.denoised, notes, "denoised", peakprob=s.peakprob, peaks=s.peaks,
                                model_units="truth" if settings.cpm else "none", **common)
-    scores.update({k: v for k, v in (("shallow input", noisy), ("denoised", denoised)) if v})
+    scores.update({k: v for k, v in (("shallow input", noisy), ("MACS3 on the shallow input", macs3),
+                                     ("denoised", denoised)) if v})
     return scores, notes
 
 

@@ -22,7 +22,7 @@ from atacdenoise.io.chromsizes import check_shared_chroms
 from atacdenoise.io.narrowpeak import Peaks, read_peaks
 
 SAMPLESHEET_COLUMNS = ("sample", "denoised", "peakprob", "peaks", "noisy")
-SAMPLESHEET_OPTIONAL = ("truth", "truth_peaks", "regions", "provenance", "qc")
+SAMPLESHEET_OPTIONAL = ("truth", "truth_peaks", "regions", "provenance", "qc", "shallow_peaks")
 
 
 @dataclass
@@ -39,6 +39,7 @@ class Sample:
     regions: str | None = None
     provenance: str | dict | None = None   # a dict, a JSON file, or None: PREFIX.provenance.json when present
     qc: str | None = None                  # an `atacdenoise qc` JSON (P.qc.json)
+    shallow_peaks: str | None = None       # MACS3's peaks on the shallow input: the baseline a lab would use
 
 
 @dataclass
