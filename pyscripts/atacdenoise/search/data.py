@@ -28,6 +28,8 @@ from atacdenoise.io.atomic import atomic_path
 from atacdenoise.io.bigwig import coverage_block_counts
 from atacdenoise.tracks.binning import bigwig_bins, n_bins
 from atacdenoise.tracks.depth import BLOCK_BP, REFERENCE_DENSITY, block_counts, measure_depth
+from atacdenoise.search.targets import (channel_meta, check_depths, peak_label_bins, scored_bins,
+                                         windows_in_regions)
 from atacdenoise.tracks.windows import WindowSpec
 
 PAIRS_FORMAT = "atacdenoise-pairs/1"
@@ -69,7 +71,7 @@ def make_pairs(
     from atacdenoise.io.narrowpeak import read_peaks
     from atacdenoise.io.reads import iter_insertions
 
-    depths = _check_depths(depths)
+    depths = check_depths(depths)
     unknown = [c for c in chroms if c not in chrom_sizes]
     if unknown or not chroms:
         raise InputError(None, f"chromosomes {unknown or chroms} are not in the chrom sizes ({', '.join(chrom_sizes)})")
@@ -119,21 +121,6 @@ def make_pairs(
     return pairs
 
 
-def channel_meta(genome) -> dict:
-    """What pairs and sources record of their genome channels (read back into the model contract)."""
-    if genome is None:
-        return {"channels": [], "sequence_md5": {}, "masks": []}
-    return {"channels": [spec.to_dict() for spec in genome.specs], "sequence_md5": dict(genome.md5),
-            "masks": ["blacklist"] if genome.has_blacklist else []}
-
-
-def _check_depths(depths) -> tuple[float, ...]:
-    depths = tuple(float(d) for d in depths)
-    if not depths or any(not 0 < d <= 1 for d in depths):
-        raise InputError(None, f"depths must lie in (0, 1], got {list(depths)}")
-    return depths
-
-
 def _window_plan(n_bins_by_chrom: dict[str, int], n_windows: int | None, spec: WindowSpec, n_depths: int,
                  rng: np.random.Generator) -> dict[str, dict[str, np.ndarray]]:
     """Per chromosome: window ``starts``, ``depth_index`` and global ``order`` of each window."""
@@ -162,7 +149,6 @@ def _window_plan(n_bins_by_chrom: dict[str, int], n_windows: int | None, spec: W
 
 def _keep_scored_windows(plan: dict, regions, chrom_sizes: dict[str, int], spec: WindowSpec, bin_size: int,
                          genome=None) -> dict:
-    from atacdenoise.search.resample import scored_bins, windows_in_regions
 
     kept = {}
     for chrom, rows in plan.items():
@@ -209,17 +195,6 @@ def _chrom_pairs(chrom, positions, plan, length, depths, clean_bigwig, chrom_pea
         "start": starts,
         "order": plan["order"],
     }
-
-
-def peak_label_bins(peaks, length: int, bin_size: int) -> np.ndarray:
-    """1.0 for every bin that any peak overlaps by at least one base, else 0.0."""
-    labels = np.zeros(n_bins(length, bin_size) + 1, np.int32)
-    if peaks is not None and len(peaks.starts):
-        first = np.clip(peaks.starts // bin_size, 0, len(labels) - 1)
-        last = np.clip(-(-peaks.ends // bin_size), 0, len(labels) - 1)  # exclusive
-        np.add.at(labels, first, 1)
-        np.add.at(labels, last, -1)
-    return (np.cumsum(labels[:-1]) > 0).astype(np.float32)
 
 
 # ---------------------------------------------------------------- .npz files

@@ -31,9 +31,9 @@ import numpy as np
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
-from atacdenoise.io.narrowpeak import interval_mask
 from atacdenoise.tracks.binning import coverage_bins, n_bins
 from atacdenoise.tracks.depth import REFERENCE_DENSITY, block_counts, measure_depth
+from atacdenoise.search.targets import allowed_starts, channel_meta, check_depths, peak_label_bins, scored_bins
 from atacdenoise.tracks.windows import WindowSpec
 
 SOURCE_FORMAT = "atacdenoise-source/1"
@@ -126,9 +126,8 @@ def build_source(clean_insertions, clean_peaks, chrom_sizes: dict[str, int], chr
     (``tracks.channels.GenomeChannels``) adds its channels and blacklist.
     """
     from atacdenoise.io.narrowpeak import read_peaks
-    from atacdenoise.search.data import _check_depths, channel_meta, peak_label_bins
 
-    depths = _check_depths(depths)
+    depths = check_depths(depths)
     if reference_insertions <= 0:
         raise InputError(None, "the reference (shallow) library has no insertions")
     peaks = read_peaks(clean_peaks)
@@ -161,37 +160,6 @@ def build_source(clean_insertions, clean_peaks, chrom_sizes: dict[str, int], chr
             "normalisation": "density", "reference_density": REFERENCE_DENSITY, "clean_depth": clean_depth.to_dict(),
             **channel_meta(genome)}
     return TrainingSource(per_chrom, meta)
-
-
-def scored_bins(regions, chrom: str, length: int, bin_size: int, genome=None) -> np.ndarray | None:
-    """True for bins wholly inside ``regions`` and untouched by the genome's blacklist
-    (None: no regions and no blacklist, every bin is scored)."""
-    blacklisted = genome.blacklist_bins(chrom) if genome is not None else None
-    if regions is None:
-        return None if blacklisted is None else ~blacklisted
-    inside = interval_mask(regions.get(chrom), length)
-    whole = n_bins(length, bin_size) * bin_size
-    padded = np.zeros(whole, bool)
-    padded[:length] = inside
-    scored = padded.reshape(-1, bin_size).all(axis=1)
-    return scored if blacklisted is None else scored & ~blacklisted
-
-
-def allowed_starts(total_bins: int, spec: WindowSpec, scored: np.ndarray | None) -> np.ndarray:
-    """Window starts whose window lies in the chromosome and whose target bins are all scored."""
-    starts = np.arange(max(total_bins - spec.window_bins + 1, 0), dtype=np.int64)
-    return starts[windows_in_regions(starts, spec, scored)]
-
-
-def windows_in_regions(starts: np.ndarray, spec: WindowSpec, scored: np.ndarray | None) -> np.ndarray:
-    """Mask of (possibly padded) window starts whose target bins are all scored; bins off the track are not."""
-    if scored is None:
-        return np.ones(len(starts), bool)
-    # A target is wholly scored when its run of scored bins is target_bins long.
-    runs = np.concatenate([[0], np.cumsum(scored.astype(np.int64))])
-    first = np.clip(np.asarray(starts, np.int64) + spec.flank, 0, len(scored))
-    last = np.clip(np.asarray(starts, np.int64) + spec.flank + spec.target_bins, 0, len(scored))
-    return runs[last] - runs[first] == spec.target_bins
 
 
 # ---------------------------------------------------------------- files
