@@ -892,3 +892,50 @@ def test_qc_runs_on_every_library_in_main():
     assert re.search(r"QC_DENOISED\(ch_insertions\.join\(DENOISE\.out\.peaks\), ch_chrom_sizes, gtfInput\(\)\)", main)
     modules_config = (REPO / "conf" / "modules.config").read_text()
     assert re.search(r"withName: 'QC_DENOISED' \{\s*ext\.prefix = \{ \"\$\{meta\.id\}\.denoised_peaks\" \}", modules_config)
+
+
+def count_fastq_records(path: Path) -> int:
+    with gzip.open(path, "rt") as fh:
+        return sum(1 for _ in fh) // 4
+
+
+def test_contract_cat_fastq(runner):
+    """Two paired lanes (the simulated pair twice, staged lane?/NAME as Nextflow stages them) -> one pair, R1 with R1."""
+    sim = simulated(runner)
+    stage = {"lane1/sim_R1.fastq.gz": sim["sim_R1.fastq.gz"], "lane2/sim_R2.fastq.gz": sim["sim_R2.fastq.gz"],
+             "lane3/sim_R1.fastq.gz": sim["sim_R1.fastq.gz"], "lane4/sim_R2.fastq.gz": sim["sim_R2.fastq.gz"]}
+    values = {"meta.id": "sim", "prefix": "sim", "read1.join(' ')": "lane1/sim_R1.fastq.gz lane3/sim_R1.fastq.gz",
+              "cat_read2": "cat_lanes lane2/sim_R2.fastq.gz lane4/sim_R2.fastq.gz > sim_2.merged.fastq.gz"}
+    out = runner.run("cat_fastq", [], stage, values)
+    n = count_fastq_records(sim["sim_R1.fastq.gz"])
+    assert count_fastq_records(out["sim_1.merged.fastq.gz"]) == count_fastq_records(out["sim_2.merged.fastq.gz"]) == 2 * n
+    with gzip.open(out["sim_1.merged.fastq.gz"], "rt") as merged, gzip.open(sim["sim_R1.fastq.gz"], "rt") as lane:
+        assert merged.readline() == lane.readline()
+    # the Groovy that splits the staged files into R1 and R2 lists: pairs in sheet order
+    proc = read_process(REPO / "modules" / "cat_fastq.nf")
+    assert "def read1 = meta.single_end ? files : files.collate(2).collect { it[0] }" in proc.script_block
+    assert "def read2 = meta.single_end ? [] : files.collate(2).collect { it[1] }" in proc.script_block
+
+
+def test_contract_samtools_merge(runner):
+    import pysam
+    sim = simulated(runner)
+    stage = {"lane1/sim.bam": sim["sim.bam"], "lane2/sim.bam": sim["sim.bam"]}
+    out = runner.run("samtools_merge", [], stage, {"meta.id": "sim", "prefix": "sim", "args": "",
+                                                   "inputs": "lane1/sim.bam lane2/sim.bam"})
+    with pysam.AlignmentFile(str(sim["sim.bam"])) as one, pysam.AlignmentFile(str(out["sim.bam"])) as merged:
+        assert merged.mapped == 2 * one.mapped
+
+
+def test_contract_multiqc(runner, tmp_path):
+    """MultiQC reads the QC step's custom content and the collected software versions."""
+    pytest.importorskip("multiqc")
+    test_contract_qc(runner)
+    qc = runner.done["qc"]
+    versions = tmp_path / "atacdenoise_software_mqc_versions.yml"
+    versions.write_text("ALIGN:\n  bowtie2: 2.5.4\n  samtools: '1.21'\n\nWorkflow:\n  atacdenoise: 0.1.0\n  Nextflow: 24.10.0\n")
+    stage = {"1/sim.atacdenoise_qc_general_mqc.json": qc["sim.atacdenoise_qc_general_mqc.json"],
+             "2/atacdenoise_software_mqc_versions.yml": versions}
+    out = runner.run("multiqc", [], stage, {"args": ""})
+    html = out["multiqc_report.html"].read_text()
+    assert "bowtie2" in html and "2.5.4" in html
