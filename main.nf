@@ -32,6 +32,7 @@ include { WINDOWS        } from './modules/windows'
 include { NASH_SEARCH    } from './modules/nash_search'
 include { EXPORT_ONNX    } from './modules/export_onnx'
 include { REGISTER_MODEL } from './modules/register_model'
+include { RESOLVE_MODEL  } from './modules/resolve_model'
 include { DENOISE        } from './modules/denoise'
 include { REPORT         } from './modules/report'
 include { QC             } from './modules/qc'
@@ -42,9 +43,10 @@ include { MULTIQC        } from './modules/multiqc'
 // ---------------------------------------------------------------- inputs
 
 // The pipeline's meta.id of a library: SAMPLE, or SAMPLE_REP<N> with nf-core/atacseq's replicate column
-// (the same rule as library_id in pyscripts/atacdenoise/samplesheet.py).
+// (the same rule as library_id in pyscripts/atacdenoise/samplesheet.py). samplesheetToList gives [] for an
+// empty cell, and the schema's minimum is 1, so Groovy truth tells a replicate from none.
 def libraryId(String sample, replicate) {
-    return replicate == null ? sample : "${sample}_REP${replicate}"
+    return replicate ? "${sample}_REP${replicate}" : sample
 }
 
 // Samplesheet rows -> one [meta, [files of every lane]] per library (sample and replicate), in sheet order.
@@ -62,7 +64,7 @@ def librariesFromRows(List rows, String sheet) {
         def files = bam ? [bam] : (fastq_2 ? [fastq_1, fastq_2] : [fastq_1])
         def library = libraries[id]
         if (library == null) {
-            libraries[id] = [meta: [id: id, sample: meta.sample, replicate: meta.replicate], kind: kind, line: i + 2,
+            libraries[id] = [meta: [id: id, sample: meta.sample, replicate: meta.replicate ?: null], kind: kind, line: i + 2,
                              files: files]
         } else if (library.kind != kind) {
             error "${sheet} line ${i + 2} (sample '${meta.sample}'): ${names[kind]} lane, but the library's first lane " +
@@ -256,7 +258,7 @@ workflow DENOISE_SAMPLES {
     take:
     ch_insertions   // [meta, insertions.bed.gz]
     ch_model_file   // value channel: a local .onnx, or [] when model_uri is used
-    model_uri       // models:/NAME@ALIAS, or ''
+    model_uri       // value channel: models:/NAME/VERSION (RESOLVE_MODEL's), or ''
     ch_chrom_sizes
     ch_genome_fasta // value channel: genome FASTA, or [] (a model with sequence channels needs it)
     ch_annotations  // value channel: [[NAME, ...], [file, ...]], or [[], []]
@@ -343,6 +345,34 @@ def modelInputs(String model) {
     return [Channel.value(file(model, checkIfExists: true)), '']
 }
 
+// A registry URI pinned to the version its alias points at now: RESOLVE_MODEL (never cached) writes the
+// version and ONNX sha256, DENOISE gets models:/NAME/VERSION, so -resume re-runs DENOISE when the alias
+// moves and keeps its results while it does not. A local .onnx (model_uri '') passes as it is.
+workflow PIN_MODEL {
+    take:
+    model_uri       // models:/NAME@ALIAS, models:/NAME/VERSION or ''
+
+    main:
+    ch_versions = Channel.empty()
+    ch_model_uri = Channel.value(model_uri)
+    if (model_uri) {
+        if (!params.mlflow_tracking_uri) {
+            error "--model ${model_uri} is read from the MLflow registry: give --mlflow_tracking_uri"
+        }
+        RESOLVE_MODEL([id: model_uri.replaceFirst('models:/', '')], model_uri, params.mlflow_tracking_uri)
+        ch_model_uri = RESOLVE_MODEL.out.resolved.map { meta, json ->
+            def resolved = new groovy.json.JsonSlurper().parse(json)
+            log.info "${model_uri} -> ${resolved.resolved_uri} (onnx sha256 ${resolved.onnx_sha256})"
+            resolved.resolved_uri
+        }
+        ch_versions = RESOLVE_MODEL.out.versions
+    }
+
+    emit:
+    model_uri = ch_model_uri
+    versions  = ch_versions
+}
+
 // ---------------------------------------------------------------- entry workflows
 
 workflow train {
@@ -357,10 +387,11 @@ workflow denoise {
     initialise()
     INPUTS()
     def (ch_model_file, model_uri) = modelInputs(requireParam('model'))
+    PIN_MODEL(model_uri)
     PREPROCESS(INPUTS.out.samples, INPUTS.out.fasta, INPUTS.out.chrom_sizes)
-    DENOISE_SAMPLES(PREPROCESS.out.insertions, ch_model_file, model_uri, INPUTS.out.chrom_sizes,
+    DENOISE_SAMPLES(PREPROCESS.out.insertions, ch_model_file, PIN_MODEL.out.model_uri, INPUTS.out.chrom_sizes,
                     INPUTS.out.genome_fasta, INPUTS.out.annotations)
-    FINISH(INPUTS.out.versions.mix(PREPROCESS.out.versions, DENOISE_SAMPLES.out.versions),
+    FINISH(INPUTS.out.versions.mix(PIN_MODEL.out.versions, PREPROCESS.out.versions, DENOISE_SAMPLES.out.versions),
            PREPROCESS.out.qc.mix(DENOISE_SAMPLES.out.qc))
 }
 
