@@ -345,32 +345,11 @@ def modelInputs(String model) {
     return [Channel.value(file(model, checkIfExists: true)), '']
 }
 
-// A registry URI pinned to the version its alias points at now: RESOLVE_MODEL (never cached) writes the
-// version and ONNX sha256, DENOISE gets models:/NAME/VERSION, so -resume re-runs DENOISE when the alias
-// moves and keeps its results while it does not. A local .onnx (model_uri '') passes as it is.
-workflow PIN_MODEL {
-    take:
-    model_uri       // models:/NAME@ALIAS, models:/NAME/VERSION or ''
-
-    main:
-    ch_versions = Channel.empty()
-    ch_model_uri = Channel.value(model_uri)
-    if (model_uri) {
-        if (!params.mlflow_tracking_uri) {
-            error "--model ${model_uri} is read from the MLflow registry: give --mlflow_tracking_uri"
-        }
-        RESOLVE_MODEL([id: model_uri.replaceFirst('models:/', '')], model_uri, params.mlflow_tracking_uri)
-        ch_model_uri = RESOLVE_MODEL.out.resolved.map { meta, json ->
-            def resolved = new groovy.json.JsonSlurper().parse(json)
-            log.info "${model_uri} -> ${resolved.resolved_uri} (onnx sha256 ${resolved.onnx_sha256})"
-            resolved.resolved_uri
-        }
-        ch_versions = RESOLVE_MODEL.out.versions
-    }
-
-    emit:
-    model_uri = ch_model_uri
-    versions  = ch_versions
+// RESOLVE_MODEL's JSON -> the pinned models:/NAME/VERSION, logged with the weights' sha256.
+def resolvedModelUri(String model_uri, json) {
+    def resolved = new groovy.json.JsonSlurper().parse(json)
+    log.info "${model_uri} -> ${resolved.resolved_uri} (onnx sha256 ${resolved.onnx_sha256})"
+    return resolved.resolved_uri
 }
 
 // ---------------------------------------------------------------- entry workflows
@@ -387,11 +366,23 @@ workflow denoise {
     initialise()
     INPUTS()
     def (ch_model_file, model_uri) = modelInputs(requireParam('model'))
-    PIN_MODEL(model_uri)
+    ch_versions = INPUTS.out.versions
+    // A registry URI is pinned to the version its alias points at now: RESOLVE_MODEL (never cached) writes
+    // the version and ONNX sha256 and DENOISE gets models:/NAME/VERSION, so -resume re-runs DENOISE when
+    // the alias moves and keeps its results while it does not. A local .onnx (model_uri '') passes as it is.
+    ch_model_uri = Channel.value(model_uri)
+    if (model_uri) {
+        if (!params.mlflow_tracking_uri) {
+            error "--model ${model_uri} is read from the MLflow registry: give --mlflow_tracking_uri"
+        }
+        RESOLVE_MODEL([id: model_uri.replaceFirst('models:/', '')], model_uri, params.mlflow_tracking_uri)
+        ch_model_uri = RESOLVE_MODEL.out.resolved.map { meta, json -> resolvedModelUri(model_uri, json) }
+        ch_versions = ch_versions.mix(RESOLVE_MODEL.out.versions)
+    }
     PREPROCESS(INPUTS.out.samples, INPUTS.out.fasta, INPUTS.out.chrom_sizes)
-    DENOISE_SAMPLES(PREPROCESS.out.insertions, ch_model_file, PIN_MODEL.out.model_uri, INPUTS.out.chrom_sizes,
+    DENOISE_SAMPLES(PREPROCESS.out.insertions, ch_model_file, ch_model_uri, INPUTS.out.chrom_sizes,
                     INPUTS.out.genome_fasta, INPUTS.out.annotations)
-    FINISH(INPUTS.out.versions.mix(PIN_MODEL.out.versions, PREPROCESS.out.versions, DENOISE_SAMPLES.out.versions),
+    FINISH(ch_versions.mix(PREPROCESS.out.versions, DENOISE_SAMPLES.out.versions),
            PREPROCESS.out.qc.mix(DENOISE_SAMPLES.out.qc))
 }
 

@@ -113,5 +113,7 @@ def test_contract_resolve_model(registry, tmp_path):
     resolved = json.loads(out["model.resolved.json"].read_text())
     assert resolved["resolved_uri"] == "models:/tiny/1" and len(resolved["onnx_sha256"]) == 64
     main = (Path(__file__).resolve().parents[1] / "main.nf").read_text()
-    assert "def resolved = new groovy.json.JsonSlurper().parse(json)" in main and "resolved.resolved_uri" in main
+    assert "def resolved = new groovy.json.JsonSlurper().parse(json)" in main and "return resolved.resolved_uri" in main
+    assert "ch_model_uri = RESOLVE_MODEL.out.resolved.map { meta, json -> resolvedModelUri(model_uri, json) }" in main
+    assert "DENOISE_SAMPLES(PREPROCESS.out.insertions, ch_model_file, ch_model_uri," in main
     assert "cache false" in (Path(__file__).resolve().parents[1] / "modules" / "resolve_model.nf").read_text()
