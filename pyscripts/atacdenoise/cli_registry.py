@@ -1,4 +1,4 @@
-"""Subcommands ``registry serve|register|promote|compare`` and ``denoise``.
+"""Subcommands ``registry serve|register|promote|compare|resolve`` and ``denoise``.
 
 ``cli.py`` calls :func:`add_registry_parsers` and :func:`add_denoise_parser`;
 each ``cmd_*`` parses nothing and calls one library function.
@@ -50,6 +50,14 @@ def cmd_registry_promote(args) -> None:
     print(f"models:/{args.name}@{args.alias} -> version {args.version}", file=sys.stderr)
 
 
+def cmd_registry_resolve(args) -> None:
+    from atacdenoise.registry.resolve import resolve_model
+
+    result = resolve_model(args.model, args.tracking_uri)
+    print(json.dumps(result, indent=2))
+    print(f"{result['model']} -> {result['resolved_uri']} (onnx sha256 {result['onnx_sha256'][:12]})", file=sys.stderr)
+
+
 def cmd_registry_compare(args) -> None:
     from atacdenoise.registry.register import compare, format_comparison
 
@@ -89,7 +97,7 @@ def _add_tracking_arg(p: argparse.ArgumentParser) -> None:
 
 
 def add_registry_parsers(subparsers) -> None:
-    registry = subparsers.add_parser("registry", help="MLflow model registry: serve, register, promote, compare")
+    registry = subparsers.add_parser("registry", help="MLflow model registry: serve, register, promote, compare, resolve")
     sub = registry.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
 
     p = sub.add_parser("serve", help="start an MLflow tracking server and wait until healthy")
@@ -111,6 +119,11 @@ def add_registry_parsers(subparsers) -> None:
     p.add_argument("--backoff", type=float, default=1.0, help="first retry delay in s, doubled each time")
     _add_tracking_arg(p)
     p.set_defaults(func=cmd_registry_register)
+
+    p = sub.add_parser("resolve", help="pin models:/NAME@ALIAS to its current version and ONNX sha256 (JSON)")
+    p.add_argument("model", help="models:/NAME@ALIAS (or models:/NAME/VERSION)")
+    _add_tracking_arg(p)
+    p.set_defaults(func=cmd_registry_resolve)
 
     p = sub.add_parser("export", help="export a search's best model to ONNX (parity-checked), without a server")
     p.add_argument("search_dir", help="search output folder")
