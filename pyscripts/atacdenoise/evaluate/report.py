@@ -356,6 +356,9 @@ def _summary_section(inputs: Inputs, view: Overview) -> Section:
         rows.insert(1, ("insertions in the shallow input", f"{inputs.n_insertions:,}"))
     if "model" in inputs.provenance:
         rows.insert(0, ("model", _model_name(inputs.provenance)))
+    library = inputs.provenance.get("library")
+    if isinstance(library, dict) and {"insertions", "sequence_bp"} <= set(library):
+        rows.insert(2, ("library insertions (denoise scaled by)", _library_depth(library)))
     empty = [c for c in inputs.sizes if c not in view.with_data]
     if empty:
         rows.append(("chromosomes without data (no panels)", _short_list(empty)))
@@ -514,6 +517,15 @@ def _sample_row(inputs: Inputs, view: Overview, scores: dict[str, dict]) -> dict
             if metric in result["overall"]:
                 row[f"{metric} ({name})"] = metrics.format_metric(result["overall"][metric])
     return row
+
+
+def _library_depth(library: dict) -> str:
+    """The depth ``denoise`` measured or was given, as its provenance records it (``tracks.depth``)."""
+    left_out = [f"{what} {library[key]:,.0f}" for what, key in (("mitochondrial", "mitochondrial"),
+                                                               ("pile-ups", "pileups")) if library.get(key)]
+    return (f"{library['insertions']:,.0f} over {library['sequence_bp'] / 1e6:,.1f} Mb "
+            f"({library.get('how', 'measured')}; {1000 * library['insertions'] / library['sequence_bp']:.3g} per kb"
+            + (f"; left out: {', '.join(left_out)}" if left_out else "") + ")")
 
 
 def _library_insertions(provenance: dict):
