@@ -632,7 +632,9 @@ def simulate_fastq(
                 reads1, reads2 = read_pairs(sequence, mol_start, mol_end, read_length, first_plus)
                 qual1 = base_qualities(rng, reads1.shape, error_rate)
                 qual2 = base_qualities(rng, reads2.shape, error_rate)
-                summary.substitutions += int(add_errors(rng, reads1, qual1).sum() + add_errors(rng, reads2, qual2).sum())
+                if error_rate > 0:  # 0: exact reads (their qualities still fall along the read)
+                    summary.substitutions += int(add_errors(rng, reads1, qual1).sum()
+                                                 + add_errors(rng, reads2, qual2).sum())
                 names = [f"{prefix}:{summary.pairs + i}" for i in range(n)]
                 r1.write(_fastq_text(names, 1, reads1, qual1))
                 r2.write(_fastq_text(names, 2, reads2, qual2))
