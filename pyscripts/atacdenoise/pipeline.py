@@ -293,19 +293,27 @@ class SampleSettings:
         return [f"tss={self.gtf}"] if self.gtf else []
 
 
-def genome_files(fasta: str | os.PathLike, out: Path) -> tuple[Path, dict[str, str]]:
-    """``out/genome/chrom.sizes`` and every chromosome's M5, read from the FASTA in one pass (kept on resume)."""
+def scan_genome(fasta: str | os.PathLike) -> tuple[dict[str, int], dict[str, str]]:
+    """Every chromosome's length and M5, read from the FASTA in one streaming pass."""
+    from atacdenoise.io.genome import iter_sequence_bins
+
+    lengths, md5 = {}, {}
+    for seq in iter_sequence_bins(fasta, 1 << 16):
+        lengths[seq.chrom], md5[seq.chrom] = seq.length, seq.md5
+    return lengths, md5
+
+
+def genome_files(fasta: str | os.PathLike, out: Path,
+                 scanned: tuple[dict[str, int], dict[str, str]] | None = None) -> tuple[Path, dict[str, str]]:
+    """``out/genome/chrom.sizes`` and every chromosome's M5 (``sequence_md5.json``) of the FASTA, kept on resume."""
     import json
 
     from atacdenoise.io.atomic import atomic_path
-    from atacdenoise.io.genome import iter_sequence_bins
 
     sizes, md5_path = out / "genome" / "chrom.sizes", out / "genome" / "sequence_md5.json"
     if sizes.exists() and md5_path.exists():
         return sizes, json.loads(md5_path.read_text())
-    lengths, md5 = {}, {}
-    for seq in iter_sequence_bins(fasta, 1 << 16):
-        lengths[seq.chrom], md5[seq.chrom] = seq.length, seq.md5
+    lengths, md5 = scanned or scan_genome(fasta)
     with atomic_path(md5_path) as tmp:
         tmp.write_text(json.dumps(md5, indent=1) + "\n")
     with atomic_path(sizes) as tmp:
@@ -397,16 +405,16 @@ def run_samplesheet(outdir: str | os.PathLike, samplesheet: str | os.PathLike, s
     if not 0 < settings.fraction < 1:
         raise InputError(None, f"--fraction must be between 0 and 1, got {settings.fraction}")
     out = Path(outdir)
-    prepare_outdir(out, resume, force)
-    sizes, md5 = genome_files(settings.fasta, out)
-    model = settings.model
-    if model is None:
-        bundled = bundled_model_for(md5)
+    scanned, model = scan_genome(settings.fasta), settings.model
+    if model is None:  # chosen before the output folder is touched: a refusal leaves nothing behind
+        bundled = bundled_model_for(scanned[1])
         if bundled is None:
             raise InputError(settings.fasta, "no --model given and no bundled model was trained on this genome "
                                              f"(bundled: {', '.join(p.stem for p in sorted(BUNDLED_MODELS.glob('*.onnx')))})")
         model = str(bundled)
         print(f"model: {bundled.name} (bundled, trained on this genome's sequence)", file=sys.stderr)
+    prepare_outdir(out, resume, force)
+    sizes, _ = genome_files(settings.fasta, out, scanned)
     index = out / "bowtie2_index"
     steps = []
     if any(not sample.bam for sample in samples):
