@@ -470,8 +470,9 @@ def simulate(
 #   exactly the probability its quality states. Reference ``N`` stays ``N`` with quality 2 ('#').
 # - A fragment with count ``k`` (column 5) gives ``k`` read pairs (PCR duplicates).
 #
-# Memory: one chromosome's sequence (memory-mapped codes written by io/genome.py's FASTA reader) and one chunk
-# of fragments; the fragments file is streamed.
+# Memory: one chromosome's sequence and one chunk of fragments; the fragments file is streamed, so it may list
+# chromosomes in any order: io/genome.py's FASTA reader first writes every chromosome's base codes to a
+# temporary folder in ``out_dir`` (one byte per base of the genome, removed at the end).
 
 # Illumina Nextera read-through: the mosaic end, then the adapter towards the index primer.
 MOSAIC_END = "CTGTCTCTTATACACATCT"
