@@ -51,6 +51,7 @@ def main(argv=None) -> int:
     from atacdenoise.pipeline import SampleSettings, run_samplesheet
     from atacdenoise.tracks.simulate import simulate_fastq
 
+    load = os.getloadavg()[0]  # the CPU may be shared: say how busy it was
     with tempfile.TemporaryDirectory(prefix="bench_real_genome.") as tmp:
         work = Path(args.work or tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
     print(f"{reads.fragments:,} fragment lines ({'all' if args.max_fragments is None else 'the first'}) of "
           f"{len(reads.chroms)} chromosomes -> {reads.pairs:,} read pairs of 50 bp "
           f"({reads.read_through:,} read through into the adapter, {reads.off_edge:,} skipped at chromosome ends), "
-          f"{args.threads} threads.\n")
+          f"{args.threads} threads; load average {load:.1f} at the start on {os.cpu_count()} cores.\n")
     print("| step | seconds |\n| --- | --- |")
     print(f"| SIMULATE (FASTQ from fragments + FASTA) | {simulate_s:.1f} |")
     for name, seconds in steps:
