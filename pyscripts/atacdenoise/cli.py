@@ -120,10 +120,28 @@ def cmd_windows(args) -> None:
 
 
 def cmd_simulate(args) -> None:
-    from atacdenoise.tracks.simulate import simulate
+    from atacdenoise.tracks.simulate import simulate, simulate_fastq
 
+    if args.fasta:  # reads at a real fragments file's molecules on a real genome
+        if args.fragments is None or args.fragments.isdigit():
+            raise InputError(args.fragments, "with --fasta, --fragments must be a fragments file "
+                                             "(chrom, start, end, barcode, count)")
+        chroms = [c for c in (args.keep_chroms or "").split(",") if c] or None
+        summary = simulate_fastq(args.fragments, args.fasta, args.out_dir, prefix=args.prefix,
+                                 read_length=args.read_length, error_rate=args.error_rate, chroms=chroms,
+                                 max_fragments=args.max_fragments, seed=args.seed)
+        for path in (summary.r1, summary.r2, summary.truth):
+            print(path)
+        return
+    if args.keep_chroms or args.max_fragments:
+        raise InputError(None, "--keep-chroms and --max-fragments need --fasta and a --fragments file")
+    try:
+        n_fragments = int(args.fragments) if args.fragments is not None else 200_000
+    except ValueError:
+        raise InputError(args.fragments, "--fragments is a number of fragments to simulate; to read a fragments "
+                                         "file give its genome with --fasta") from None
     outputs = simulate(args.out_dir, n_chroms=args.chroms, chrom_length=args.chrom_length,
-                       n_fragments=args.fragments, seed=args.seed, prefix=args.prefix)
+                       n_fragments=n_fragments, seed=args.seed, prefix=args.prefix, read_length=args.read_length)
     for path in outputs.values():
         print(path)
 
@@ -231,11 +249,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help=".npz output")
     p.set_defaults(func=cmd_windows)
 
-    p = sub.add_parser("simulate", help="a small synthetic ATAC-seq data set (genome, FASTQ, BAM, truth)")
+    p = sub.add_parser("simulate", help="a small synthetic ATAC-seq data set (genome, FASTQ, BAM, truth); with "
+                                        "--fasta, paired FASTQ at a real fragments file's molecules")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--chroms", type=int, default=2)
     p.add_argument("--chrom-length", type=int, default=2_000_000)
-    p.add_argument("--fragments", type=int, default=200_000)
+    p.add_argument("--fragments", metavar="N|FILE",
+                   help="fragments to simulate (default 200000); with --fasta: a fragments file (chrom, start, end, "
+                        "barcode, count; Tn5-shifted +4/-5 as 10x writes them) whose molecules are read")
+    p.add_argument("--fasta", help="reference FASTA (plain or gzip) of --fragments FILE: write {prefix}_R1/R2.fastq.gz "
+                                   "and {prefix}.fragments.tsv.gz (the fragments used)")
+    p.add_argument("--read-length", type=int, default=50, help="bases per read (default 50)")
+    p.add_argument("--error-rate", type=float, default=0.002,
+                   help="with --fasta: mean substitution rate, rising along the read; qualities state it (default 0.002)")
+    p.add_argument("--keep-chroms", help="with --fasta: comma-separated chromosomes to read (default: all)")
+    p.add_argument("--max-fragments", type=int, help="with --fasta: stop after this many fragment lines")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prefix", default="sim")
     p.set_defaults(func=cmd_simulate)

@@ -14,10 +14,12 @@ Each handler raises :class:`InputError` for bad input; ``cli.main`` prints it as
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from atacdenoise.cli_registry import ANNOTATION_HELP
 from atacdenoise.errors import InputError
+from atacdenoise.io.align import NEXTERA_ADAPTER
 
 
 def cmd_align(args) -> None:
@@ -32,13 +34,13 @@ def cmd_align(args) -> None:
     if not args.fastq1 or not args.output:
         raise InputError(None, "--fastq1 and --output are required (or --build-index DIR with --fasta)")
     summary = align(args.fastq1, args.output, fastq2=args.fastq2, fasta=args.fasta, index=args.index,
-                    threads=args.threads, sample=args.sample)
+                    threads=args.threads, sample=args.sample, adapter=None if args.no_trim else args.adapter)
     print(f"wrote {summary.bam}: {summary.alignment_rate:.2f}% aligned, {summary.duplicates:,} duplicate reads flagged",
           file=sys.stderr)
 
 
 def add_align_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("align", help="FASTQ -> sorted, duplicate-marked, indexed BAM (bowtie2 + samtools)")
+    p = subparsers.add_parser("align", help="FASTQ -> sorted, duplicate-marked, indexed BAM (cutadapt + bowtie2 + samtools)")
     p.add_argument("--fastq1", help="read 1 FASTQ (or the only FASTQ for single-end reads)")
     p.add_argument("--fastq2", help="read 2 FASTQ for paired-end reads")
     ref = p.add_mutually_exclusive_group(required=True)
@@ -47,6 +49,9 @@ def add_align_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--output", help="output BAM (its .bai is written beside it)")
     p.add_argument("--sample", help="read-group sample name (default: the output name without .bam)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--adapter", default=NEXTERA_ADAPTER,
+                   help=f"3' adapter trimmed from both reads with cutadapt first (default: Nextera {NEXTERA_ADAPTER})")
+    p.add_argument("--no-trim", action="store_true", help="align the reads as they are (no adapter trimming)")
     p.add_argument("--build-index", metavar="DIR", help="only build the bowtie2 index of --fasta into DIR")
     p.set_defaults(func=cmd_align)
     return p
@@ -81,8 +86,23 @@ def pipeline_settings(args):
 
 
 def cmd_pipeline(args) -> None:
-    from atacdenoise.pipeline import report_path, run_pipeline
+    from atacdenoise.pipeline import SampleSettings, report_path, run_pipeline, run_samplesheet
 
+    if args.samplesheet:
+        if not args.fasta:
+            raise InputError(args.samplesheet, "a samplesheet run needs the genome: add --fasta GENOME.fa[.gz]")
+        if args.annotation or args.sequence_channels:
+            raise InputError(None, "--annotation and --sequence-channels train the demo model; a samplesheet run "
+                                   "denoises with --model (or the bundled model of the genome) and takes --gtf")
+        settings = SampleSettings(fasta=args.fasta, gtf=args.gtf, model=args.model, fraction=args.fraction,
+                                  seed=args.seed, threads=args.threads)
+        outdir = run_samplesheet(args.outdir, args.samplesheet, settings, resume=args.resume, force=args.force)
+        reports = sorted((outdir / "report").glob("*.report.html"))
+        print(f"pipeline finished: results in {outdir}"
+              + (f"; the reports are {', '.join(map(str, reports))}" if reports else ""), file=sys.stderr)
+        return
+    if args.fasta or args.model:
+        raise InputError(None, "--fasta and --model go with --samplesheet (the test profile simulates its genome)")
     outdir = run_pipeline(args.outdir, profile=args.profile, samplesheet=args.samplesheet,
                           settings=pipeline_settings(args), resume=args.resume, force=args.force)
     report = report_path(outdir)
@@ -92,7 +112,15 @@ def cmd_pipeline(args) -> None:
 
 def add_pipeline_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("pipeline", help="run the pipeline's steps locally, without Nextflow")
-    p.add_argument("--samplesheet", help="CSV of samples (not needed for --profile test)")
+    p.add_argument("--samplesheet", help="CSV of samples (sample,fastq_1,fastq_2,bam; see assets/schema_input.json): "
+                                         "each is aligned (FASTQ rows), filtered, thinned to --fraction, denoised "
+                                         "and reported against its own deep library; without it: --profile test")
+    p.add_argument("--fasta", help="with --samplesheet: the genome FASTA (plain or gzip)")
+    p.add_argument("--model", help="with --samplesheet: ONNX model or models:/NAME@ALIAS (default: the bundled "
+                                   "model trained on the --fasta genome, e.g. sacCer3)")
+    p.add_argument("--fraction", type=float, default=0.1,
+                   help="with --samplesheet: the shallow twin's share of the deep insertions (default 0.1)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="with --samplesheet: align threads")
     p.add_argument("--outdir", required=True)
     p.add_argument("--profile", default="test", choices=["test"], help="test: simulate a small data set first")
     p.add_argument("--seed", type=int, default=1)

@@ -273,18 +273,173 @@ def prepare_outdir(out: Path, resume: bool, force: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+# ================================================================ samples from a samplesheet, on a real genome
+
+BUNDLED_MODELS = Path(__file__).resolve().parents[2] / "registry" / "models"
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    """What a samplesheet run needs besides the sheet (Nextflow: ``--fasta``, ``--gtf``, ``--model``, ...)."""
+
+    fasta: str                     # genome FASTA (plain or gzip): bowtie2 index, chrom sizes, sequence channels
+    gtf: str | None = None         # GTF/GFF3 genes: TSS channel, QC's TSS enrichment, the report's gene lane
+    model: str | None = None       # ONNX file or models:/NAME@ALIAS; default: a bundled model of this genome
+    fraction: float = 0.1          # the shallow twin denoised: this share of the deep library's insertions
+    seed: int = 1
+    threads: int = os.cpu_count() or 1
+
+    @property
+    def gtf_specs(self) -> list[str]:
+        return [f"tss={self.gtf}"] if self.gtf else []
+
+
+def scan_genome(fasta: str | os.PathLike) -> tuple[dict[str, int], dict[str, str]]:
+    """Every chromosome's length and M5, read from the FASTA in one streaming pass."""
+    from atacdenoise.io.genome import iter_sequence_bins
+
+    lengths, md5 = {}, {}
+    for seq in iter_sequence_bins(fasta, 1 << 16):
+        lengths[seq.chrom], md5[seq.chrom] = seq.length, seq.md5
+    return lengths, md5
+
+
+def genome_files(fasta: str | os.PathLike, out: Path,
+                 scanned: tuple[dict[str, int], dict[str, str]] | None = None) -> tuple[Path, dict[str, str]]:
+    """``out/genome/chrom.sizes`` and every chromosome's M5 (``sequence_md5.json``) of the FASTA, kept on resume."""
+    import json
+
+    from atacdenoise.io.atomic import atomic_path
+
+    sizes, md5_path = out / "genome" / "chrom.sizes", out / "genome" / "sequence_md5.json"
+    if sizes.exists() and md5_path.exists():
+        return sizes, json.loads(md5_path.read_text())
+    lengths, md5 = scanned or scan_genome(fasta)
+    with atomic_path(md5_path) as tmp:
+        tmp.write_text(json.dumps(md5, indent=1) + "\n")
+    with atomic_path(sizes) as tmp:
+        tmp.write_text("".join(f"{c}\t{n}\n" for c, n in lengths.items()))
+    return sizes, md5
+
+
+def bundled_model_for(md5: dict[str, str], models_dir: Path = BUNDLED_MODELS) -> Path | None:
+    """The bundled ONNX model trained on this genome: every chromosome it read has the FASTA's sequence (M5)."""
+    import json
+
+    import onnx
+
+    for path in sorted(models_dir.glob("*.onnx")):
+        meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        trained = json.loads(meta.get("atacdenoise.sequence_md5", "{}") or "{}")
+        if trained and all(md5.get(chrom) == m5 for chrom, m5 in trained.items()):
+            return path
+    return None
+
+
+def sample_steps(out: Path, sample, sizes: Path, index: Path, model: str, s: SampleSettings) -> list[Step]:
+    """One sample's steps, as main.nf runs them: ALIGN (FASTQ rows) -> FILTER_SHIFT -> CALL_PEAKS, BIN ->
+    SUBSAMPLE -> CALL_PEAKS_SHALLOW -> QC, QC_SHALLOW -> DENOISE -> QC_DENOISED -> REPORT. The deep library's
+    coverage and peaks are the truth the denoised shallow twin is scored against."""
+    sid, gtf = sample.id, s.gtf_specs
+    qc_settings = DemoSettings(gtf=s.gtf)
+    bam = Path(sample.bam) if sample.bam else out / "align" / f"{sid}.bam"
+    deep = out / "filter_shift" / f"{sid}.insertions.bed.gz"
+    shallow = out / "subsample" / f"{sid}.sub{s.fraction:g}.insertions.bed.gz"
+    peaks, shallow_peaks = out / "call_peaks" / f"{sid}.narrowPeak", out / "shallow" / f"{sid}.shallow.narrowPeak"
+    coverage, prefix = out / "bin" / f"{sid}.coverage.bw", out / "denoise" / f"{sid}.shallow"
+    steps = []
+    if not sample.bam:
+        reads = ["--fastq1", sample.fastq_1, *(["--fastq2", sample.fastq_2] if sample.fastq_2 else [])]
+        steps.append(Step(f"ALIGN.{sid}", [_bin("atac-align"), *reads, "--index", index, "--output", bam,
+                                           "--sample", sid, "--threads", s.threads], [bam]))
+    steps += [
+        Step(f"FILTER_SHIFT.{sid}", [_bin("atac-insertions"), "--input", bam, "--chrom-sizes", sizes,
+                                     "--output", deep], [deep]),
+        Step(f"CALL_PEAKS.{sid}", [_bin("atac-peaks"), "--input", deep, "--chrom-sizes", sizes,
+                                   "--output-prefix", out / "call_peaks" / sid], [peaks]),
+        Step(f"BIN.{sid}", [_bin("atac-bin"), "--input", deep, "--chrom-sizes", sizes,
+                            "--output-prefix", out / "bin" / f"{sid}.coverage"], [coverage]),
+        Step(f"SUBSAMPLE.{sid}", [_bin("atac-subsample"), "--input", deep, "--fraction", f"{s.fraction:g}",
+                                  "--seed", s.seed, "--output", out / "subsample" / f"{sid}.sub{{fraction}}.insertions.bed.gz"],
+             [shallow]),
+        Step(f"CALL_PEAKS_SHALLOW.{sid}", [_bin("atac-peaks"), "--input", shallow, "--chrom-sizes", sizes,
+                                           "--output-prefix", out / "shallow" / f"{sid}.shallow"], [shallow_peaks]),
+        qc_step(f"QC.{sid}", bam, peaks, out / "qc" / sid, sizes, qc_settings),
+        qc_step(f"QC_SHALLOW.{sid}", shallow, shallow_peaks, out / "qc_shallow" / f"{sid}.sub{s.fraction:g}", sizes,
+                qc_settings),
+        Step(f"DENOISE.{sid}", [_bin("atac-denoise"), "--input", shallow, "--model", model, "--chrom-sizes", sizes,
+                                "--out-prefix", prefix, "--fasta", s.fasta,
+                                *(arg for spec in gtf for arg in ("--annotation", spec))],
+             [f"{prefix}.denoised.bw", f"{prefix}.peakprob.bw", f"{prefix}.peaks.narrowPeak",
+              f"{prefix}.provenance.json"]),
+        qc_step(f"QC_DENOISED.{sid}", shallow, f"{prefix}.peaks.narrowPeak",
+                out / "qc_denoised" / f"{sid}.shallow.denoised_peaks", sizes, qc_settings),
+    ]
+    if _has_command("report"):
+        report = out / "report" / f"{sid}.shallow.report.html"
+        steps.append(Step(f"REPORT.{sid}", [
+            _bin("atac-report"), "--denoised", f"{prefix}.denoised.bw", "--peakprob", f"{prefix}.peakprob.bw",
+            "--peaks", f"{prefix}.peaks.narrowPeak", "--noisy", shallow, "--chrom-sizes", sizes,
+            "--truth", coverage, "--truth-peaks", peaks, "--provenance", f"{prefix}.provenance.json",
+            *(["--genes", s.gtf] if s.gtf else []),
+            "--model-note", f"{model}; the truth is this sample's own deep library (its coverage and MACS3 peaks), "
+                            f"the input its {s.fraction:g} twin",
+            "--output", report], [report]))
+    return steps
+
+
+def run_samplesheet(outdir: str | os.PathLike, samplesheet: str | os.PathLike, settings: SampleSettings,
+                    resume: bool = False, force: bool = False) -> Path:
+    """Every sample of ``samplesheet`` through the real steps (see :func:`sample_steps`) on ``settings.fasta``.
+
+    The bowtie2 index is built once (BOWTIE2_BUILD) when any row holds FASTQ. Without ``settings.model`` the
+    bundled model trained on this genome (same chromosome sequences) denoises; there is none for other genomes.
+    Relative paths in the sheet are resolved against the current folder, as Nextflow resolves them.
+    """
+    from atacdenoise.samplesheet import read_samplesheet
+
+    samples = read_samplesheet(samplesheet)
+    if not Path(settings.fasta).is_file():
+        raise InputError(settings.fasta, "genome FASTA does not exist")
+    if settings.gtf and not Path(settings.gtf).is_file():
+        raise InputError(settings.gtf, "GTF/GFF3 file does not exist")
+    if not 0 < settings.fraction < 1:
+        raise InputError(None, f"--fraction must be between 0 and 1, got {settings.fraction}")
+    out = Path(outdir)
+    scanned, model = scan_genome(settings.fasta), settings.model
+    if model is None:  # chosen before the output folder is touched: a refusal leaves nothing behind
+        bundled = bundled_model_for(scanned[1])
+        if bundled is None:
+            raise InputError(settings.fasta, "no --model given and no bundled model was trained on this genome "
+                                             f"(bundled: {', '.join(p.stem for p in sorted(BUNDLED_MODELS.glob('*.onnx')))})")
+        model = str(bundled)
+        print(f"model: {bundled.name} (bundled, trained on this genome's sequence)", file=sys.stderr)
+    prepare_outdir(out, resume, force)
+    sizes, _ = genome_files(settings.fasta, out, scanned)
+    index = out / "bowtie2_index"
+    steps = []
+    if any(not sample.bam for sample in samples):
+        steps.append(Step("BOWTIE2_BUILD", [_bin("atac-align"), "--fasta", settings.fasta, "--build-index", index,
+                                            "--threads", settings.threads], [index]))
+    for sample in samples:
+        steps += sample_steps(out, sample, sizes, index, model, settings)
+    run_steps(steps, out / "logs", 1, len(steps), resume)
+    return out
+
+
 def run_pipeline(outdir: str | os.PathLike, profile: str = "test", samplesheet: str | None = None,
                  settings: DemoSettings = DemoSettings(), resume: bool = False, force: bool = False) -> Path:
     """Train on the simulated deep sample, register and promote the model, denoise the shallow twin.
 
     ``resume`` skips the steps a previous run in ``outdir`` finished; ``force`` starts over.
+    Samplesheets go to :func:`run_samplesheet`.
     """
     from atacdenoise.registry.server import start_server
 
     out = Path(outdir)
     if profile != "test" or samplesheet:
-        raise InputError(samplesheet, "the local runner supports the 'test' profile (simulated data) so far; "
-                                      "use `nextflow run main.nf --input SHEET` for samplesheets")
+        raise InputError(samplesheet, "run_pipeline runs the 'test' profile (simulated data); samplesheets go "
+                                      "to run_samplesheet (atacdenoise pipeline --samplesheet S --fasta G)")
     settings.annotation_specs()  # bad --gtf/--annotation stop the run before any step
     prepare_outdir(out, resume, force)
     train = train_steps(out, settings)

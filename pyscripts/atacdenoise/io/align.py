@@ -1,11 +1,19 @@
-"""Reads to an analysis-ready BAM: bowtie2 -> samtools fixmate/sort/markdup -> index.
+"""Reads to an analysis-ready BAM: cutadapt -> bowtie2 -> samtools fixmate/sort/markdup -> index.
 
 This is the ALIGN step of the pipeline. The BAM it writes is what every later
 step expects: coordinate-sorted, indexed, duplicates flagged (not removed, the
 read filter drops them), one read group named after the sample.
 
 ATAC-seq settings: ``--very-sensitive`` and fragments up to 2 kb (``-X 2000``)
-so di- and tri-nucleosomal pairs still align as proper pairs.
+so di- and tri-nucleosomal pairs still align as proper pairs. Reads are first
+trimmed of the Nextera adapter (cutadapt, streamed into bowtie2 as interleaved
+pairs, as nf-core/atacseq trims with Trim Galore): a fragment shorter than the
+read is read through into the adapter, and bowtie2's end-to-end mode would
+otherwise lose it. Only the 3' end is trimmed, so the reads' 5' ends (the Tn5
+insertions) stay where they were; as Trim Galore's default (stringency 1), even one
+adapter base at the end is trimmed: left there, it makes the mates of a fragment
+just shorter than the read overhang each other, and bowtie2 calls such a pair
+discordant.
 
 The bowtie2 index is either given (``index``: a prefix or a folder holding
 one) or built from ``fasta`` first. Building is slow for a real genome, so the
@@ -30,6 +38,9 @@ from atacdenoise.io.atomic import atomic_path
 # bowtie2 settings for ATAC-seq (as nf-core/atacseq and ENCODE use).
 BOWTIE2_ATAC_ARGS = ("--very-sensitive", "-X", "2000")
 INDEX_SUFFIXES = (".1.bt2", ".1.bt2l")
+# The Nextera/Tn5 mosaic end that both reads of an ATAC fragment read into when it is shorter than the read.
+NEXTERA_ADAPTER = "CTGTCTCTTATACACATCT"
+MIN_TRIMMED_LENGTH = 15  # shorter reads (and their mates) are dropped after trimming
 
 
 @dataclass
@@ -96,11 +107,18 @@ def build_index(fasta: str | os.PathLike, index_dir: str | os.PathLike, threads:
 # ---------------------------------------------------------------- alignment
 
 def _pipeline_command(prefix: str, fastq1: Path, fastq2: Path | None, sample: str, threads: int,
-                      out_bam: Path, workdir: Path) -> str:
-    """One bash pipeline: align, add mate tags, sort, flag duplicates. Logs go to ``workdir``."""
+                      out_bam: Path, workdir: Path, adapter: str | None = NEXTERA_ADAPTER) -> str:
+    """One bash pipeline: trim, align, add mate tags, sort, flag duplicates. Logs go to ``workdir``."""
     q = shlex.quote
-    reads = f"-1 {q(str(fastq1))} -2 {q(str(fastq2))}" if fastq2 else f"-U {q(str(fastq1))}"
-    bowtie2 = (f"bowtie2 -p {threads} {' '.join(BOWTIE2_ATAC_ARGS)} --rg-id {q(sample)} --rg SM:{q(sample)} "
+    trim = ""
+    if adapter:
+        mates = f"-A {q(adapter)} --interleaved {q(str(fastq1))} {q(str(fastq2))}" if fastq2 else q(str(fastq1))
+        trim = (f"cutadapt -j {threads} -a {q(adapter)} {mates} --overlap 1 --minimum-length {MIN_TRIMMED_LENGTH} "
+                f"--quality-base 33 -o - 2> {q(str(workdir / 'cutadapt.log'))} | ")
+        reads = "--interleaved -" if fastq2 else "-U -"
+    else:
+        reads = f"-1 {q(str(fastq1))} -2 {q(str(fastq2))}" if fastq2 else f"-U {q(str(fastq1))}"
+    bowtie2 = (f"{trim}bowtie2 -p {threads} {' '.join(BOWTIE2_ATAC_ARGS)} --rg-id {q(sample)} --rg SM:{q(sample)} "
                f"-x {q(prefix)} {reads} 2> {q(str(workdir / 'bowtie2.log'))}")
     # fixmate -m adds the mate-score tags markdup needs; it wants name-grouped input, which bowtie2 writes.
     fixmate = f"samtools fixmate -m -u - - 2> {q(str(workdir / 'fixmate.log'))}"
@@ -113,7 +131,7 @@ def _pipeline_command(prefix: str, fastq1: Path, fastq2: Path | None, sample: st
 
 def _explain_failure(workdir: Path, fastq1: Path) -> InputError:
     """The first tool in the pipe that complained, with its last message line."""
-    for tool in ("bowtie2", "fixmate", "sort", "markdup"):
+    for tool in ("cutadapt", "bowtie2", "fixmate", "sort", "markdup"):
         log = workdir / f"{tool}.log"
         text = log.read_text(errors="replace") if log.exists() else ""
         if "error" in text.lower() or "(ERR)" in text or "exit" in text.lower():
@@ -140,18 +158,22 @@ def align(
     index: str | os.PathLike | None = None,
     threads: int = 1,
     sample: str | None = None,
+    adapter: str | None = NEXTERA_ADAPTER,
 ) -> AlignmentSummary:
     """Align a FASTQ pair (or single FASTQ) to a sorted, duplicate-marked, indexed BAM.
 
     Give ``index`` (bowtie2 prefix or folder) or ``fasta`` (an index is built in a
-    temporary folder and removed afterwards). ``output`` and ``output.bai`` are
-    written atomically; the index is renamed last so it is newer than the BAM.
+    temporary folder and removed afterwards). ``adapter`` is trimmed from the reads'
+    3' ends first (cutadapt); ``None`` aligns the reads as they are. ``output`` and
+    ``output.bai`` are written atomically; the index is renamed last so it is newer than the BAM.
     """
+    if adapter is not None and not re.fullmatch(r"[ACGTacgt]{3,}", adapter):
+        raise InputError(None, f"adapter must be a DNA sequence of at least 3 bases, got {adapter!r}")
     fastq1 = _require_file(fastq1, "FASTQ (read 1)")
     fastq2 = _require_file(fastq2, "FASTQ (read 2)") if fastq2 else None
     if index is None and fasta is None:
         raise InputError(None, "give a bowtie2 index (--index) or a genome FASTA (--fasta) to build one from")
-    for tool in ("bowtie2", "samtools"):
+    for tool in ("bowtie2", "samtools") + (("cutadapt",) if adapter else ()):
         _require_tool(tool)
     output = Path(output)
     sample = sample or re.sub(r"\.bam$", "", output.name)
@@ -162,7 +184,7 @@ def align(
         prefix = find_index_prefix(index) if index is not None else build_index(fasta, workdir / "index", threads)
         with atomic_path(f"{output}.bai") as tmp_bai:
             with atomic_path(output) as tmp_bam:
-                command = _pipeline_command(prefix, fastq1, fastq2, sample, threads, tmp_bam, workdir)
+                command = _pipeline_command(prefix, fastq1, fastq2, sample, threads, tmp_bam, workdir, adapter)
                 if subprocess.run(["bash", "-c", command]).returncode != 0:
                     raise _explain_failure(workdir, fastq1)
                 indexed = subprocess.run(["samtools", "index", "-@", str(threads), str(tmp_bam), "-o", str(tmp_bai)],

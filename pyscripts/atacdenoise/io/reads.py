@@ -467,6 +467,59 @@ def iter_fragments(path: str | os.PathLike, chrom_sizes: dict[str, int]
         check_shared_chroms(path, unknown, chrom_sizes)
 
 
+def iter_fragment_chunks(path: str | os.PathLike, chunk_lines: int = 200_000
+                         ) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield ``(chrom, starts, ends, counts)`` of a fragments file in chunks of at most ``chunk_lines`` lines.
+
+    The streaming form of :func:`iter_fragments` (same checks: grouped by
+    chromosome, integer columns, ``end > start``, ``count >= 1``) for work whose
+    memory must not grow with a chromosome's fragments; every chromosome is
+    yielded, consecutive chunks may share one.
+    """
+    path = _existing_nonempty(path)
+    done: set[str] = set()
+    chrom, block = None, _Block()
+
+    def emit(chrom: str, block: _Block):
+        starts = _int_column(path, block.starts, block.line_numbers, "start")
+        ends = _int_column(path, block.ends, block.line_numbers, "end")
+        repeats = _int_column(path, block.counts, block.line_numbers, "count (column 5)")
+        bad = np.flatnonzero((ends <= starts) | (repeats < 1) | (starts < 0))
+        if len(bad):
+            raise InputError(path, f"line {block.line_numbers[bad[0]]}: need 0 <= start < end and count >= 1, got "
+                                   f"{starts[bad[0]]}, {ends[bad[0]]}, {repeats[bad[0]]}")
+        return chrom, starts, ends, repeats
+
+    try:
+        with open_text(path) as fh:
+            for line_no, line in enumerate(fh, start=1):
+                if is_header(line):
+                    continue
+                fields = line.split(None, 5)
+                if len(fields) < 3:
+                    raise InputError(path, f"line {line_no}: expected at least 3 columns, got {line.rstrip()!r}")
+                if fields[0] != chrom or len(block.line_numbers) >= chunk_lines:
+                    if block.line_numbers:
+                        yield emit(chrom, block)
+                    if fields[0] != chrom:
+                        if chrom is not None:
+                            done.add(chrom)
+                        if fields[0] in done:
+                            raise InputError(path, f"line {line_no}: not sorted by chromosome ({fields[0]} appears "
+                                                   "again after another chromosome); run sort -k1,1 -k2,2n")
+                    chrom, block = fields[0], _Block()
+                block.starts.append(fields[1])
+                block.ends.append(fields[2])
+                block.counts.append(fields[4] if len(fields) > 4 else "1")
+                block.line_numbers.append(line_no)
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        raise InputError(path, f"cannot read ({err}); the file may be truncated or not text") from None
+    if block.line_numbers:
+        yield emit(chrom, block)
+    elif chrom is None:
+        raise InputError(path, "no data lines (file is empty)")
+
+
 # ---------------------------------------------------------------- output
 
 def write_insertions_bed(path: str | os.PathLike, chrom_positions: Iterator[tuple[str, np.ndarray]]) -> int:

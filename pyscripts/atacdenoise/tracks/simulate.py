@@ -38,6 +38,7 @@ import gzip
 import io
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -448,3 +449,206 @@ def simulate(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {key: str(out / name) for key, name in files.items()}
+
+
+# ================================================================ reads at real fragments on a real genome
+#
+# ``simulate_fastq`` turns a fragments file (10x style: Tn5-shifted, insertions at ``start`` and ``end - 1``)
+# and its reference FASTA into the paired FASTQ a sequencer would have written for those molecules:
+#
+# - The shift is undone: a fragment ``[start, end)`` is the molecule ``[start - 4, end + 5)``, so that after
+#   alignment the read filter's own shift (plus strand ``reference_start + 4``, minus strand
+#   ``reference_end - 1 - 5``, io/reads.py) puts the insertions exactly at ``start`` and ``end - 1``.
+#   Molecules that would leave the chromosome are skipped (and counted).
+# - The mate on the plus strand reads the molecule's first ``read_length`` bases, the other the reverse
+#   complement of its last ones; which one is R1 is random. A molecule shorter than the read is read through
+#   into the Nextera adapter (:data:`NEXTERA_R1_ADAPTER` / :data:`NEXTERA_R2_ADAPTER`, then the index read's
+#   primer and the flow cell's poly-G), as real libraries do.
+# - Base qualities (Phred+33) fall along the read: the error probability grows linearly from
+#   ``error_rate / 2`` at the first base to ``3 * error_rate / 2`` at the last (mean ``error_rate``), each
+#   base's quality is that probability in Phred with +-2 jitter, and the base is replaced by another one with
+#   exactly the probability its quality states. Reference ``N`` stays ``N`` with quality 2 ('#').
+# - A fragment with count ``k`` (column 5) gives ``k`` read pairs (PCR duplicates).
+#
+# Memory: one chromosome's sequence and one chunk of fragments; the fragments file is streamed, so it may list
+# chromosomes in any order: io/genome.py's FASTA reader first writes every chromosome's base codes to a
+# temporary folder in ``out_dir`` (one byte per base of the genome, removed at the end).
+
+# Illumina Nextera read-through: the mosaic end, then the adapter towards the index primer.
+MOSAIC_END = "CTGTCTCTTATACACATCT"
+NEXTERA_R1_ADAPTER = MOSAIC_END + "CCGAGCCCACGAGACTAAGGCGAATCTCGTATGCCGTCTTCTGCTTG"
+NEXTERA_R2_ADAPTER = MOSAIC_END + "GACGCTGCCGACGATAGATCGCGTGTAGATCTCGGTGGTCGCCGTATCATT"
+TN5_SHIFT_PLUS, TN5_SHIFT_MINUS = 4, 5   # fragments file start = molecule start + 4, end = molecule end - 5
+CODE_TO_BASE = np.frombuffer(b"NACGT", dtype=np.uint8)  # io/genome.py BASE_CODE -> ASCII
+MAX_PHRED = 41
+
+
+def _adapter_array(adapter: str, width: int) -> np.ndarray:
+    """``adapter`` padded with poly-G (a two-colour sequencer's dark cycles) to ``width`` bases."""
+    return np.frombuffer(adapter.encode().ljust(width, b"G")[:width], dtype=np.uint8)
+
+
+def read_pairs(sequence: np.ndarray, mol_start: np.ndarray, mol_end: np.ndarray, read_length: int,
+               r1_is_plus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """R1 and R2 bases, as sequenced, of molecules ``[mol_start, mol_end)`` of ``sequence`` (ASCII uint8).
+
+    The plus-strand mate reads ``sequence[mol_start:]``, the minus-strand mate the reverse complement of
+    ``sequence[:mol_end]``; both read through into their Nextera adapter after ``mol_end - mol_start``
+    bases. Returns two ``(n, read_length)`` uint8 matrices (no errors yet).
+    """
+    n = len(mol_start)
+    j = np.arange(read_length)
+    length = (mol_end - mol_start)[:, None]
+    inside = j < length
+    plus = sequence[np.clip(mol_start[:, None] + j, 0, len(sequence) - 1)]
+    minus = COMPLEMENT[sequence[np.clip(mol_end[:, None] - 1 - j, 0, len(sequence) - 1)]]
+    r1_adapter = _adapter_array(NEXTERA_R1_ADAPTER, 2 * read_length)
+    r2_adapter = _adapter_array(NEXTERA_R2_ADAPTER, 2 * read_length)
+    into_adapter = np.clip(j - length, 0, None)
+    first = r1_is_plus[:, None]
+    r1 = np.where(first, plus, minus)
+    r2 = np.where(first, minus, plus)
+    r1 = np.where(inside, r1, r1_adapter[into_adapter])
+    r2 = np.where(inside, r2, r2_adapter[into_adapter])
+    assert r1.shape == (n, read_length)
+    return r1.astype(np.uint8), r2.astype(np.uint8)
+
+
+def base_qualities(rng: np.random.Generator, shape: tuple[int, int], error_rate: float) -> np.ndarray:
+    """Phred scores (int) falling along the read: error probability from ``error_rate / 2`` to ``1.5 x``."""
+    n, width = shape
+    p = error_rate * (0.5 + np.arange(width) / max(width - 1, 1))
+    centre = -10 * np.log10(np.clip(p, 1e-6, 0.75))
+    return np.clip(np.rint(centre + rng.integers(-2, 3, size=shape)), 2, MAX_PHRED).astype(np.int64)
+
+
+def add_errors(rng: np.random.Generator, reads: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Substitute bases with the probability their quality states; ``N`` stays ``N`` at quality 2.
+
+    Changes ``reads`` in place; returns the mask of substituted bases.
+    """
+    is_n = reads == ord("N")
+    quality[is_n] = 2
+    hit = (rng.random(reads.shape) < 10.0 ** (-quality / 10)) & ~is_n
+    codes = np.searchsorted(BASES, reads[hit])
+    reads[hit] = BASES[(codes + rng.integers(1, 4, size=len(codes))) % 4]
+    return hit
+
+
+def _fastq_text(names: list[str], mate: int, reads: np.ndarray, quality: np.ndarray) -> str:
+    width = reads.shape[1]
+    seq = reads.tobytes().decode("ascii")
+    qual = (quality + 33).astype(np.uint8).tobytes().decode("ascii")
+    return "".join(f"@{name} {mate}:N:0:1\n{seq[i * width:(i + 1) * width]}\n+\n{qual[i * width:(i + 1) * width]}\n"
+                   for i, name in enumerate(names))
+
+
+@dataclass
+class FastqSummary:
+    r1: str
+    r2: str
+    truth: str              # the fragments the pairs were made from (fragments format, as given)
+    chroms: list
+    fragments: int = 0      # fragment lines used
+    pairs: int = 0          # read pairs written (a fragment's count of them)
+    off_edge: int = 0       # fragments whose unshifted molecule leaves the chromosome: skipped
+    read_through: int = 0   # pairs whose molecule is shorter than the read (adapter read-through)
+    substitutions: int = 0  # bases changed by sequencing errors
+
+
+def simulate_fastq(
+    fragments: str | os.PathLike,
+    fasta: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    prefix: str = "sample",
+    read_length: int = 50,
+    error_rate: float = 0.002,
+    chroms: list[str] | None = None,
+    max_fragments: int | None = None,
+    seed: int = 0,
+    chunk_lines: int = 100_000,
+    progress: bool | None = None,
+) -> FastqSummary:
+    """Write ``{prefix}_R1.fastq.gz``, ``{prefix}_R2.fastq.gz`` and ``{prefix}.fragments.tsv.gz`` (the fragment
+    lines used: the truth) into ``out_dir``, from the molecules of ``fragments`` on the genome of ``fasta``.
+
+    ``chroms`` keeps only those chromosomes; ``max_fragments`` stops after that many fragment lines (in file
+    order). Deterministic for a given ``seed``; the files appear only when complete.
+    """
+    import logging
+
+    from tqdm import tqdm
+
+    from atacdenoise.io.atomic import atomic_path
+    from atacdenoise.io.genome import iter_sequence_bins, read_base_codes
+    from atacdenoise.io.reads import iter_fragment_chunks
+
+    log = logging.getLogger(__name__)
+    if read_length < 10:
+        raise InputError(None, f"--read-length must be at least 10, got {read_length}")
+    if not 0 <= error_rate < 0.5:
+        raise InputError(None, f"--error-rate must be in [0, 0.5), got {error_rate}")
+    if max_fragments is not None and max_fragments < 1:
+        raise InputError(None, f"--max-fragments must be at least 1, got {max_fragments}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    progress = sys.stderr.isatty() if progress is None else progress
+    rng = np.random.default_rng(seed)
+    paths = {"r1": out / f"{prefix}_R1.fastq.gz", "r2": out / f"{prefix}_R2.fastq.gz",
+             "truth": out / f"{prefix}.fragments.tsv.gz"}
+    wanted = set(chroms) if chroms else None
+    with tempfile.TemporaryDirectory(prefix=".simulate-fastq.", dir=out) as scratch:
+        # One pass over the FASTA: every chromosome's base codes on disk (memory-mapped below), and its length.
+        genome = {seq.chrom: (seq.length, seq.codes_path)
+                  for seq in iter_sequence_bins(fasta, bin_size=1 << 16, codes_dir=scratch)}
+        summary = FastqSummary(str(paths["r1"]), str(paths["r2"]), str(paths["truth"]), [])
+        with atomic_path(paths["r1"]) as t1, atomic_path(paths["r2"]) as t2, atomic_path(paths["truth"]) as tt, \
+                _gzip_text(t1) as r1, _gzip_text(t2) as r2, _gzip_text(tt) as truth, \
+                tqdm(unit=" fragments", desc="simulate", disable=not progress, total=max_fragments) as bar:
+            loaded, sequence = None, None
+            for chrom, starts, ends, counts in iter_fragment_chunks(fragments, chunk_lines):
+                if wanted is not None and chrom not in wanted:
+                    continue
+                if chrom not in genome:
+                    raise InputError(fragments, f"chromosome {chrom} is not in the FASTA {fasta}")
+                if max_fragments is not None:
+                    room = max_fragments - summary.fragments
+                    starts, ends, counts = starts[:room], ends[:room], counts[:room]
+                if chrom != loaded:
+                    length, codes = genome[chrom]
+                    sequence = CODE_TO_BASE[read_base_codes(codes)]  # one chromosome, ASCII
+                    loaded = chrom
+                    summary.chroms.append(chrom)
+                summary.fragments += len(starts)
+                bar.update(len(starts))
+                mol_start, mol_end = starts - TN5_SHIFT_PLUS, ends + TN5_SHIFT_MINUS
+                ok = (mol_start >= 0) & (mol_end <= len(sequence))
+                summary.off_edge += int((~ok).sum())
+                starts, ends, counts, mol_start, mol_end = (a[ok] for a in (starts, ends, counts, mol_start, mol_end))
+                truth.write("".join(f"{chrom}\t{s}\t{e}\t{prefix}\t{c}\n"
+                                    for s, e, c in zip(starts.tolist(), ends.tolist(), counts.tolist())))
+                mol_start, mol_end = np.repeat(mol_start, counts), np.repeat(mol_end, counts)
+                n = len(mol_start)
+                first_plus = rng.random(n) < 0.5
+                reads1, reads2 = read_pairs(sequence, mol_start, mol_end, read_length, first_plus)
+                qual1 = base_qualities(rng, reads1.shape, error_rate)
+                qual2 = base_qualities(rng, reads2.shape, error_rate)
+                if error_rate > 0:  # 0: exact reads (their qualities still fall along the read)
+                    summary.substitutions += int(add_errors(rng, reads1, qual1).sum()
+                                                 + add_errors(rng, reads2, qual2).sum())
+                names = [f"{prefix}:{summary.pairs + i}" for i in range(n)]
+                r1.write(_fastq_text(names, 1, reads1, qual1))
+                r2.write(_fastq_text(names, 2, reads2, qual2))
+                summary.pairs += n
+                summary.read_through += int((mol_end - mol_start < read_length).sum())
+                if max_fragments is not None and summary.fragments >= max_fragments:
+                    break
+        if summary.pairs == 0:
+            for path in paths.values():
+                path.unlink(missing_ok=True)
+            raise InputError(fragments, "no fragments on the chromosomes asked for"
+                             + (f" ({', '.join(sorted(wanted))})" if wanted else ""))
+    log.info("%s: %s read pairs of %s at %s fragments on %d chromosomes (%s read through into the adapter, "
+             "%s skipped at chromosome edges)", prefix, f"{summary.pairs:,}", f"{read_length} bp",
+             f"{summary.fragments:,}", len(summary.chroms), f"{summary.read_through:,}", f"{summary.off_edge:,}")
+    return summary
