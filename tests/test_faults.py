@@ -1,0 +1,117 @@
+"""Faults, races and corrupt input, run as a user would: through the CLI, against real services and files.
+
+Each case asserts the exit status, the one-line message and that no output (or
+temporary) is left behind. The registry cases start a real ``mlflow server``
+(SQLite, local artifacts) and SIGKILL its process group mid-registration
+through the test-only hook ``$ATACDENOISE_TEST_KILL_SERVER_AT`` (STAGE:PGID).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(argv: list[str], env: dict[str, str] | None = None, timeout: float = 180,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``atacdenoise ARGV`` in a fresh interpreter importing this tree."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO / "pyscripts"), "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "atacdenoise.cli", *map(str, argv)], capture_output=True,
+                          text=True, env=full_env, timeout=timeout, cwd=cwd)
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The one error line; fails on a traceback or on several error lines."""
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("atacdenoise: error:")]
+    assert len(lines) == 1, result.stderr[-3000:]
+    return lines[0]
+
+
+# ---------------------------------------------------------------- registry: a server killed mid-registration
+
+@pytest.fixture(scope="module")
+def search_folder(tmp_path_factory):
+    pytest.importorskip("torch")
+    pytest.importorskip("mlflow")
+    from test_registry import make_pairs, make_search_dir
+
+    root = tmp_path_factory.mktemp("faults-search")
+    return make_search_dir(root / "search"), make_pairs(root / "val.npz")
+
+
+def test_register_gives_up_quickly_when_the_server_is_down(search_folder, tmp_path):
+    from atacdenoise.registry.server import free_port
+
+    search, pairs = search_folder
+    before = sorted(p.name for p in search.iterdir())
+    started = time.monotonic()
+    result = run_cli(["registry", "register", search, "--data", pairs, "--tracking-uri",
+                      f"http://127.0.0.1:{free_port()}", "--timeout", "4"])
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2
+    assert "unreachable" in error_line(result)
+    assert elapsed < 4 + 25  # the deadline, plus starting python and exporting the model on a busy CPU
+    assert sorted(p.name for p in search.iterdir()) == before
+
+
+def test_registration_survives_server_kills_at_every_stage(search_folder, tmp_path):
+    """Kill the server during run logging, during the upload and right after the version is made, restarting
+    it each time; the last retry completes the one half-made version: tags, card, alias, no RUNNING run."""
+    from mlflow.tracking import MlflowClient
+
+    from atacdenoise.registry.server import free_port, start_server
+
+    search, pairs = search_folder
+    workdir, port = tmp_path / "mlflow", free_port()
+    url = f"http://127.0.0.1:{port}"
+    name = "atac-denoiser-faults"
+    command = ["registry", "register", search, "--data", pairs, "--tracking-uri", url, "--name", name,
+               "--genome", "hg19", "--alias", "challenger", "--timeout", "60"]
+    for stage in ("run-logging", "upload", "version-created"):
+        server = start_server(workdir, port=port, timeout=120)
+        try:
+            result = run_cli(command, env={"ATACDENOISE_TEST_KILL_SERVER_AT": f"{stage}:{server.process.pid}"})
+            assert result.returncode == 2, (stage, result.stderr[-3000:])
+            line = error_line(result)
+            assert "gave up registering" in line and "rerun the same command" in line, line
+            assert server.process.poll() is not None  # the hook really killed it
+        finally:
+            server.stop(grace=3)
+
+    with start_server(workdir, port=port, timeout=120):
+        result = run_cli(command)
+        assert result.returncode == 0, result.stderr[-3000:]
+        outcome = json.loads(result.stdout.strip().splitlines()[-1])
+        assert outcome["resumed"] is True and outcome["version"] == "1"
+
+        client = MlflowClient(url, registry_uri=url)
+        versions = client.search_model_versions(f"name='{name}'")
+        assert [v.version for v in versions] == ["1"]
+        version = versions[0]
+        assert version.tags["genome"] == "hg19" and version.tags["bin_size"] == "25"
+        assert version.tags["atacdenoise.model_sha256"] == outcome["model_sha256"]
+        assert "model card" in version.description
+        assert client.get_model_version_by_alias(name, "challenger").version == "1"
+        experiment = client.get_experiment_by_name("atacdenoise-search")
+        runs = client.search_runs([experiment.experiment_id])
+        assert runs and not [r.info.run_id for r in runs if r.info.status == "RUNNING"]
+        assert client.get_run(outcome["run_id"]).info.status == "FINISHED"
+        assert {r.info.status for r in runs} <= {"FINISHED", "FAILED"}
+        pending = [m for m in client.search_logged_models([experiment.experiment_id])
+                   if str(m.status).endswith("PENDING")]
+        assert not pending
+
+        again = run_cli(command)  # a fourth run changes nothing
+        assert again.returncode == 0 and json.loads(again.stdout.strip().splitlines()[-1])["version"] == "1"
+        assert len(client.search_model_versions(f"name='{name}'")) == 1
