@@ -112,6 +112,66 @@ def test_registration_survives_server_kills_at_every_stage(search_folder, tmp_pa
                    if str(m.status).endswith("PENDING")]
         assert not pending
 
-        again = run_cli(command)  # a fourth run changes nothing
-        assert again.returncode == 0 and json.loads(again.stdout.strip().splitlines()[-1])["version"] == "1"
-        assert len(client.search_model_versions(f"name='{name}'")) == 1
+
+def _group_alive(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``, from /proc."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def test_serve_stops_its_server_on_sigterm_and_refuses_a_busy_port(tmp_path):
+    pytest.importorskip("mlflow")
+    import signal
+
+    from atacdenoise.registry.server import free_port, is_healthy
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO / "pyscripts"), "OMP_NUM_THREADS": "1"}
+    serve = subprocess.Popen([sys.executable, "-m", "atacdenoise.cli", "registry", "serve", "--workdir",
+                              str(tmp_path / "mlflow"), "--port", str(port)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        assert "MLflow tracking server at" in serve.stdout.readline()  # printed once healthy
+        children = Path(f"/proc/{serve.pid}/task/{serve.pid}/children").read_text().split()
+        assert len(children) == 1
+        server_pgid = int(children[0])  # the server runs in its own session: pgid == pid
+        assert _group_alive(server_pgid)
+
+        second = run_cli(["registry", "serve", "--workdir", tmp_path / "other", "--port", port], timeout=60)
+        assert second.returncode == 2
+        assert f"port {port} is already in use (an MLflow server answers there)" in error_line(second)
+        assert not (tmp_path / "other" / "mlflow-server.log").exists()
+
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=30) == 0
+        deadline = time.monotonic() + 10
+        while _group_alive(server_pgid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _group_alive(server_pgid), "the mlflow server outlived 'registry serve'"
+        assert not is_healthy(f"http://127.0.0.1:{port}")
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+
+
+def test_denoise_from_a_registry_that_is_down_says_how_to_point_at_it(tmp_path):
+    from atacdenoise.registry.server import free_port
+
+    (tmp_path / "sizes").write_text("chr1\t50000\n")
+    (tmp_path / "ins.bed").write_text("chr1\t100\t101\t.\t0\t+\n")
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run_cli(["denoise", "--input", tmp_path / "ins.bed", "--chrom-sizes", tmp_path / "sizes",
+                      "--model", "models:/atac-denoiser@champion", "--tracking-uri", url,
+                      "--out-prefix", tmp_path / "out" / "s", "--quiet"])
+    assert result.returncode == 2
+    line = error_line(result)
+    assert url in line and "unreachable" in line and "--tracking-uri or MLFLOW_TRACKING_URI" in line, line
+    assert "registry register" not in line
+    assert not (tmp_path / "out").exists()
