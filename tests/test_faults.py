@@ -175,3 +175,79 @@ def test_denoise_from_a_registry_that_is_down_says_how_to_point_at_it(tmp_path):
     assert url in line and "unreachable" in line and "--tracking-uri or MLFLOW_TRACKING_URI" in line, line
     assert "registry register" not in line
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- two runs, one output
+
+def _insertions(tmp_path: Path) -> tuple[Path, Path]:
+    rng = np.random.default_rng(0)
+    (tmp_path / "sizes").write_text("chr1\t50000\nchr2\t30000\n")
+    with open(tmp_path / "ins.bed", "w") as out:
+        for chrom, length in (("chr1", 50_000), ("chr2", 30_000)):
+            out.write("".join(f"{chrom}\t{p}\t{p + 1}\t.\t0\t+\n" for p in np.sort(rng.integers(0, length, 300))))
+    return tmp_path / "ins.bed", tmp_path / "sizes"
+
+
+def test_a_second_run_on_a_locked_output_fails_at_once_and_a_dead_holder_is_taken_over(tmp_path):
+    import signal
+
+    from atacdenoise.io.lock import lock_path
+
+    reads, sizes = _insertions(tmp_path)
+    prefix = tmp_path / "out" / "sample"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom atacdenoise.io.lock import output_lock\n"
+         "with output_lock(sys.argv[1], 'atacdenoise bin (the first run)'):\n"
+         "    print('held', flush=True)\n    time.sleep(120)\n", str(prefix)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "pyscripts")})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        command = ["bin", "--input", reads, "--chrom-sizes", sizes, "--output-prefix", prefix]
+        started = time.monotonic()
+        second = run_cli(command)
+        assert second.returncode == 2 and time.monotonic() - started < 30
+        line = error_line(second)
+        assert f"{prefix}: in use by another run (pid {holder.pid} on host" in line
+        assert "atacdenoise bin (the first run)" in line
+        assert sorted(p.name for p in prefix.parent.iterdir()) == [lock_path(prefix).name]  # nothing written
+
+        holder.send_signal(signal.SIGKILL)  # dies holding it: the lock file stays, the kernel lock goes
+        holder.wait(timeout=10)
+        assert lock_path(prefix).exists()
+        third = run_cli(command)
+        assert third.returncode == 0, third.stderr[-2000:]
+        assert "took over the lock" in third.stderr and f"pid {holder.pid}" in third.stderr
+        assert not lock_path(prefix).exists()
+        assert (tmp_path / "out" / "sample.bw").is_file()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+
+
+def test_two_concurrent_searches_into_one_folder_cannot_both_write(tmp_path):
+    """Two real 'search' runs started together on one --out: at most one writes, the other names it."""
+    pytest.importorskip("torch")
+    from atacdenoise.search.data import load_pairs, save_pairs
+
+    from test_registry import make_pairs
+
+    val = make_pairs(tmp_path / "val.npz", n=16)
+    train = load_pairs(val)
+    train["chrom"] = np.full(len(train["inputs"]), "chr1")
+    train["meta"] = {**train["meta"], "chroms": ["chr1"]}
+    save_pairs(tmp_path / "train.npz", train)
+    out = tmp_path / "search"
+    command = [sys.executable, "-m", "atacdenoise.cli", "search", "--train", tmp_path / "train.npz", "--val", val,
+               "--out", out,
+               "--space", "hilbert2d", "--iterations", "0", "--initial-draws", "1", "--initial-epochs", "1",
+               "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "pyscripts"), "OMP_NUM_THREADS": "1"}
+    runs = [subprocess.Popen(list(map(str, command)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env) for _ in range(2)]
+    results = [(run.wait(timeout=300), *run.communicate()) for run in runs]
+    codes = sorted(code for code, _, _ in results)
+    refused = [err for code, _, err in results if code == 2]
+    assert codes == [0, 2], results
+    # Started together, the second meets the lock; had the first already finished, the folder is not empty.
+    assert "in use by another run" in refused[0] or "not empty" in refused[0], refused[0]
+    assert (out / "summary.json").is_file()

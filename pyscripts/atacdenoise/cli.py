@@ -314,11 +314,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The output (folder, file or prefix) each command writes, locked for the run (io/lock.py): a second run
+# on the same output fails at once naming the first; a lock left by a dead run is taken over.
+LOCKED_OUTPUTS = {"insertions": "output", "subsample": "output", "peaks": "output_prefix", "bin": "output_prefix",
+                  "windows": "output", "simulate": "out_dir", "prepare": "out", "search": "out",
+                  "denoise": "out_prefix", "align": "output", "report": "output", "pipeline": "outdir"}
+
+
+def _output_lock(args):
+    from contextlib import nullcontext
+
+    from atacdenoise.io.lock import output_lock
+
+    output = getattr(args, LOCKED_OUTPUTS.get(args.command, ""), None)
+    return output_lock(output, f"atacdenoise {args.command} {output}") if output else nullcontext()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="atacdenoise: %(message)s", level=logging.INFO)
     try:
-        args.func(args)
+        with _output_lock(args):
+            args.func(args)
     except InputError as err:
         print(f"atacdenoise: error: {err}", file=sys.stderr)
         return 2
