@@ -251,3 +251,81 @@ def test_two_concurrent_searches_into_one_folder_cannot_both_write(tmp_path):
     # Started together, the second meets the lock; had the first already finished, the folder is not empty.
     assert "in use by another run" in refused[0] or "not empty" in refused[0], refused[0]
     assert (out / "summary.json").is_file()
+
+
+# ---------------------------------------------------------------- corrupt input: one line, exit 2, nothing written
+
+def _write_bam(path: Path, n: int, seed: int) -> Path:
+    """A small coordinate-sorted, indexed BAM (several BGZF blocks), made with pysam."""
+    import pysam
+
+    rng = np.random.default_rng(seed)
+    header = {"HD": {"VN": "1.6", "SO": "coordinate"},
+              "SQ": [{"SN": "chr1", "LN": 200_000}, {"SN": "chr2", "LN": 100_000}]}
+    with pysam.AlignmentFile(str(path), "wb", header=header) as out:
+        for tid, length in ((0, 200_000), (1, 100_000)):
+            for i, pos in enumerate(np.sort(rng.integers(0, length - 100, n))):
+                read = pysam.AlignedSegment()
+                read.query_name, read.query_sequence, read.flag = f"r{tid}_{i}", "A" * 50, 0 if i % 2 else 16
+                read.reference_id, read.reference_start, read.mapping_quality = tid, int(pos), 60
+                read.cigarstring, read.query_qualities = "50M", pysam.qualitystring_to_array("I" * 50)
+                out.write(read)
+    pysam.index(str(path))
+    return path
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    import shutil
+
+    good = _write_bam(tmp_path / "good.bam", 4000, 0)
+    other = _write_bam(tmp_path / "other.bam", 1000, 1)
+    data = bytearray(good.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 300] = np.random.default_rng(0).integers(0, 256, 300, np.uint8).tobytes()
+    (tmp_path / "corrupt.bam").write_bytes(bytes(data))
+    shutil.copy(f"{good}.bai", tmp_path / "corrupt.bam.bai")
+    shutil.copy(good, tmp_path / "stale.bam")
+    shutil.copy(f"{other}.bai", tmp_path / "stale.bam.bai")  # the index of another file
+
+    lines = "".join(f"chr1\t{p}\t{p + 1}\t.\t{p % 97}\t+\n" for p in range(0, 200_000, 7)).encode()
+    raw = gzip.compress(lines, mtime=0)
+    for offset in range(len(raw) // 4, len(raw), 97):  # the first mid-file byte whose flip breaks the deflate stream
+        damaged = bytearray(raw)
+        damaged[offset] ^= 0xFF
+        try:
+            gzip.decompress(bytes(damaged))
+        except Exception as err:  # noqa: BLE001 - looking for zlib.error in particular
+            if type(err).__name__ == "error":
+                break
+    (tmp_path / "corrupt.bed.gz").write_bytes(bytes(damaged))
+
+    (tmp_path / "sizes").write_text("chr1\t200000\nchr2\t100000\n")
+    (tmp_path / "sizes.gz").write_bytes(gzip.compress(b"chr1\t200000\n"))
+    (tmp_path / "sizes.bin").write_bytes(np.random.default_rng(1).integers(0, 256, 300, np.uint8).tobytes())
+    (tmp_path / "sizes.dir").mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize("source, sizes, expected", [
+    ("corrupt.bam", None, "corrupt.bam: cannot read records on chr1 (truncated file): the file is corrupt"),
+    ("stale.bam", None, "stale.bam: its index stale.bam.bai does not match it (a stale index"),
+    ("corrupt.bed.gz", "sizes", "corrupt.bed.gz: line "),
+    ("good.bam", "sizes.gz", "sizes.gz: chrom sizes file is gzip-compressed"),
+    ("good.bam", "sizes.bin", "sizes.bin: line 1: not text (binary byte"),
+    ("good.bam", "sizes.dir", "sizes.dir: is a folder, expected a chrom sizes file"),
+])
+def test_corrupt_input_is_one_line_and_writes_nothing(inputs, source, sizes, expected):
+    pytest.importorskip("pysam")
+    for command, output in (("insertions", ["--output", inputs / "out" / "x.bed.gz"]),
+                            ("bin", ["--output-prefix", inputs / "out" / "x"])):
+        result = run_cli([command, "--input", source, *(["--chrom-sizes", sizes] if sizes else []), *output],
+                         cwd=inputs)  # relative names, as a user types them
+        assert result.returncode == 2, (command, result.stderr[-2000:])
+        line = error_line(result)
+        assert expected in line, line
+        chatter = [ln for ln in result.stderr.splitlines() if ln.strip() and "%|" not in ln and ln != line]
+        assert not chatter, result.stderr  # no htslib lines either (progress bars aside)
+        assert not (inputs / "out").exists(), sorted((inputs / "out").rglob("*"))
+        assert line.startswith(f"atacdenoise: error: {sizes if 'sizes.' in (sizes or '') else source}: ")
+    if source == "corrupt.bed.gz":
+        assert "Error -3 while decompressing" in line and "corrupt, truncated or not text" in line, line
