@@ -81,6 +81,17 @@ def test_registration_survives_server_kills_at_every_stage(search_folder, tmp_pa
     for stage in ("run-logging", "upload", "version-created"):
         server = start_server(workdir, port=port, timeout=120)
         try:
+            if stage == "run-logging":  # first, a deadline that passes while the server is alive
+                result = run_cli([*command[:-1], "1"])
+                line = error_line(result)
+                assert result.returncode == 2 and "gave up registering" in line, line
+                assert "(--timeout 1 s without progress)" in line, line
+                client = MlflowClient(url)
+                experiment = client.get_experiment_by_name("atacdenoise-search")
+                runs = client.search_runs([experiment.experiment_id]) if experiment else []
+                assert not [r for r in runs if r.info.status == "RUNNING"], line  # it ended its runs FAILED
+                if runs:
+                    assert f"{len(runs)} of its {len(runs)} runs marked FAILED" in line, line
             result = run_cli(command, env={"ATACDENOISE_TEST_KILL_SERVER_AT": f"{stage}:{server.process.pid}"})
             assert result.returncode == 2, (stage, result.stderr[-3000:])
             line = error_line(result)

@@ -24,7 +24,7 @@ from atacdenoise.registry.tracking import (
 )
 
 DEFAULT_NAME = "atac-denoiser"
-DEFAULT_TIMEOUT = 30.0  # seconds for a whole registration before it gives up
+DEFAULT_TIMEOUT = 30.0  # seconds without progress before a registration gives up
 PARITY_WINDOWS = 64
 
 
@@ -90,9 +90,10 @@ def register_model(model, tracking_uri: str, name: str = DEFAULT_NAME, search_di
     ``digest`` keys the registration (default: sha256 of the exported ONNX):
     a version already tagged with it is completed (tags, card, alias, its
     run ended) rather than registered again; RUNNING runs and PENDING logged
-    models a dead attempt left are ended FAILED. Every MLflow call is bounded
-    by ``timeout`` seconds in all; on giving up, the runs this call started
-    are ended FAILED (when the server still answers) and one InputError says so.
+    models a dead attempt left are ended FAILED. It gives up when the server
+    makes no progress for ``timeout`` seconds (a dead one: within seconds);
+    then the runs this call started are ended FAILED (when the server still
+    answers) and one InputError says so.
     """
     import onnx
 
@@ -133,7 +134,7 @@ def register_model(model, tracking_uri: str, name: str = DEFAULT_NAME, search_di
         reason = "the deadline passed" if isinstance(err, DeadlinePassed) else _short(err, tracking_uri)
         marked = (f"{failed} of its {len(started)} runs marked FAILED" if started else "no run was started")
         raise InputError(tracking_uri, f"gave up registering {name!r} after {time.monotonic() - begun:.0f} s "
-                                       f"(--timeout {timeout:g}) while {stage}: {reason}; {marked}; the search "
+                                       f"(--timeout {timeout:g} s without progress) while {stage}: {reason}; {marked}; the search "
                                        f"folder is untouched: rerun the same command to complete this "
                                        f"registration (no duplicate version is made)") from None
     return {"name": name, "version": version, "run_id": run_id, "resumed": resumed, "model_sha256": digest,
@@ -155,13 +156,14 @@ def _register(proto, tracking_uri, name, search_dir, experiment, contract, windo
         deadline.stage = "logging the search runs"
         if search_dir:
             run_id = log_search(search_dir, tracking_uri, experiment, params, attempts, backoff,
-                                tags={DIGEST_TAG: digest}, terminate=False, started=started)
+                                tags={DIGEST_TAG: digest}, terminate=False, started=started,
+                                progress=deadline.progress)
         else:
             experiment_id = _experiment_id(client, experiment)
             run_id = client.create_run(experiment_id, run_name=f"model-{digest[:12]}",
                                        tags={"atacdenoise.kind": "model", DIGEST_TAG: digest}).info.run_id
             started.append(run_id)
-        deadline.stage = "uploading the model"
+        deadline.stage = "logging and uploading the model"
         version = _log_onnx_model(proto, tracking_uri, name, run_id, contract, windows, digest)
         resumed = False
         fault_point("version-created")
@@ -280,7 +282,8 @@ def _log_onnx_model(proto, tracking_uri, name, run_id, contract: ModelContract, 
         info = mlflow.onnx.log_model(proto, name="model", signature=infer_signature(example, outputs),
                                      input_example=example, registered_model_name=name, run_id=run_id,
                                      metadata=contract.to_metadata(), save_as_external_data=False,
-                                     tags={DIGEST_TAG: digest}, await_registration_for=0)
+                                     tags={DIGEST_TAG: digest}, await_registration_for=0,
+                                     pip_requirements=mlflow.onnx.get_default_pip_requirements())
     return str(info.registered_model_version)
 
 

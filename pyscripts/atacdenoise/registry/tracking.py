@@ -62,12 +62,31 @@ class DeadlinePassed(BaseException):
 
 
 class Deadline:
-    """Seconds left before a registry operation gives up; ``stage`` says what it was doing."""
+    """A watchdog: the operation gives up when it makes no progress for ``seconds``; ``stage`` says where it is.
 
-    def __init__(self, seconds: float):
+    Setting ``stage`` (or calling :meth:`progress`) counts as progress and
+    re-arms the alarm of :func:`registry_deadline`.
+    """
+
+    def __init__(self, seconds: float, rearm=None):
         self.seconds = float(seconds)
+        self._rearm = rearm
         self.end = time.monotonic() + self.seconds
-        self.stage = "starting"
+        self._stage = "starting"
+
+    @property
+    def stage(self) -> str:
+        return self._stage
+
+    @stage.setter
+    def stage(self, value: str) -> None:
+        self._stage = value
+        self.progress()
+
+    def progress(self) -> None:
+        self.end = time.monotonic() + self.seconds
+        if self._rearm is not None:
+            self._rearm(self.seconds)
 
     def remaining(self) -> float:
         return self.end - time.monotonic()
@@ -79,18 +98,18 @@ HTTP_ENV = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT", "M
 
 @contextmanager
 def registry_deadline(seconds: float) -> Iterator[Deadline]:
-    """Bound every MLflow call inside the block by ``seconds`` in all.
+    """Give up when MLflow calls inside the block make no progress for ``seconds``.
 
-    MLflow's own retries (default: 7 retries with backoff factor 2, 120 s per
-    request, i.e. minutes against a dead server) are cut to 2 quick retries and
-    a per-request timeout below the deadline; in the main thread an alarm
-    raises :class:`DeadlinePassed` when the deadline passes mid-request.
+    MLflow's own retries (default: 7 retries with backoff factor 2 and 120 s
+    per request, i.e. minutes against a dead server) are cut to 2 quick
+    retries within a third of ``seconds`` each, so a dead server is noticed in
+    seconds; in the main thread an alarm, re-armed at every step of progress
+    (:class:`Deadline`), raises :class:`DeadlinePassed` when a step hangs.
     """
     if seconds <= 0:
         raise InputError(None, f"--timeout must be positive, got {seconds:g}")
-    deadline = Deadline(seconds)
     saved = {key: os.environ.get(key) for key in HTTP_ENV}
-    per_request = max(2, min(15, int(seconds / 3)))
+    per_request = max(1, int(seconds / 3))
     os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(per_request),
                        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.2",
                        "MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT": str(per_request)})
@@ -101,7 +120,8 @@ def registry_deadline(seconds: float) -> Iterator[Deadline]:
             raise DeadlinePassed()
 
         previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+    deadline = Deadline(seconds, (lambda s: signal.setitimer(signal.ITIMER_REAL, s)) if use_alarm else None)
+    deadline.progress()
     try:
         yield deadline
     finally:
@@ -245,13 +265,15 @@ def log_search(
     tags: dict[str, str] | None = None,
     terminate: bool = True,
     started: list[str] | None = None,
+    progress=None,
 ) -> str:
     """One MLflow run for the search (params, per-iteration metrics, artifacts) and a nested run per child.
 
     ``params`` adds what the search folder does not know (representation, bin
     size, window, data, depths). Returns the parent run id. ``tags`` go on
     every run; ``terminate=False`` leaves the parent RUNNING (the caller ends
-    it); ``started`` collects the ids of the runs created, for cleanup.
+    it); ``started`` collects the ids of the runs created, for cleanup;
+    ``progress()`` is called after each run and artifact logged.
     """
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
@@ -272,10 +294,12 @@ def log_search(
     now = int(time.time() * 1000)
     client.log_batch(run_id, params=[Param(k, v) for k, v in flatten(all_params).items()],
                      metrics=[Metric(n, v, now, s) for n, v, s in iteration_metrics(search["history"])])
-    _log_children(client, experiment_id, run_id, search["history"], tags or {}, started)
+    progress = progress or (lambda: None)
+    _log_children(client, experiment_id, run_id, search["history"], tags or {}, started, progress)
     for name in ("history.jsonl", "summary.json", "best_model.json", "search.png"):
         if (search_dir / name).is_file():
             client.log_artifact(run_id, str(search_dir / name), artifact_path="search")
+            progress()
     client.log_text(run_id, render_model_card(search, params or {}), "model_card.md")
     if terminate:
         client.set_terminated(run_id)
@@ -288,7 +312,7 @@ def _experiment_id(client, name: str) -> str:
 
 
 def _log_children(client, experiment_id: str, parent_id: str, history: list[dict], tags: dict[str, str],
-                  started: list[str]) -> None:
+                  started: list[str], progress) -> None:
     from mlflow.entities import Metric, Param
 
     now = int(time.time() * 1000)
@@ -299,6 +323,7 @@ def _log_children(client, experiment_id: str, parent_id: str, history: list[dict
                                   tags={"mlflow.parentRunId": parent_id, "atacdenoise.kind": "child",
                                         "atacdenoise.chosen": str(bool(row.get("chosen"))), **tags})
         started.append(child.info.run_id)
+        progress()
         fault_point("run-logging")
         metrics = [Metric(key, float(row[key]), now, 0)
                    for key in ("train_loss", "val_loss", "val_pearson", "val_auprc", "parameters", "seconds")
