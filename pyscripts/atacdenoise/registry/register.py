@@ -310,18 +310,21 @@ def _tag_version(client, name, version, tags: dict[str, str], card: str) -> None
 
 
 def promote(tracking_uri: str, name: str, version: str | int, alias: str = "champion",
-            attempts: int = 5, backoff: float = 1.0) -> None:
+            attempts: int = 5, backoff: float = 1.0, timeout: float = DEFAULT_TIMEOUT) -> None:
     """Point ``alias`` at ``version`` (the previous holder loses it)."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    wait_for_tracking(tracking_uri, attempts, backoff)
-    client = MlflowClient(tracking_uri)
     try:
-        client.get_model_version(name, str(version))
-        client.set_registered_model_alias(name, alias, str(version))
+        with registry_deadline(timeout):
+            wait_for_tracking(tracking_uri, attempts, backoff)
+            client = MlflowClient(tracking_uri)
+            client.get_model_version(name, str(version))
+            client.set_registered_model_alias(name, alias, str(version))
     except MlflowException as err:
         raise InputError(f"models:/{name}/{version}", f"cannot promote: {str(err).splitlines()[0][:300]}") from None
+    except DeadlinePassed:
+        raise InputError(tracking_uri, f"gave up promoting {name} version {version}: no answer in {timeout:g} s") from None
 
 
 def evaluate_onnx(denoiser, pairs: dict, batch_size: int = 64) -> dict[str, float | None]:
