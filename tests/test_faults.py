@@ -314,6 +314,7 @@ def inputs(tmp_path):
     (tmp_path / "sizes.gz").write_bytes(gzip.compress(b"chr1\t200000\n"))
     (tmp_path / "sizes.bin").write_bytes(np.random.default_rng(1).integers(0, 256, 300, np.uint8).tobytes())
     (tmp_path / "sizes.dir").mkdir()
+    (tmp_path / "sizes.huge").write_text("chr1\t200000\nchr2\t99999999999\n")  # found by the fuzz test below
     return tmp_path
 
 
@@ -324,6 +325,7 @@ def inputs(tmp_path):
     ("good.bam", "sizes.gz", "sizes.gz: chrom sizes file is gzip-compressed"),
     ("good.bam", "sizes.bin", "sizes.bin: line 1: not text (binary byte"),
     ("good.bam", "sizes.dir", "sizes.dir: is a folder, expected a chrom sizes file"),
+    ("good.bam", "sizes.huge", "sizes.huge: line 2: length 99,999,999,999 of chr2 is beyond what a bigWig holds"),
 ])
 def test_corrupt_input_is_one_line_and_writes_nothing(inputs, source, sizes, expected):
     pytest.importorskip("pysam")
@@ -340,3 +342,77 @@ def test_corrupt_input_is_one_line_and_writes_nothing(inputs, source, sizes, exp
         assert line.startswith(f"atacdenoise: error: {sizes if 'sizes.' in (sizes or '') else source}: ")
     if source == "corrupt.bed.gz":
         assert "Error -3 while decompressing" in line and "corrupt, truncated or not text" in line, line
+
+
+def test_absurd_fragment_count_is_refused_with_its_line(tmp_path):
+    (tmp_path / "sizes").write_text("chr1\t50000\n")
+    (tmp_path / "f.tsv").write_text("chr1\t100\t300\tAAA\t2\nchr1\t200\t400\tCCC\t1000000000\n")
+    result = run_cli(["insertions", "--input", "f.tsv", "--format", "fragments", "--chrom-sizes", "sizes",
+                      "--output", tmp_path / "out" / "x.bed"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "f.tsv: line 2: count 1000000000 is implausible" in error_line(result)
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- bounded fuzz: no traceback, no hang, no partial output
+
+def _mutate(data: bytes, rng: np.random.Generator) -> bytes:
+    """One random edit: flip bytes, or delete, duplicate, swap or garble whole lines."""
+    kind = rng.integers(4)
+    if kind == 0 or b"\n" not in data:
+        out = bytearray(data)
+        for at in rng.integers(0, len(out), rng.integers(1, 6)):
+            out[at] ^= int(rng.integers(1, 256))
+        return bytes(out)
+    lines = data.split(b"\n")
+    i, j = (int(x) for x in rng.integers(0, len(lines), 2))
+    if kind == 1:
+        del lines[i]
+    elif kind == 2:
+        lines[i], lines[j] = lines[j], lines[i]
+    else:
+        fields = lines[i].split(b"\t")
+        fields[int(rng.integers(len(fields)))] = rng.choice([b"", b"-5", b"x", b"99999999999", b"1.5", b"\xff\xfe"])
+        lines[i] = b"\t".join(fields)
+    return b"\n".join(lines)
+
+
+def test_fuzzed_inputs_never_traceback_hang_or_leave_partial_output(tmp_path, capsys):
+    from atacdenoise.cli import main
+
+    rng = np.random.default_rng(17)
+    lines = []
+    for chrom, length in (("chr1", 60_000), ("chr2", 40_000)):
+        for start in np.sort(rng.integers(0, length - 500, 150)):
+            lines.append(f"{chrom}\t{start}\t{start + int(rng.integers(50, 400))}\tBC{start % 7}\t{rng.integers(1, 4)}")
+    fragments = ("\n".join(lines) + "\n").encode()
+    sizes = b"chr1\t60000\nchr2\t40000\n"
+    started = time.monotonic()
+    outcomes = {0: 0, 2: 0}
+    for case in range(100):
+        folder = tmp_path / f"case{case}"
+        folder.mkdir()
+        target = case % 3  # which input gets the edit: plain fragments, gzipped fragments, chrom sizes
+        frag = _mutate(fragments, rng) if target != 2 else fragments
+        if target == 1:
+            frag = gzip.compress(fragments, mtime=0)
+            frag = _mutate(frag, rng)
+        (folder / ("f.tsv.gz" if target == 1 else "f.tsv")).write_bytes(frag)
+        (folder / "sizes").write_bytes(_mutate(sizes, rng) if target == 2 else sizes)
+        command = ["insertions", "--output", str(folder / "out" / "x.bed")] if case % 2 else \
+            ["bin", "--output-prefix", str(folder / "out" / "x"), "--bin-size", "100"]
+        one = time.monotonic()
+        code = main([*command, "--input", str(folder / ("f.tsv.gz" if target == 1 else "f.tsv")),
+                     "--format", "fragments", "--chrom-sizes", str(folder / "sizes")])
+        assert time.monotonic() - one < 10, f"case {case} took too long"
+        assert code in (0, 2), case
+        outcomes[code] += 1
+        err = capsys.readouterr().err
+        if code == 2:
+            assert len([ln for ln in err.splitlines() if ln.startswith("atacdenoise: error:")]) == 1, err
+            assert not (folder / "out").exists(), (case, sorted((folder / "out").iterdir()))
+        else:
+            written = sorted(p.name for p in (folder / "out").iterdir())  # no temporary, no lock
+            assert written == (["x.bed"] if case % 2 else ["x.bw", "x.tracks"]), (case, written)
+    assert outcomes[0] > 10 and outcomes[2] > 10, outcomes  # the edits both pass (harmless ones) and fail
+    assert time.monotonic() - started < 60

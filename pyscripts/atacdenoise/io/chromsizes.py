@@ -7,6 +7,8 @@ from pathlib import Path
 
 from atacdenoise.errors import InputError
 
+MAX_CHROM_LENGTH = 2**32 - 1  # bigWig stores lengths as uint32; the longest known chromosome is ~2.2e9 bp
+
 
 def read_chrom_sizes(path: str | os.PathLike) -> dict[str, int]:
     """Read a two-column ``chrom<TAB>length`` file, keeping file order."""
@@ -36,6 +38,9 @@ def read_chrom_sizes(path: str | os.PathLike) -> dict[str, int]:
         fields = line.split()
         if len(fields) < 2 or not fields[1].isdigit() or int(fields[1]) <= 0:
             raise InputError(path, f"line {line_no}: expected 'chrom<TAB>positive length', got {line!r}")
+        if int(fields[1]) > MAX_CHROM_LENGTH:
+            raise InputError(path, f"line {line_no}: length {int(fields[1]):,} of {fields[0]} is beyond what a bigWig "
+                                   f"holds ({MAX_CHROM_LENGTH:,}); is column 2 a length?")
         if fields[0] in sizes:
             raise InputError(path, f"line {line_no}: chromosome {fields[0]} listed twice")
         sizes[fields[0]] = int(fields[1])

@@ -39,6 +39,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 BIGWIG_MAGIC = (0x888FFC26).to_bytes(4, "little")
 # Every complete BGZF file (BAM, bgzipped text) ends with this empty block.
 BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+# A fragments line's duplicate count (column 5) above this is an error, not a fragment seen 1e9 times (which
+# would ask for gigabytes); real libraries' counts stay in the hundreds.
+MAX_FRAGMENT_COUNT = 100_000
 # What reading a damaged text file raises: a bad gzip stream mid-file is zlib.error, which is no OSError.
 READ_ERRORS = (OSError, EOFError, UnicodeDecodeError, zlib.error)
 
@@ -464,6 +467,10 @@ def _block_positions(path: Path, block: _Block, fragments: bool) -> np.ndarray:
     bad = np.flatnonzero(repeats < 1)
     if len(bad):
         raise InputError(path, f"line {block.line_numbers[bad[0]]}: count must be >= 1, got {repeats[bad[0]]}")
+    bad = np.flatnonzero(repeats > MAX_FRAGMENT_COUNT)
+    if len(bad):
+        raise InputError(path, f"line {block.line_numbers[bad[0]]}: count {repeats[bad[0]]} is implausible for one "
+                               f"fragment (at most {MAX_FRAGMENT_COUNT:,}); is column 5 a count?")
     return np.concatenate([np.repeat(starts, repeats), np.repeat(ends - 1, repeats)])
 
 
