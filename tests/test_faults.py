@@ -416,3 +416,24 @@ def test_fuzzed_inputs_never_traceback_hang_or_leave_partial_output(tmp_path, ca
             assert written == (["x.bed"] if case % 2 else ["x.bw", "x.tracks"]), (case, written)
     assert outcomes[0] > 10 and outcomes[2] > 10, outcomes  # the edits both pass (harmless ones) and fail
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--window", "0"], "--window: must be positive, got 0"),
+    (["--target", "0"], "--target: must be positive, got 0"),
+    (["--bin-size", "0"], "--bin-size: must be positive, got 0"),
+    (["--window", "-5"], "--window: must be positive, got -5"),
+    (["--target", "5000"], "--target: 5000 bins is larger than --window 4096"),
+    (["--depths", "1.5"], "--depths: 1.5 is outside (0, 1]"),
+])
+def test_prepare_refuses_impossible_sizes_naming_the_option(tmp_path, capsys, extra, expected):
+    from atacdenoise.cli import main
+
+    (tmp_path / "sizes").write_text("chr1\t50000\nchr2\t50000\n")
+    code = main(["prepare", "--insertions", str(tmp_path / "ins.bed"), "--clean-bigwig", str(tmp_path / "c.bw"),
+                 "--clean-peaks", str(tmp_path / "p.bed"), "--chrom-sizes", str(tmp_path / "sizes"),
+                 "--train-chroms", "chr1", "--val-chroms", "chr2", "--out", str(tmp_path / "out" / "pairs"), *extra])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(f"atacdenoise: error: {expected}"), err
+    assert not (tmp_path / "out").exists()
