@@ -437,3 +437,47 @@ def test_prepare_refuses_impossible_sizes_naming_the_option(tmp_path, capsys, ex
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith(f"atacdenoise: error: {expected}"), err
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- interrupted runs leave no litter
+
+def test_an_interrupted_denoise_leaves_no_temporaries(tmp_path):
+    """SIGTERM: the run removes its temporaries itself. SIGKILL: the next run on that prefix removes them."""
+    import signal
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "sizes").write_text("chr1\t20000000\n")
+    with open(tmp_path / "ins.bed", "w") as out:
+        out.write("".join(f"chr1\t{p}\t{p + 1}\t.\t0\t+\n" for p in np.sort(rng.integers(0, 20_000_000, 40_000))))
+    folder = tmp_path / "out"
+    command = [sys.executable, "-m", "atacdenoise.cli", "denoise", "--input", str(tmp_path / "ins.bed"),
+               "--chrom-sizes", str(tmp_path / "sizes"), "--out-prefix", str(folder / "s"), "--quiet",
+               "--threads", "1"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "pyscripts"), "OMP_NUM_THREADS": "1"}
+
+    def start_and_wait_for_scratch() -> subprocess.Popen:
+        run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        deadline = time.monotonic() + 120
+        while not list(folder.glob(".denoise-*")):
+            assert run.poll() is None, run.stderr.read()
+            assert time.monotonic() < deadline, "denoise never started writing"
+            time.sleep(0.05)
+        return run
+
+    run = start_and_wait_for_scratch()
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=60) == 143
+    assert "terminated" in run.stderr.read()
+    assert not folder.exists(), sorted(p.name for p in folder.iterdir())
+
+    run = start_and_wait_for_scratch()
+    run.send_signal(signal.SIGKILL)
+    run.wait(timeout=60)
+    left = sorted(p.name for p in folder.iterdir())
+    assert any(name.startswith(".denoise-") for name in left) and ".s.atacdenoise.lock" in left, left
+
+    again = run_cli(["denoise", "--input", tmp_path / "ins.bed", "--chrom-sizes", tmp_path / "sizes",
+                     "--out-prefix", folder / "s", "--model", tmp_path / "missing.onnx"])
+    assert again.returncode == 2  # fails on its own input, but took over the dead run's lock first
+    assert "took over the lock" in again.stderr and "removed" in again.stderr, again.stderr
+    assert not folder.exists() or not list(folder.iterdir()), sorted(p.name for p in folder.iterdir())

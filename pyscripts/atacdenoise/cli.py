@@ -345,18 +345,35 @@ def _output_lock(args):
     return output_lock(output, f"atacdenoise {args.command} {output}") if output else nullcontext()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every ``atomic_path`` removes its temporary and the lock is released."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="atacdenoise: %(message)s", level=logging.INFO)
+    import signal
+    import threading
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
         with _output_lock(args):
             args.func(args)
     except InputError as err:
         print(f"atacdenoise: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("atacdenoise: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        print(f"atacdenoise: {'terminated' if isinstance(err, Terminated) else 'interrupted'}; no partial output "
+              f"kept", file=sys.stderr)
+        return 143 if isinstance(err, Terminated) else 130
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -29,6 +29,17 @@ except ImportError:  # pragma: no cover - not POSIX
 
 LOCK_SUFFIX = ".atacdenoise.lock"
 log = logging.getLogger(__name__)
+_held: list[int] = []  # file descriptors of the locks this process holds, innermost last
+
+
+def note_temporary(path: str | os.PathLike) -> None:
+    """Record a temporary in the lock this process holds, so a run taking over after a crash removes it.
+
+    ``atomic_path`` calls this for every temporary it makes; without a held lock it does nothing.
+    """
+    if _held:
+        os.lseek(_held[-1], 0, os.SEEK_END)
+        os.write(_held[-1], f"tmp {os.path.abspath(path)}\n".encode())
 
 
 def lock_path(output: str | os.PathLike) -> Path:
@@ -52,16 +63,21 @@ def output_lock(output: str | os.PathLike, command: str | None = None) -> Iterat
         _remove_empty(created)
         raise
     try:
-        previous = os.read(fd, 4096).decode(errors="replace").strip()
+        previous = _read(fd, 1 << 20)
         if previous:
-            log.warning("took over the lock of %s left by a run that is gone (%s)", output, previous)
+            holder, removed = _remove_left_temporaries(previous, path.parent)
+            log.warning("took over the lock of %s left by a run that is gone (%s)%s", output, holder,
+                        f"; removed {removed} temporaries it left" if removed else "")
         holder = (f"pid {os.getpid()} on host {socket.gethostname()} since "
                   f"{datetime.datetime.now().astimezone().isoformat(timespec='seconds')}: "
                   f"{command or ' '.join(['atacdenoise', *sys.argv[1:3]])}")
         os.ftruncate(fd, 0)
         os.pwrite(fd, holder.encode() + b"\n", 0)
+        _held.append(fd)
         yield path
     finally:
+        if fd in _held:
+            _held.remove(fd)
         try:
             os.unlink(path)  # while still holding it: a waiting run then re-checks the file (see _acquire)
         except FileNotFoundError:
@@ -114,11 +130,35 @@ def _pid_alive(pid: int) -> bool:  # pragma: no cover - not POSIX
     return True
 
 
-def _read(fd: int) -> str:
+def _read(fd: int, size: int = 4096) -> str:
     try:
-        return os.pread(fd, 4096, 0).decode(errors="replace").strip()
+        return os.pread(fd, size, 0).decode(errors="replace").strip()
     except OSError:
         return ""
+
+
+def _remove_left_temporaries(content: str, folder: Path) -> tuple[str, int]:
+    """The dead holder's line, and how many of the temporaries it recorded were removed.
+
+    Only hidden entries inside the lock's folder are touched (``atomic_path``'s names start with a dot).
+    """
+    import shutil
+
+    lines = content.splitlines()
+    removed = 0
+    for line in lines[1:]:
+        if not line.startswith("tmp "):
+            continue
+        tmp = Path(line[4:])
+        if not tmp.name.startswith(".") or not tmp.resolve().is_relative_to(folder.resolve()):
+            continue
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed += 1
+        elif tmp.exists() or tmp.is_symlink():
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return (lines[0] if lines else ""), removed
 
 
 def _make_parents(folder: Path) -> list[Path]:
