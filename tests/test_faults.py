@@ -354,7 +354,7 @@ def test_absurd_fragment_count_is_refused_with_its_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-# ---------------------------------------------------------------- bounded fuzz: no traceback, no hang, no partial output
+# ---------------------------------------------------------------- bounded fuzz: no traceback, hang or partial output
 
 def _mutate(data: bytes, rng: np.random.Generator) -> bytes:
     """One random edit: flip bytes, or delete, duplicate, swap or garble whole lines."""

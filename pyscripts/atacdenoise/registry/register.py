@@ -131,12 +131,13 @@ def register_model(model, tracking_uri: str, name: str = DEFAULT_NAME, search_di
             raise
         failed = _fail_runs(tracking_uri, started)
         stage = deadline.stage if deadline else "starting"
-        reason = "the deadline passed" if isinstance(err, DeadlinePassed) else _short(err, tracking_uri)
-        marked = (f"{failed} of its {len(started)} runs marked FAILED" if started else "no run was started")
+        reason = (f"no progress for {timeout:g} s" if isinstance(err, DeadlinePassed)
+                  else _short(err, tracking_uri))
+        marked = f"{failed} of its {len(started)} runs marked FAILED" if started else "no run was started"
         raise InputError(tracking_uri, f"gave up registering {name!r} after {time.monotonic() - begun:.0f} s "
-                                       f"(--timeout {timeout:g} s without progress) while {stage}: {reason}; {marked}; the search "
-                                       f"folder is untouched: rerun the same command to complete this "
-                                       f"registration (no duplicate version is made)") from None
+                                       f"(--timeout {timeout:g} s without progress) while {stage}: {reason}; "
+                                       f"{marked}; the search folder is untouched: rerun the same command to "
+                                       f"complete this registration (no duplicate version is made)") from None
     return {"name": name, "version": version, "run_id": run_id, "resumed": resumed, "model_sha256": digest,
             "parity_max_abs_diff": max(parity.max_abs_diff_signal, parity.max_abs_diff_logits)}
 
@@ -324,7 +325,8 @@ def promote(tracking_uri: str, name: str, version: str | int, alias: str = "cham
     except MlflowException as err:
         raise InputError(f"models:/{name}/{version}", f"cannot promote: {str(err).splitlines()[0][:300]}") from None
     except DeadlinePassed:
-        raise InputError(tracking_uri, f"gave up promoting {name} version {version}: no answer in {timeout:g} s") from None
+        raise InputError(tracking_uri, f"gave up promoting {name} version {version}: no progress for "
+                                       f"{timeout:g} s") from None
 
 
 def evaluate_onnx(denoiser, pairs: dict, batch_size: int = 64) -> dict[str, float | None]:
