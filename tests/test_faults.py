@@ -481,3 +481,16 @@ def test_an_interrupted_denoise_leaves_no_temporaries(tmp_path):
     assert again.returncode == 2  # fails on its own input, but took over the dead run's lock first
     assert "took over the lock" in again.stderr and "removed" in again.stderr, again.stderr
     assert not folder.exists() or not list(folder.iterdir()), sorted(p.name for p in folder.iterdir())
+
+
+def test_coordinates_outside_the_chromosome_are_counted_and_warned(tmp_path):
+    (tmp_path / "sizes").write_text("chr1\t200000\nchr2\t100000\n")
+    (tmp_path / "neg.bed").write_text("chr1\t-5\t10\nchr1\t100\t101\nchr2\t99999\t100000\nchr2\t100000\t100001\n")
+    result = run_cli(["insertions", "--input", "neg.bed", "--format", "insertions", "--chrom-sizes", "sizes",
+                      "--output", "out.bed", "--stats"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["outside_chrom"] == 2
+    warnings = [ln for ln in result.stderr.splitlines() if "warning" in ln]
+    assert warnings == ["atacdenoise: warning: neg.bed: dropped 2 insertions at negative or beyond-the-end "
+                        "coordinates of their chromosome (see --stats)"]
+    assert (tmp_path / "out.bed").read_text().count("\n") == 2

@@ -71,8 +71,9 @@ class FilterCounts:
 
     Each record is counted once, under its first reason in this order:
     unmapped, excluded_chrom, not_in_chrom_sizes, secondary, supplementary,
-    qcfail, duplicate, improper_pair, low_mapq. For text inputs ``kept`` counts
-    insertions and ``not_in_chrom_sizes`` counts lines.
+    qcfail, duplicate, improper_pair, low_mapq, then outside_chrom (an insertion
+    at a negative position or beyond its chromosome's end). For text inputs
+    ``kept`` counts insertions and ``not_in_chrom_sizes`` counts lines.
     """
 
     kept: int = 0
@@ -85,6 +86,7 @@ class FilterCounts:
     improper_pair: int = 0
     excluded_chrom: int = 0          # chrM and friends
     not_in_chrom_sizes: int = 0
+    outside_chrom: int = 0           # insertions at a negative position or beyond the chromosome's end
     per_chrom: dict[str, int] = field(default_factory=dict)
 
 
@@ -204,8 +206,11 @@ def iter_insertions(
     raise InputError(path, f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
-def _keep_in_chrom(positions: np.ndarray, length: int) -> np.ndarray:
-    positions = positions[(positions >= 0) & (positions < length)]
+def _keep_in_chrom(positions: np.ndarray, length: int, counts: FilterCounts | None = None) -> np.ndarray:
+    inside = (positions >= 0) & (positions < length)
+    if counts is not None:
+        counts.outside_chrom += int(len(positions) - np.count_nonzero(inside))
+    positions = positions[inside]
     positions.sort(kind="stable")
     return positions
 
@@ -240,7 +245,9 @@ def _bam_chroms(path, bam, chrom_sizes, rf, counts):
             if chrom in rf.exclude_chroms or chrom not in bam.references:
                 continue
             positions = _chrom_insertions(path, bam, chrom, rf, counts)
-            positions = _keep_in_chrom(positions, length)
+            outside_before = counts.outside_chrom
+            positions = _keep_in_chrom(positions, length, counts)
+            counts.kept -= counts.outside_chrom - outside_before  # counted once: as outside, not as kept
             counts.per_chrom[chrom] = len(positions)
             yield chrom, positions
     finally:
@@ -397,12 +404,13 @@ def _text_insertions(path: Path, chrom_sizes: dict[str, int], fragments: bool,
     """Stream a chromosome-grouped text file; the chromosome's lines are parsed with numpy at once."""
     unknown: list[str] = []
     shared = False
+    outside_before = counts.outside_chrom
     for chrom, block in _chrom_blocks(path, fragments):
         if chrom not in chrom_sizes:
             counts.not_in_chrom_sizes += len(block.line_numbers)
             unknown.append(chrom)
             continue
-        positions = _keep_in_chrom(_block_positions(path, block, fragments), chrom_sizes[chrom])
+        positions = _keep_in_chrom(_block_positions(path, block, fragments), chrom_sizes[chrom], counts)
         counts.kept += len(positions)
         counts.per_chrom[chrom] = len(positions)
         shared = True
@@ -411,6 +419,9 @@ def _text_insertions(path: Path, chrom_sizes: dict[str, int], fragments: bool,
         raise InputError(path, "no data lines (file is empty)")
     if not shared:
         check_shared_chroms(path, unknown, chrom_sizes)
+    if counts.outside_chrom > outside_before:
+        print(f"atacdenoise: warning: {path}: dropped {counts.outside_chrom - outside_before:,} insertions at "
+              f"negative or beyond-the-end coordinates of their chromosome (see --stats)", file=sys.stderr)
 
 
 @dataclass
