@@ -90,7 +90,11 @@ def _acquire(path: Path, output) -> int:
     while True:
         if fcntl is None:  # pragma: no cover - not POSIX
             return _acquire_exclusive_create(path, output)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise InputError(output, f"cannot write its lock file {path} ({err.strerror}); is the output folder "
+                                     f"writable?") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
