@@ -38,6 +38,7 @@ from bench_quality import COLUMNS, hsc_annotation, macs3_tracks, model_tracks, r
 
 from atacdenoise.evaluate.metrics import auprc, format_metric  # noqa: E402
 from atacdenoise.evaluate.per_base import Scored  # noqa: E402
+from atacdenoise.io.reads import write_insertions_bed  # noqa: E402
 from atacdenoise.io.bigwig import read_bigwig  # noqa: E402
 from atacdenoise.io.chromsizes import read_chrom_sizes  # noqa: E402
 from atacdenoise.io.narrowpeak import interval_mask, read_peaks  # noqa: E402
@@ -126,12 +127,16 @@ def evaluate_depth(dataset: Dataset, p: float, models: dict[str, str], baselines
             rows = {"raw": Scored(), f"gaussian (sd {sd})": Scored(), "macs3": Scored()}
             rows["raw"].add(region, raw, true_cov, true_peaks)
             rows[f"gaussian (sd {sd})"].add(region, gaussian_filter1d(raw, sd), true_cov, true_peaks)
-            signal, called = macs3_tracks(insertions[chrom], chrom, dataset.sizes, Path(tmp),
+            chrom_bed = Path(tmp) / f"{chrom}.bed.gz"
+            write_insertions_bed(chrom_bed, iter([(chrom, insertions[chrom])]))
+            signal, called = macs3_tracks(chrom_bed, chrom, {chrom: dataset.sizes[chrom]}, Path(tmp),
                                           genome_size=dataset.macs3_genome_size)
             rows["macs3"].add(region, signal, true_cov, true_peaks, called=called)
+        library = Path(tmp) / "library.bed.gz"  # the whole shallow library: its depth is measured on all of it
+        write_insertions_bed(library, iter(sorted(insertions.items())))
         for name, path in models.items():
             rows[name] = Scored()
-            denoised, prob, called = model_tracks(path, insertions, chrom, dataset.sizes, Path(tmp),
+            denoised, prob, called = model_tracks(path, library, chrom, dataset.sizes, Path(tmp),
                                                   dataset.genome_files)
             rows[name].add(region, denoised, true_cov, true_peaks, score=prob, called=called)
     return {name: scored.metrics() for name, scored in rows.items()}

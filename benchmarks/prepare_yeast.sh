@@ -69,7 +69,7 @@ done
 # --- 6. baselines on chrVII, per base inside the regions, against the deep truth ----------------------
 mkdir -p "$W/baselines"
 for p in "${FRACTIONS[@]}"; do
-  # raw shallow coverage, 1 bp bins, insertion counts like the truth (evaluate --cpm both scales both) (1-1.5 s)
+  # raw shallow coverage, 1 bp bins, insertion counts like the truth (evaluate --model-units both scales both) (1-1.5 s)
   atacdenoise bin --input "$W/shallow_$p.insertions.bed.gz" --chrom-sizes "$W/chrom.sizes" --bin-size 1 \
     --output-prefix "$W/shallow_$p.coverage"
   rm -rf "$W/shallow_$p.coverage.tracks"
@@ -78,8 +78,8 @@ for p in "${FRACTIONS[@]}"; do
     --genome-size "$GSIZE" --output-prefix "$W/shallow_$p.macs"
 done
 # Gaussian smoothing of the raw coverage (benchmarks/bench_quality.py's baseline and its sd grid): sd chosen
-# by AUPRC on the training chromosomes' regions, never chrVII; writes chrVII only, in coverage per million
-# insertions (88 s: 5 sds x 8.4 Mb x 2 twins, scipy's direct convolution)
+# by AUPRC on the training chromosomes' regions, never chrVII; writes chrVII only, in model units (tracks/depth.py)
+# (88 s: 5 sds x 8.4 Mb x 2 twins, scipy's direct convolution)
 rm -f "$W"/baselines/shallow_*.gaussian_sd*.bw
 python - "$ROOT" "$W" "$VAL" "$TRAIN" "${FRACTIONS[@]}" <<'EOF'
 import sys
@@ -88,7 +88,7 @@ sys.path.insert(0, f"{root}/benchmarks")
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from bench_quality import SDS
-from atacdenoise.evaluate.evaluate import _cpm_scale
+from atacdenoise.evaluate.evaluate import _model_units_scale
 from atacdenoise.evaluate.metrics import auprc
 from atacdenoise.io.bigwig import read_bigwig, write_bigwig
 from atacdenoise.io.chromsizes import read_chrom_sizes
@@ -105,16 +105,16 @@ for p in fractions:
     sd = max(auc, key=auc.get)
     print(f"p={p}: AUPRC on the training chromosomes by sd {({k: round(v, 4) for k, v in auc.items()})}: "
           f"sd {sd}", file=sys.stderr)
-    smoothed = gaussian_filter1d(read_bigwig(raw_bw, val), sd) * _cpm_scale(raw_bw, 100)
+    smoothed = gaussian_filter1d(read_bigwig(raw_bw, val), sd) * _model_units_scale(raw_bw, 100)
     write_bigwig(f"{W}/baselines/shallow_{p}.gaussian_sd{sd}.bw", {val: sizes[val]}, [(val, smoothed)], 1)
 EOF
-# per-base metrics with `atacdenoise evaluate` (MSE in coverage per million insertions; the MACS3 row's
+# per-base metrics with `atacdenoise evaluate` (MSE in model units, tracks/depth.py; the MACS3 row's
 # score is its SPMR pileup, so its MSE is left out) (2 s each)
 EVAL=(--truth "$W/deep.coverage.bw" --truth-peaks "$W/deep.peaks.narrowPeak" --regions "$W/regions.bed"
       --chroms "$VAL" --json)
 for p in "${FRACTIONS[@]}"; do
-  atacdenoise evaluate --prediction "$W/shallow_$p.coverage.bw" --cpm both "${EVAL[@]}" > "$W/baselines/raw_$p.json"
-  atacdenoise evaluate --prediction "$W/baselines/shallow_$p".gaussian_sd*.bw --cpm truth "${EVAL[@]}" \
+  atacdenoise evaluate --prediction "$W/shallow_$p.coverage.bw" --model-units both "${EVAL[@]}" > "$W/baselines/raw_$p.json"
+  atacdenoise evaluate --prediction "$W/baselines/shallow_$p".gaussian_sd*.bw --model-units truth "${EVAL[@]}" \
     > "$W/baselines/gaussian_$p.json"
   atacdenoise evaluate --prediction "$W/shallow_$p.macs.signal.bw" --peaks "$W/shallow_$p.macs.narrowPeak" \
     "${EVAL[@]}" > "$W/baselines/macs3_$p.json"

@@ -12,10 +12,10 @@ the committed search histories in benchmarks/searches/; seed_figure8.sh makes th
 peak-signal ones), search speed on GPU vs CPU (same histories),
 a learning curve on the training chromosome (bench_learning_curve.py, about
 30 minutes), binning speed vs deepTools (bench_binning.py), and denoising speed
-(bench_denoise.py). Seeds are fixed inside each script. States the machine and date.
+(bench_denoise.py), and ATAC QC of the real libraries (bench_qc.py). Seeds are fixed inside each script. States the machine and date.
 
 Usage: python benchmarks/run_all.py [--skip quality,channels_hsc,channels_yeast,ceiling,diagnose,layouts,layouts_yeast,figure8,
-                                            speed,parallel,curve,binning,denoise,denoise_channels]
+                                            speed,parallel,curve,binning,denoise,denoise_channels,qc,metrics]
        python benchmarks/run_all.py --only curve   # re-run one section, keep the others as they are
 """
 
@@ -38,6 +38,7 @@ MODELS = {
     "seed's Hilbert-2D NASH model (before the fix)": HERE / "models" / "nash_hilbert2d_seed.onnx",
     "Hilbert-2D model (per-bin readout)": REPO / "registry" / "models" / "atac-denoiser-hilbert2d.onnx",
     "bundled default model": REPO / "registry" / "models" / "atac-denoiser.onnx",
+    "bundled counts-only model": REPO / "registry" / "models" / "atac-denoiser-counts.onnx",
 }
 SEARCHES = HERE / "searches"
 HEADER = ("# atacdenoise benchmark results\n\nMeasured {date} on {machine}; "
@@ -185,6 +186,9 @@ def sections(models: list[str]) -> list[tuple[str, str, Callable[[], str]]]:
         ("denoise", "Denoising speed and memory (ONNX Runtime, this machine's CPU)", lambda: run_script("bench_denoise.py")),
         ("denoise_channels", "Denoising with genome channels: cost per 10 Mb",
          lambda: run_script("bench_denoise_channels.py")),
+        ("qc", "QC on the real libraries", lambda: run_script("bench_qc.py")),
+        ("metrics", "Metrics: ours vs scikit-learn / SciPy on genome-sized vectors",
+         lambda: run_script("bench_metrics.py", "--sizes", "10e6", "30e6")),
     ]
 
 

@@ -38,8 +38,8 @@ import numpy as np
 
 from atacdenoise.io.chromsizes import read_chrom_sizes
 from atacdenoise.io.narrowpeak import read_peaks
-from atacdenoise.search.data import PAIRS_FORMAT, peak_label_bins, save_pairs
-from atacdenoise.search.resample import scored_bins, windows_in_regions
+from atacdenoise.search.data import PAIRS_FORMAT, save_pairs
+from atacdenoise.search.targets import peak_label_bins, scored_bins, windows_in_regions
 from atacdenoise.tracks.binning import n_bins, peak_signal_bins
 from atacdenoise.tracks.windows import WindowSpec, extract, sample_starts, tile_starts
 

@@ -1,4 +1,5 @@
-// DENOISE: ONNX Runtime inference on a shallow sample: denoised track, peak probabilities, peaks.
+// DENOISE: ONNX Runtime inference on a shallow sample: denoised track, peak probabilities, peaks, provenance.
+// Set task.ext.args '--library-size N' when the input is a slice of a larger library (tracks/depth.py).
 // Genome channel files (FASTA, NAME=FILE annotations) are always passed when given: a model reads those its
 // contract lists (and refuses to run without them) and notes and ignores the rest.
 process DENOISE {
@@ -18,6 +19,7 @@ process DENOISE {
     tuple val(meta), path("${prefix}.denoised.bw"), emit: denoised
     tuple val(meta), path("${prefix}.peakprob.bw"), emit: peakprob
     tuple val(meta), path("${prefix}.peaks.narrowPeak"), emit: peaks
+    tuple val(meta), path("${prefix}.provenance.json"), emit: provenance   // model sha256, library depth used, versions
     path "versions.yml", emit: versions
 
     when:
@@ -43,6 +45,6 @@ process DENOISE {
     stub:
     prefix = task.ext.prefix ?: "${meta.id}"
     """
-    touch ${prefix}.denoised.bw ${prefix}.peakprob.bw ${prefix}.peaks.narrowPeak versions.yml
+    touch ${prefix}.denoised.bw ${prefix}.peakprob.bw ${prefix}.peaks.narrowPeak ${prefix}.provenance.json versions.yml
     """
 }

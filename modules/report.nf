@@ -1,5 +1,5 @@
 // REPORT: one self-contained HTML page per denoised sample: summary (peaks called, agreement with the
-// shallow input) and genome-browser panels at the strongest peaks and at random loci. Options such as
+// shallow input), provenance (model sha256, the library depth denoise scaled by) and genome-browser panels at the strongest peaks and at random loci. Options such as
 // --chroms, --n-strong, --n-random, --locus-bp, --seed come from task.ext.args (see `atacdenoise report --help`);
 // truth tracks, baselines, the search folder and the model card are for runs outside this process.
 process REPORT {
@@ -8,7 +8,7 @@ process REPORT {
     container "${params.container_prefix}/infer:${params.container_tag}"
 
     input:
-    tuple val(meta), path(denoised), path(peakprob), path(peaks), path(noisy)
+    tuple val(meta), path(denoised), path(peakprob), path(peaks), path(provenance), path(noisy)
     path chrom_sizes
 
     output:
@@ -22,7 +22,7 @@ process REPORT {
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}"
     """
-    atac-report --denoised ${denoised} --peakprob ${peakprob} --peaks ${peaks} --noisy ${noisy} --chrom-sizes ${chrom_sizes} --output ${prefix}.report.html ${args}
+    atac-report --denoised ${denoised} --peakprob ${peakprob} --peaks ${peaks} --provenance ${provenance} --noisy ${noisy} --chrom-sizes ${chrom_sizes} --output ${prefix}.report.html ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

@@ -299,6 +299,7 @@ def test_denoise_lays_rendered_channels_beside_the_counts(channel_denoise, caplo
     from atacdenoise.denoise import denoise
     from atacdenoise.io.reads import iter_insertions
     from atacdenoise.tracks.binning import coverage_bins
+    from atacdenoise.tracks.depth import REFERENCE_DENSITY
 
     w = channel_denoise
     with caplog.at_level(logging.WARNING):
@@ -310,7 +311,7 @@ def test_denoise_lays_rendered_channels_beside_the_counts(channel_denoise, caplo
     genome = GenomeChannels([ChannelSpec("tss", "decay", 1000)], w["sizes"], 25, annotations={"tss": w["tss"]})
     with pyBigWig.open(out["denoised"]) as bw, pyBigWig.open(out["peakprob"]) as pp:
         for chrom, length in w["sizes"].items():
-            counts = coverage_bins(positions[chrom], length, 25, 100, "mean", scale=1e6 / total)
+            counts = coverage_bins(positions[chrom], length, 25, 100, "mean", scale=REFERENCE_DENSITY * sum(w["sizes"].values()) / total)
             channel = genome.render(chrom)[0]
             got = np.array(bw.values(chrom, 0, length))[::25][:len(counts)]
             np.testing.assert_allclose(got, counts + channel, rtol=1e-5, atol=1e-5)

@@ -19,6 +19,7 @@ import pyBigWig
 import pytest
 
 from atacdenoise.denoise import denoise
+from atacdenoise.tracks.depth import REFERENCE_DENSITY
 from atacdenoise.denoise.contract import ModelContract
 from atacdenoise.denoise.onnx_runner import OnnxDenoiser, sigmoid
 from atacdenoise.denoise.peaks_from_prob import called_runs, peaks_from_prob
@@ -91,9 +92,11 @@ def test_denoised_track_is_the_model_output_over_tiled_windows(work):
     out = denoise(work["insertions"], work["model"], SIZES, work["root"] / "run" / "s", genome="hg19", progress=False)
     total = sum(len(p) for p in work["positions"].values())
     for chrom, length in SIZES.items():
-        expected = coverage_bins(work["positions"][chrom], length, 25, 100, "mean", scale=1e6 / total)
+        # Density normalisation: no 100 kb block here is a pile-up, so the depth is insertions / covered bases.
+        expected = coverage_bins(work["positions"][chrom], length, 25, 100, "mean",
+                                 scale=REFERENCE_DENSITY * sum(SIZES.values()) / total)
         denoised = read_bins(out["denoised"], chrom, length)
-        # The centre model returns its input: every bin once, scaled per million, including the partial last bin.
+        # The centre model returns its input: every bin once, in model units, including the partial last bin.
         np.testing.assert_allclose(denoised, expected, rtol=1e-5, atol=1e-6)
         prob = read_bins(out["peakprob"], chrom, length)
         np.testing.assert_allclose(prob, sigmoid(expected.astype(np.float32) - 1), rtol=1e-5, atol=1e-6)
@@ -129,7 +132,7 @@ def test_bigwig_input_is_rebinned_and_scaled_like_insertions(work):
     out = denoise(bw_path, work["model"], {chrom: length}, root / "bw" / "s", progress=False)
     # library size = coverage / 201 bases per insertion (edge clipping makes it approximate)
     total = per_base.sum() / 201
-    expected = coverage_bins(work["positions"][chrom], length, 25, 100, "mean", scale=1e6 / total)
+    expected = coverage_bins(work["positions"][chrom], length, 25, 100, "mean", scale=REFERENCE_DENSITY * length / total)
     np.testing.assert_allclose(read_bins(out["denoised"], chrom, length), expected, rtol=1e-4, atol=1e-5)
 
 
@@ -217,7 +220,7 @@ def test_real_insertions_end_to_end(tmp_path):
     total = sum(len(p) for p in positions.values())
     chrom = next(iter(positions))
     length = sizes[chrom]
-    expected = coverage_bins(positions[chrom], length, 25, 100, "mean", scale=1e6 / total)
+    expected = coverage_bins(positions[chrom], length, 25, 100, "mean", scale=REFERENCE_DENSITY * 20e6 / total)
     np.testing.assert_allclose(read_bins(out["denoised"], chrom, length), expected, rtol=1e-5, atol=1e-6)
 
 

@@ -188,12 +188,12 @@ def test_cli_table_says_undefined(tmp_path, truth, capsys):
     assert auprc.split()[1:] == ["undefined"] * 3
 
 
-def test_cpm_scales_truth_for_mse_only(tmp_path, truth):
+def test_model_units_rescale_truth_for_mse_only(tmp_path, truth):
     raw = evaluate(truth["bw"], truth["bw"], truth_peaks=truth["peaks"])["overall"]
-    scaled = evaluate(truth["bw"], truth["bw"], truth_peaks=truth["peaks"], cpm="truth")["overall"]
+    scaled = evaluate(truth["bw"], truth["bw"], truth_peaks=truth["peaks"], model_units="truth")["overall"]
     assert scaled["pearson"] == pytest.approx(raw["pearson"]) and scaled["auprc"] == pytest.approx(raw["auprc"])
     assert raw["mse"] == 0 and scaled["mse"] > 0
-    both = evaluate(truth["bw"], truth["bw"], cpm="both")["overall"]
+    both = evaluate(truth["bw"], truth["bw"], model_units="both")["overall"]
     assert both["mse"] == pytest.approx(0, abs=1e-9)
 
 

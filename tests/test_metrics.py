@@ -70,3 +70,43 @@ def test_base_f1():
     assert result["precision"] == pytest.approx(2 / 3)
     assert result["recall"] == pytest.approx(2 / 3)
     assert result["f1"] == pytest.approx(2 / 3)
+
+
+def real_shaped(n: int, seed: int):
+    """Per-base float32 tracks as the evaluation sees them: sparse truth, many exact zeros and ties, ~5 % peaks."""
+    rng = np.random.default_rng(seed)
+    in_peak = np.repeat(rng.random(-(-n // 500)) < 0.05, 500)[:n]
+    truth = np.where(in_peak, rng.gamma(2.0, 5.0, n), rng.gamma(0.3, 0.5, n)).astype(np.float32)
+    truth[rng.random(n) < 0.3] = 0
+    signal = (truth * rng.gamma(4.0, 0.25, n).astype(np.float32)).round(1)
+    return signal, truth, in_peak
+
+
+@pytest.mark.parametrize("kind", ["random", "real-shaped"])
+def test_hand_written_metrics_equal_scipy_and_sklearn(kind):
+    """The kept hand-written metrics (faster or deterministic: benchmarks/bench_metrics.py) equal the libraries."""
+    from scipy.stats import pearsonr, spearmanr
+    sklearn_metrics = pytest.importorskip("sklearn.metrics", reason="scikit-learn (dev extra) checks the metrics")
+
+    rng = np.random.default_rng(7)
+    n = 3_000_000 + 17  # several of pearson's chunks, the last one partial
+    if kind == "random":
+        signal, truth = rng.normal(size=n), rng.normal(size=n) + 0.1 * np.arange(n) / n
+        in_peak = rng.random(n) < 0.2 + 0.3 * (signal > 1)
+    else:
+        signal, truth, in_peak = real_shaped(n, seed=3)
+    as64 = signal.astype(np.float64), truth.astype(np.float64)
+    assert abs(metrics.pearson(signal, truth) - pearsonr(*as64).statistic) < 1e-9
+    assert abs(metrics.spearman(signal[:200_000], truth[:200_000])
+               - spearmanr(signal[:200_000], truth[:200_000]).statistic) < 1e-9
+    assert abs(metrics.auprc(signal, in_peak) - sklearn_metrics.average_precision_score(in_peak, signal)) < 1e-6
+    assert abs(metrics.auroc(signal, in_peak) - sklearn_metrics.roc_auc_score(in_peak, signal)) < 1e-6
+    assert metrics.mse(signal, truth) == pytest.approx(np.mean((as64[0] - as64[1]) ** 2), rel=1e-12)
+
+
+def test_pearson_does_not_depend_on_chunk_boundaries():
+    """Chunked sums in a fixed order: the same value for the same input, whatever the array's dtype."""
+    signal, truth, _ = real_shaped(2_500_000, seed=1)
+    first = metrics.pearson(signal, truth)
+    assert metrics.pearson(signal, truth) == first
+    assert metrics.pearson(signal.astype(np.float64), truth.astype(np.float64)) == first

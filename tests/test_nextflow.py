@@ -1,5 +1,13 @@
 """The Nextflow pipeline, checked without the Nextflow binary.
 
+- Structure with a Nextflow parser: `reftrace` (PyPI; DSL2 grammar, a Go library underneath) parses
+  main.nf and modules/: every include resolves to a file defining what it names (the nf-schema plugin
+  aside), every process has one tag, one label, a container of an image containers/ builds, a stub and
+  a versions output (reftrace 0.6 exposes directives, includes and workflow emits but not output or
+  stub blocks, so those two are read from the text), and every emitted channel, of processes and of
+  sub-workflows, is used in main.nf or published (conf/modules.config publishes every output but
+  versions.yml, which must be collected). Each module's meta.yml lists its inputs, emits, tools (the
+  versions.yml keys) and image as the module declares them.
 - Syntax: every .nf and .config file parses with the `groovy-parser` package (a lark
   grammar of Groovy 3). Nextflow's DSL is Groovy, and process/workflow blocks,
   `input:` labels and `include { A } from '...'` are plain Groovy (labelled statements,
@@ -39,6 +47,8 @@ REPO = Path(__file__).resolve().parents[1]
 MODULES = sorted((REPO / "modules").glob("*.nf"))
 CONFIGS = [REPO / "nextflow.config", *sorted((REPO / "conf").glob("*.config"))]
 LABELS = {"process_single", "process_low", "process_medium", "process_high", "process_gpu"}
+# Modules that run a third-party tool directly, as nf-core's modules of the same name (no bin/ executable).
+THIRD_PARTY = {"CAT_FASTQ": "cat_lanes", "SAMTOOLS_MERGE": "samtools", "MULTIQC": "multiqc"}
 
 
 # ---------------------------------------------------------------- reading the pipeline files
@@ -162,7 +172,11 @@ def test_config_params_match_the_schema(schema):
     assert set(defaults) == set(props), "params in nextflow.config and nextflow_schema.json differ"
     for name, value in defaults.items():
         assert props[name].get("default") == value, f"default of {name}: config {value!r}, schema {props[name].get('default')!r}"
-    jsonschema.Draft202012Validator(schema).validate(defaults)
+    # --outdir is required (nf-core's rule): no default, and the defaults alone do not validate
+    assert defaults["outdir"] is None and "outdir" in schema["$defs"]["input_output_options"]["required"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema).validate(defaults)
+    jsonschema.Draft202012Validator(schema).validate({**defaults, "outdir": "results"})
     # every params.X the pipeline reads is declared
     used = set()
     for path in [REPO / "main.nf", *MODULES, *CONFIGS]:
@@ -176,6 +190,7 @@ def test_genome_channel_params_are_declared(schema):
     props = schema_properties(schema)
     validator = jsonschema.Draft202012Validator(schema)
     defaults = config_params((REPO / "nextflow.config").read_text().split("profiles {")[0])
+    defaults["outdir"] = "results"  # required on the command line
     for name in ("gtf", "annotation"):
         assert props[name]["type"] == ["string", "null"] and defaults[name] is None
     assert props["gtf"]["format"] == "file-path"
@@ -230,6 +245,7 @@ def test_profiles_set_only_valid_params(schema):
     defaults = config_params((REPO / "nextflow.config").read_text().split("profiles {")[0])
     test_params = config_params((REPO / "conf" / "test.config").read_text())
     assert test_params["simulate"] is True
+    defaults["outdir"] = "results"  # required on the command line
     jsonschema.Draft202012Validator(schema).validate({**defaults, **test_params})
     gpu_params = config_params((REPO / "nextflow.config").read_text().split("profiles {")[1])
     jsonschema.Draft202012Validator(schema).validate({**defaults, **gpu_params})
@@ -266,14 +282,18 @@ def test_module_follows_nf_core_conventions(path):
     assert len(re.findall(r"^\s*label\s", proc.text, flags=re.M)) == 1
     assert re.search(r'container "\$\{params\.container_prefix\}/[\w-]+:\$\{params\.container_tag\}"', proc.text)
     assert '"versions.yml", emit: versions' in proc.text
-    assert "task.ext.args" in proc.script_block and "${args}" in proc.script
+    if proc.name != "CAT_FASTQ":  # cat takes no arguments
+        assert "task.ext.args" in proc.script_block and "${args}" in proc.script
     assert proc.stub.strip(), "stub: block missing"
     assert all("emit:" in line for line in section(proc.text, "output", ("when",)).strip().splitlines())
-    if proc.name not in ("BOWTIE2_BUILD",):
+    if proc.name not in ("BOWTIE2_BUILD", "MULTIQC"):
         assert "val(meta)" in proc.inputs or "val meta" in proc.inputs
-    # exactly one bin/ executable does the work (the rest writes versions.yml)
+    # exactly one bin/ executable does the work (the rest writes versions.yml); third-party modules call their tool
     calls = re.findall(r"^\s*(atac-[\w-]+)\s", proc.script, flags=re.M)
-    assert len(calls) == 1 and os.access(REPO / "bin" / calls[0], os.X_OK), calls
+    if proc.name in THIRD_PARTY:
+        assert not calls and re.search(rf"^\s*{THIRD_PARTY[proc.name]}\s", proc.script, flags=re.M)
+    else:
+        assert len(calls) == 1 and os.access(REPO / "bin" / calls[0], os.X_OK), calls
 
 
 def test_images_match_build_sh_and_the_package_version():
@@ -305,6 +325,161 @@ def test_main_includes_every_module_and_defines_the_entries():
     for entry in (r"workflow train\s*\{", r"workflow denoise\s*\{", r"^workflow\s*\{"):
         assert re.search(entry, main, flags=re.M), entry
     assert "label 'process_gpu'" in (REPO / "modules" / "nash_search.nf").read_text()
+
+
+def test_nf_schema_manifest_and_run_records():
+    """nf-schema pinned and used; manifest as nf-core has it; dag/timeline/report/trace under outdir/pipeline_info."""
+    config = (REPO / "nextflow.config").read_text()
+    assert re.search(r"^plugins \{\s*id 'nf-schema@\d+\.\d+\.\d+'\s*\}", config, flags=re.M), "nf-schema not pinned"
+    assert re.search(r"validation \{\s*help \{\s*enabled = true", config)
+    manifest = re.search(r"^manifest \{(.*?)^\}", config, flags=re.M | re.S).group(1)
+    assert "nextflowVersion = '!>=24.10.0'" in manifest  # nf-schema 2.4.x refuses older Nextflow
+    for key in ("name", "homePage", "description", "version", "mainScript"):
+        assert re.search(rf"^\s*{key}\s*=\s*'\S.*'", manifest, flags=re.M), key
+    version = re.search(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), flags=re.M).group(1)
+    assert f"version         = '{version}'" in manifest
+    for record in ("dag", "timeline", "report", "trace"):
+        block = re.search(rf"^{record} \{{(.*?)^\}}", config, flags=re.M | re.S).group(1)
+        assert "enabled = true" in block and 'file    = "${params.outdir}/pipeline_info/' in block, record
+    main = (REPO / "main.nf").read_text()
+    assert "include { validateParameters; paramsSummaryLog; samplesheetToList } from 'plugin/nf-schema'" in main
+    assert 'samplesheetToList(sheet, "${projectDir}/assets/schema_input.json")' in main
+    # validateParameters() first thing in every entry workflow
+    for entry in re.findall(r"^workflow(?: (?:train|denoise))? \{\n\s*(\S+)", main, flags=re.M):
+        assert entry == "initialise()"
+    assert len(re.findall(r"^workflow(?: (?:train|denoise))? \{", main, flags=re.M)) == 3
+    assert "validateParameters()" in main and main.count("FINISH(") == 3
+    assert "storeDir: \"${params.outdir}/pipeline_info\", name: 'software_versions.yml'" in main
+    assert "'atacdenoise_software_mqc_versions.yml'" in main  # MultiQC's software-versions file name
+
+
+@pytest.fixture(scope="module")
+def parsed():
+    """reftrace's view of main.nf and modules/ (it parses every .nf under the folder)."""
+    reftrace = pytest.importorskip("reftrace", reason="pip install reftrace")
+    result = reftrace.parse_modules(str(REPO))
+    assert not result.errors, [f"{e.path}: {e.error}" for e in result.errors]
+    return {(REPO / m.path).resolve().relative_to(REPO).as_posix(): m for m in result.results}, result
+
+
+def test_reftrace_every_include_resolves(parsed):
+    modules, result = parsed
+    assert {"main.nf", *(f"modules/{p.name}" for p in MODULES)} <= set(modules)
+    unresolved = [(i.module_path, i.includes) for i in result.unresolved_includes
+                  if any(not target.startswith("plugin/") for target in i.includes)]
+    assert unresolved == []
+    for path, module in modules.items():
+        for include in module.includes:
+            if include.from_module.startswith("plugin/"):
+                assert include.from_module == "plugin/nf-schema", include.from_module
+                continue
+            target = (REPO / Path(path).parent / include.from_module).resolve().relative_to(REPO).as_posix() + ".nf"
+            assert target in modules, f"{path} line {include.line}: {include.from_module} does not exist"
+            defined = {p.name for p in modules[target].processes} | {w.name for w in modules[target].workflows}
+            names = {item.name for item in include.items}
+            assert names <= defined, f"{path} line {include.line}: {target} does not define {names - defined}"
+
+
+def test_reftrace_every_process_has_tag_label_container_stub_and_versions(parsed):
+    modules, _ = parsed
+    roles = {t.split("/")[-1].split(":")[0] for t in build_sh_roles()[0]}
+    processes = [(path, proc) for path, module in modules.items() for proc in module.processes]
+    assert {proc.name for _, proc in processes} == {read_process(p).name for p in MODULES}
+    for path, proc in processes:
+        assert len(proc.tags) == 1, f"{proc.name}: tag"
+        assert [label.value for label in proc.labels] in ([label] for label in LABELS), f"{proc.name}: one label"
+        assert len(proc.containers) == 1, f"{proc.name}: container"
+        image = re.search(r"container_prefix\}/([\w-]+):", str(proc.containers[0]._value))
+        assert image and image.group(1) in roles, f"{proc.name}: image not built by containers/build.sh"
+        # not exposed by reftrace 0.6: read from the module text
+        text = read_process(REPO / path)
+        assert text.stub.strip(), f"{proc.name}: stub"
+        assert re.search(r'^\s*path "versions\.yml", emit: versions$', text.text, flags=re.M), f"{proc.name}: versions"
+
+
+def strip_comments(text: str) -> str:
+    return re.sub(r"(^|\s)//.*$", r"\1", text, flags=re.M)
+
+
+def unpublished() -> set[str]:
+    """Process names (or aliases) whose outputs conf/modules.config does not publish."""
+    config = (REPO / "conf" / "modules.config").read_text()
+    names = set()
+    for selector, body in re.findall(r"withName: '([^']+)' \{(.*?)\n    \}", config, flags=re.S):
+        if "enabled: false" in body:
+            names |= set(selector.split("|"))
+    return names
+
+
+def test_every_emitted_channel_is_used_or_published(parsed):
+    """Process emits: used in main.nf as ALIAS.out.NAME, or published (never versions: those must be collected).
+    Sub-workflow emits: used as WORKFLOW.out.NAME, or a published process output passed on."""
+    modules, _ = parsed
+    main = strip_comments((REPO / "main.nf").read_text())
+    used = set(re.findall(r"\b(\w+)\.out\.(\w+)", main))
+    emits = {proc.name: re.findall(r"emit:\s*(\w+)", read_process(p).text) for p in MODULES for proc in [read_process(p)]}
+    aliases = {(item.alias or item.name): item.name for include in modules["main.nf"].includes
+               for item in include.items if not include.from_module.startswith("plugin/")}
+    hidden = unpublished()
+
+    def published(alias: str, emit: str) -> bool:
+        return emit != "versions" and alias not in hidden and aliases[alias] not in hidden
+
+    problems = [f"{alias}.out.{emit}" for alias, name in aliases.items() for emit in emits[name]
+                if (alias, emit) not in used and not published(alias, emit)]
+    assert problems == [], f"emitted, never used nor published: {problems}"
+    for workflow in modules["main.nf"].workflows:
+        body = re.search(rf"^workflow {workflow.name} \{{(.*?)^\}}", main, flags=re.M | re.S)
+        for emit in workflow.emits:
+            if (workflow.name, emit) in used:
+                continue
+            source = re.search(rf"^\s*{emit}\s*=\s*(\w+)\.out\.(\w+)\s*$", body.group(1), flags=re.M)
+            assert source and source.group(1) in aliases and published(*source.groups()), \
+                f"{workflow.name}.out.{emit} is never used and is not a published process output"
+
+
+def declared_elements(block: str) -> list[tuple[list[str], str | None]]:
+    """Each input/output line: its element names (path patterns with ${prefix} as *) and its emit name."""
+    lines = []
+    for line in strip_comments(block).splitlines():
+        if not line.strip():
+            continue
+        names = [n.strip('"').replace("${prefix}", "*") for _, n in re.findall(r'(val|path)\(?\s*("[^"]+"|\w+)', line)]
+        emit = re.search(r"emit:\s*(\w+)", line)
+        lines.append((names, emit.group(1) if emit else None))
+    return lines
+
+
+def yaml_names(entries) -> list[str]:
+    """[{name: spec}] or [[{name: spec}, ...]] -> the names, in order."""
+    if isinstance(entries, dict):
+        return list(entries)
+    return [name for entry in entries for name in yaml_names(entry)]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.stem)
+def test_module_meta_yml_matches_the_module(path):
+    yaml = pytest.importorskip("yaml")
+    proc = read_process(path)
+    meta = yaml.safe_load((path.parent / f"{path.stem}.meta.yml").read_text())
+    assert meta["name"] == path.stem and meta["description"] and meta["keywords"]
+    inputs = declared_elements(proc.inputs)
+    assert [yaml_names(entry) for entry in meta["input"]] == [names for names, _ in inputs]
+    outputs = declared_elements(section(proc.text, "output", ("when", "script")))
+    assert list(meta["output"]) == [emit for _, emit in outputs]
+    for names, emit in outputs:
+        assert yaml_names(meta["output"][emit]) == names, emit
+    for entry in [*meta["input"], *meta["output"].values()]:
+        for spec in (e for item in (entry if isinstance(entry, list) else [entry])
+                     for e in (item if isinstance(item, list) else [item])):
+            (name, fields), = spec.items()
+            assert fields["type"] and fields["description"], f"{path.stem}: {name}"
+    # tools: what versions.yml reports; the image: the module's container
+    tools = re.findall(r"^\s+([\w-]+): \\\$\(", proc.script, flags=re.M)
+    assert [name for tool in meta["tools"] for name in tool] == tools
+    assert all(spec["homepage"] and spec["licence"] for tool in meta["tools"] for spec in tool.values())
+    image = re.search(r"container_prefix\}/([\w-]+):", proc.text).group(1)
+    assert meta["container"].startswith(f"atacdenoise/{image} ")
 
 
 # ---------------------------------------------------------------- contract: run each script for real
@@ -683,7 +858,84 @@ def test_contract_denoise_passes_files_a_counts_only_model_ignores(runner):
 def test_contract_report(runner):
     den = denoised(runner)
     stage = {"d.bw": den["sim.denoised.bw"], "p.bw": den["sim.peakprob.bw"], "p.narrowPeak": den["sim.peaks.narrowPeak"],
-             "noisy.bed.gz": insertions(runner), "chrom.sizes": sizes(runner)}
+             "prov.json": den["sim.provenance.json"], "noisy.bed.gz": insertions(runner), "chrom.sizes": sizes(runner)}
     values = {"meta.id": "sim", "prefix": "sim", "args": "", "denoised": "d.bw", "peakprob": "p.bw",
-              "peaks": "p.narrowPeak", "noisy": "noisy.bed.gz", "chrom_sizes": "chrom.sizes"}
-    assert "sim.report.html" in runner.run("report", ["report"], stage, values)
+              "peaks": "p.narrowPeak", "provenance": "prov.json", "noisy": "noisy.bed.gz", "chrom_sizes": "chrom.sizes"}
+    html = runner.run("report", ["report"], stage, values)["sim.report.html"].read_text()
+    assert "library insertions" in html  # the depth denoise scaled by, from its provenance (issue 19)
+
+
+def test_contract_qc(runner):
+    """QC of the simulated BAM (staged with its index) with a GTF and peaks: JSON, both plots, MultiQC files."""
+    sim = simulated(runner)
+    stage = {"sim.bam": sim["sim.bam"], "sim.bam.bai": sim["sim.bam.bai"], "chrom.sizes": sizes(runner),
+             "genes.gtf": annotation_files(runner)["tss"], "p.narrowPeak": peaks(runner)["sim.narrowPeak"]}
+    values = {"meta.id": "sim", "prefix": "sim", "args": "", "input": "sim.bam", "chrom_sizes": "chrom.sizes",
+              "gtf_arg": "--gtf genes.gtf", "peaks_arg": "--peaks p.narrowPeak"}
+    out = runner.run("qc", ["qc"], stage, values)
+    assert {"sim.qc.json", "sim.fragment_lengths.png", "sim.tss_profile.png",
+            "sim.atacdenoise_qc_general_mqc.json"} <= set(out)
+    qc = json.loads(out["sim.qc.json"].read_text())
+    assert qc["n_insertions"] > 0 and 0 < qc["frip"] < 1 and qc["tss_enrichment"] is not None
+    assert qc["fragment_length_histogram"] and qc["duplicates_method"]
+
+
+def test_qc_runs_on_every_library_in_main():
+    """Deep BAMs (FRiP vs their peaks), shallow twins (vs theirs) and denoised peaks (the shallow input in them)."""
+    main = (REPO / "main.nf").read_text()
+    proc = read_process(REPO / "modules" / "qc.nf")
+    assert "def input = read_files.find { !it.name.endsWith('.bai') }" in proc.script_block
+    assert "def gtf_arg = gtf ? \"--gtf ${gtf}\" : ''" in proc.script_block
+    assert "def peaks_arg = peaks ? \"--peaks ${peaks}\" : ''" in proc.script_block
+    assert re.search(r"QC\(ch_qc, ch_chrom_sizes, gtfInput\(\)\)", main)
+    assert re.search(r"QC_SHALLOW\(ch_shallow\.join\(CALL_PEAKS_SHALLOW\.out\.peaks\), ch_chrom_sizes, gtfInput\(\)\)", main)
+    assert re.search(r"QC_DENOISED\(ch_insertions\.join\(DENOISE\.out\.peaks\), ch_chrom_sizes, gtfInput\(\)\)", main)
+    modules_config = (REPO / "conf" / "modules.config").read_text()
+    assert re.search(r"withName: 'QC_DENOISED' \{\s*ext\.prefix = \{ \"\$\{meta\.id\}\.denoised_peaks\" \}", modules_config)
+
+
+def count_fastq_records(path: Path) -> int:
+    with gzip.open(path, "rt") as fh:
+        return sum(1 for _ in fh) // 4
+
+
+def test_contract_cat_fastq(runner):
+    """Two paired lanes (the simulated pair twice, staged lane?/NAME as Nextflow stages them) -> one pair, R1 with R1."""
+    sim = simulated(runner)
+    stage = {"lane1/sim_R1.fastq.gz": sim["sim_R1.fastq.gz"], "lane2/sim_R2.fastq.gz": sim["sim_R2.fastq.gz"],
+             "lane3/sim_R1.fastq.gz": sim["sim_R1.fastq.gz"], "lane4/sim_R2.fastq.gz": sim["sim_R2.fastq.gz"]}
+    values = {"meta.id": "sim", "prefix": "sim", "read1.join(' ')": "lane1/sim_R1.fastq.gz lane3/sim_R1.fastq.gz",
+              "cat_read2": "cat_lanes lane2/sim_R2.fastq.gz lane4/sim_R2.fastq.gz > sim_2.merged.fastq.gz"}
+    out = runner.run("cat_fastq", [], stage, values)
+    n = count_fastq_records(sim["sim_R1.fastq.gz"])
+    assert count_fastq_records(out["sim_1.merged.fastq.gz"]) == count_fastq_records(out["sim_2.merged.fastq.gz"]) == 2 * n
+    with gzip.open(out["sim_1.merged.fastq.gz"], "rt") as merged, gzip.open(sim["sim_R1.fastq.gz"], "rt") as lane:
+        assert merged.readline() == lane.readline()
+    # the Groovy that splits the staged files into R1 and R2 lists: pairs in sheet order
+    proc = read_process(REPO / "modules" / "cat_fastq.nf")
+    assert "def read1 = meta.single_end ? files : files.collate(2).collect { it[0] }" in proc.script_block
+    assert "def read2 = meta.single_end ? [] : files.collate(2).collect { it[1] }" in proc.script_block
+
+
+def test_contract_samtools_merge(runner):
+    import pysam
+    sim = simulated(runner)
+    stage = {"lane1/sim.bam": sim["sim.bam"], "lane2/sim.bam": sim["sim.bam"]}
+    out = runner.run("samtools_merge", [], stage, {"meta.id": "sim", "prefix": "sim", "args": "",
+                                                   "inputs": "lane1/sim.bam lane2/sim.bam"})
+    with pysam.AlignmentFile(str(sim["sim.bam"])) as one, pysam.AlignmentFile(str(out["sim.bam"])) as merged:
+        assert merged.mapped == 2 * one.mapped
+
+
+def test_contract_multiqc(runner, tmp_path):
+    """MultiQC reads the QC step's custom content and the collected software versions."""
+    pytest.importorskip("multiqc")
+    test_contract_qc(runner)
+    qc = runner.done["qc"]
+    versions = tmp_path / "atacdenoise_software_mqc_versions.yml"
+    versions.write_text("ALIGN:\n  bowtie2: 2.5.4\n  samtools: '1.21'\n\nWorkflow:\n  atacdenoise: 0.1.0\n  Nextflow: 24.10.0\n")
+    stage = {"1/sim.atacdenoise_qc_general_mqc.json": qc["sim.atacdenoise_qc_general_mqc.json"],
+             "2/atacdenoise_software_mqc_versions.yml": versions}
+    out = runner.run("multiqc", [], stage, {"args": ""})
+    html = out["multiqc_report.html"].read_text()
+    assert "bowtie2" in html and "2.5.4" in html

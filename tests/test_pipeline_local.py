@@ -35,7 +35,7 @@ def test_local_pipeline_trains_registers_and_denoises(tmp_path, capsys):
 
     history = [json.loads(line) for line in (out / "nash_search" / "history.jsonl").read_text().splitlines()]
     assert len(history) == 1 + 2  # one random draw, then parent + one child
-    registered = json.loads((out / "logs" / "12_register_model.log").read_text().splitlines()[-1])
+    registered = json.loads(next((out / "logs").glob("*_register_model.log")).read_text().splitlines()[-1])
     assert registered["name"] == "atac-denoiser" and registered["version"] == "1"
 
     prefix = out / "denoise" / "sim.shallow"
@@ -44,6 +44,15 @@ def test_local_pipeline_trains_registers_and_denoises(tmp_path, capsys):
     assert denoised.size == 500_000 and np.isfinite(denoised).all() and denoised.max() > 0
     assert 0 <= probability.min() and probability.max() <= 1
     read_peaks(f"{prefix}.peaks.narrowPeak")  # parses (it may hold no peak after so short a search)
+
+    # QC per library: the deep BAM (fragment lengths, duplicates), the shallow twin, and the denoised peaks' FRiP
+    deep = json.loads((out / "qc" / "sim.qc.json").read_text())
+    shallow = json.loads((out / "qc_shallow" / f"sim.sub{SMALL.fraction:g}.qc.json").read_text())
+    denoised_qc = json.loads((out / "qc_denoised" / "sim.shallow.denoised_peaks.qc.json").read_text())
+    assert deep["format"] == "bam" and sum(deep["fragment_length_histogram"]) > 0 and 0 < deep["frip"] < 1
+    assert shallow["n_insertions"] < deep["n_insertions"] and 0 < shallow["frip"] < 1
+    assert denoised_qc["n_insertions"] == shallow["n_insertions"] and 0 <= denoised_qc["frip"] <= 1
+    assert (out / "qc" / "sim.atacdenoise_qc_general_mqc.json").exists()
 
 
 def test_a_failing_step_stops_the_run_with_its_log(tmp_path):
@@ -110,6 +119,10 @@ def test_genome_options_reach_windows_and_denoise(tmp_path):
         assert argv[-len(genome):] == genome, name
     for name in ("NASH_SEARCH", "EXPORT_ONNX", "REPORT"):  # they read the channels from the data or need none
         assert "--annotation" not in step_argv(steps, name)
+    for name in ("QC", "QC_SHALLOW", "QC_DENOISED"):  # --gtf gives QC its TSSs
+        argv = step_argv(steps, name)
+        assert argv[argv.index("--gtf") + 1] == str(gtf) and "--peaks" in argv, name
+    assert "--gtf" not in step_argv(train_steps(tmp_path, DemoSettings()), "QC")
     annotation_only = DemoSettings(annotations=(f"cpg_islands={bed}",))
     assert "--fasta" not in step_argv(train_steps(tmp_path, annotation_only), "WINDOWS")
 

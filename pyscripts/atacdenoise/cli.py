@@ -12,6 +12,7 @@ import sys
 from atacdenoise import __version__
 from atacdenoise.cli_pipeline import add_align_parser, add_pipeline_parser, add_samplesheet_parser
 from atacdenoise.cli_evaluate import add_evaluate_parser, add_report_parser
+from atacdenoise.cli_qc import add_qc_parser
 from atacdenoise.cli_registry import add_denoise_parser, add_genome_args, add_registry_parsers
 from atacdenoise.errors import InputError
 
@@ -259,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_denoise_parser(sub)
     add_evaluate_parser(sub)
     add_report_parser(sub)
+    add_qc_parser(sub)
 
     add_pipeline_parser(sub)
     p = sub.add_parser("prepare", help="training and validation pairs (.npz) for the search, at several depths")

@@ -1,4 +1,4 @@
-"""Subcommands ``registry serve|register|promote|compare`` and ``denoise``.
+"""Subcommands ``registry serve|register|promote|compare|resolve`` and ``denoise``.
 
 ``cli.py`` calls :func:`add_registry_parsers` and :func:`add_denoise_parser`;
 each ``cmd_*`` parses nothing and calls one library function.
@@ -50,6 +50,14 @@ def cmd_registry_promote(args) -> None:
     print(f"models:/{args.name}@{args.alias} -> version {args.version}", file=sys.stderr)
 
 
+def cmd_registry_resolve(args) -> None:
+    from atacdenoise.registry.resolve import resolve_model
+
+    result = resolve_model(args.model, args.tracking_uri)
+    print(json.dumps(result, indent=2))
+    print(f"{result['model']} -> {result['resolved_uri']} (onnx sha256 {result['onnx_sha256'][:12]})", file=sys.stderr)
+
+
 def cmd_registry_compare(args) -> None:
     from atacdenoise.registry.register import compare, format_comparison
 
@@ -68,7 +76,8 @@ def cmd_denoise(args) -> None:
     outputs = denoise(args.input, model, read_chrom_sizes(args.chrom_sizes), args.out_prefix, fmt=args.fmt,
                       batch_size=args.batch_size, threads=args.threads, genome=args.genome,
                       tracking_uri=args.tracking_uri, threshold=args.threshold, progress=not args.quiet,
-                      fasta=args.fasta, annotations=annotations)
+                      fasta=args.fasta, annotations=annotations, library_size=args.library_size,
+                      chroms=args.chroms.split(",") if args.chroms else None)
     for path in outputs.values():
         print(path)
 
@@ -88,7 +97,7 @@ def _add_tracking_arg(p: argparse.ArgumentParser) -> None:
 
 
 def add_registry_parsers(subparsers) -> None:
-    registry = subparsers.add_parser("registry", help="MLflow model registry: serve, register, promote, compare")
+    registry = subparsers.add_parser("registry", help="MLflow model registry: serve, register, promote, compare, resolve")
     sub = registry.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
 
     p = sub.add_parser("serve", help="start an MLflow tracking server and wait until healthy")
@@ -114,6 +123,11 @@ def add_registry_parsers(subparsers) -> None:
     p.add_argument("--alias", help="point this alias (e.g. challenger) at the version once it is complete")
     _add_tracking_arg(p)
     p.set_defaults(func=cmd_registry_register)
+
+    p = sub.add_parser("resolve", help="pin models:/NAME@ALIAS to its current version and ONNX sha256 (JSON)")
+    p.add_argument("model", help="models:/NAME@ALIAS (or models:/NAME/VERSION)")
+    _add_tracking_arg(p)
+    p.set_defaults(func=cmd_registry_resolve)
 
     p = sub.add_parser("export", help="export a search's best model to ONNX (parity-checked), without a server")
     p.add_argument("search_dir", help="search output folder")
@@ -145,7 +159,14 @@ def add_denoise_parser(subparsers) -> None:
     p.add_argument("--model", help="model.onnx or models:/NAME@ALIAS (default: the bundled model)")
     p.add_argument("--chrom-sizes", required=True)
     p.add_argument("--out-prefix", required=True,
-                   help="writes PREFIX.denoised.bw, PREFIX.peakprob.bw, PREFIX.peaks.narrowPeak")
+                   help="writes PREFIX.denoised.bw, PREFIX.peakprob.bw, PREFIX.peaks.narrowPeak, "
+                        "PREFIX.provenance.json")
+    p.add_argument("--library-size", type=float, metavar="N",
+                   help="insertions in the whole library, when --input holds only part of it (e.g. one "
+                        "chromosome); the depth is then N over the nuclear genome of --chrom-sizes. "
+                        "Default: measured on the input (mitochondria and pile-ups left out)")
+    p.add_argument("--chroms", help="comma-separated chromosomes to denoise (default: all with insertions); "
+                                    "the depth is measured on the whole input all the same")
     p.add_argument("--genome", help="genome build of the input; must match the model's")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, help="onnxruntime threads (default: all cores)")

@@ -4,7 +4,8 @@ Each step calls the same ``bin/`` executable, with the same arguments, as the
 Nextflow process of the same name (``modules/*.nf``), in ``main.nf``'s order:
 train (ALIGN -> FILTER_SHIFT -> CALL_PEAKS, BIN -> SUBSAMPLE -> WINDOWS ->
 NASH_SEARCH -> EXPORT_ONNX -> REGISTER_MODEL) then denoise the shallow twin
-(DENOISE -> REPORT). The ``test`` profile first simulates the deep sample. The
+(DENOISE -> REPORT, QC_DENOISED). QC runs on the deep BAM and on the shallow
+twin (after their peaks) and on the denoised peaks. The ``test`` profile first simulates the deep sample. The
 runner starts a local MLflow server (SQLite, in ``OUTDIR/mlflow``) for the
 registry steps and stops it at the end.
 
@@ -108,6 +109,9 @@ def train_steps(out: Path, s: DemoSettings) -> list[Step]:
         Step("CALL_PEAKS_SHALLOW", [_bin("atac-peaks"), "--input", shallow, "--chrom-sizes", sizes,
                                     "--output-prefix", out / "shallow" / "sim.shallow"],
              [out / "shallow" / "sim.shallow.narrowPeak"]),
+        qc_step("QC", out / "align" / "sim.bam", out / "call_peaks" / "sim.narrowPeak", out / "qc" / "sim", sizes, s),
+        qc_step("QC_SHALLOW", shallow, out / "shallow" / "sim.shallow.narrowPeak",
+                out / "qc_shallow" / f"sim.sub{s.fraction:g}", sizes, s),
         Step("WINDOWS", [_bin("atac-prepare"), "--insertions", deep, "--clean-bigwig", out / "bin" / "sim.coverage.bw",
                          "--clean-peaks", out / "call_peaks" / "sim.narrowPeak", "--chrom-sizes", sizes,
                          "--out", out / "windows", "--train-chroms", "chr1", "--val-chroms", "chr2",
@@ -121,6 +125,13 @@ def train_steps(out: Path, s: DemoSettings) -> list[Step]:
                              "--data", out / "windows" / "val.npz", "--genome", "sim"],
              [out / "export_onnx" / "model.onnx"]),
     ]
+
+
+def qc_step(name: str, reads, peaks, prefix: Path, sizes: Path, s: DemoSettings) -> Step:
+    """QC of one library (``atacdenoise qc``): FRiP against ``peaks``, TSS enrichment when ``s.gtf`` is given."""
+    gtf = ["--gtf", s.gtf] if s.gtf else []
+    return Step(name, [_bin("atac-qc"), "--input", reads, "--chrom-sizes", sizes, "--peaks", peaks, *gtf,
+                       "--sample", prefix.name, "--out-prefix", prefix], [f"{prefix}.qc.json"])
 
 
 def registry_steps(out: Path, s: DemoSettings, tracking_uri: str) -> list[Step]:
@@ -144,13 +155,18 @@ def denoise_steps(out: Path, s: DemoSettings, model: str, tracking_uri: str | No
     steps = [Step("DENOISE", [_bin("atac-denoise"), "--input", shallow, "--model", model, "--chrom-sizes",
                               out / "simulate" / "chrom.sizes", "--out-prefix", prefix, *uri,
                               *genome_args(out, s)],
-                  [f"{prefix}.denoised.bw", f"{prefix}.peakprob.bw", f"{prefix}.peaks.narrowPeak"])]
+                  [f"{prefix}.denoised.bw", f"{prefix}.peakprob.bw", f"{prefix}.peaks.narrowPeak",
+                   f"{prefix}.provenance.json"]),
+             # FRiP of the denoised peaks: the shallow input's insertions inside them
+             qc_step("QC_DENOISED", shallow, f"{prefix}.peaks.narrowPeak",
+                     out / "qc_denoised" / "sim.shallow.denoised_peaks", out / "simulate" / "chrom.sizes", s)]
     if _has_command("report"):
         steps.append(Step("REPORT", [_bin("atac-report"), "--denoised", f"{prefix}.denoised.bw",
                                      "--peakprob", f"{prefix}.peakprob.bw", "--peaks", f"{prefix}.peaks.narrowPeak",
                                      "--noisy", shallow, "--chrom-sizes", out / "simulate" / "chrom.sizes",
                                      "--truth", out / "simulate" / "truth_accessibility.bw",
                                      "--truth-peaks", out / "simulate" / "truth_peaks.bed",
+                                     "--shallow-peaks", out / "shallow" / "sim.shallow.narrowPeak",
                                      "--search-dir", out / "nash_search",
                                      "--model-note", f"{model}: a demo model, trained in this run by a small NASH "
                                                      "search on simulated data (it shows the pipeline; it is not "
@@ -272,7 +288,7 @@ def run_pipeline(outdir: str | os.PathLike, profile: str = "test", samplesheet: 
     settings.annotation_specs()  # bad --gtf/--annotation stop the run before any step
     prepare_outdir(out, resume, force)
     train = train_steps(out, settings)
-    total = len(train) + 2 + 2
+    total = len(train) + 2 + len(denoise_steps(out, settings, "", None))
     run_steps(train, out / "logs", 1, total, resume)
     print(f"[{len(train) + 1}/{total}] starting a local MLflow server in {out / 'mlflow'} ...", file=sys.stderr)
     with start_server(out / "mlflow") as server:

@@ -6,9 +6,11 @@ the one source of truth, so a model never meets input binned another way.
 
 Input (``x``, float32 ``(N, window_bins)``, or ``(N, 1 + len(channels),
 window_bins)`` for a model with genome channels): per ``bin_size`` bin, the mean
-coverage of insertions extended +-``extend`` bp, scaled to counts per million
-insertions of the whole library (``input_normalisation = "cpm"``), as
-``search/data.py`` builds training windows. ``channels`` (JSON list of
+coverage of insertions extended +-``extend`` bp, rescaled from the library's
+density (insertions per base of nuclear sequence) to ``reference_density``
+(``input_normalisation = "density"``, :mod:`atacdenoise.tracks.depth`), as
+``search/data.py`` builds training windows. (``"cpm"``, per million insertions
+of the file, is what models exported before it carry; denoise refuses them.) ``channels`` (JSON list of
 ``tracks.channels.ChannelSpec`` dicts) says what channels 1.. hold and how each
 is rendered; ``sequence_md5`` (JSON ``{chrom: M5}``) the reference sequence a
 model that reads DNA was trained on; ``masks`` (JSON list) is ``["blacklist"]``
@@ -16,7 +18,7 @@ when blacklisted bins were kept out of the training targets.
 
 Outputs: ``signal`` (``(N, target_bins)``, denoised coverage in the units of the
 clean training track: mean coverage of +-``extend`` bp extended insertions per
-bin, per million clean insertions) and ``peak_logits`` (sigmoid -> per-bin
+bin, rescaled the same way) and ``peak_logits`` (sigmoid -> per-bin
 peak probability).
 
 This module must not import torch: the inference container has none.
@@ -29,12 +31,14 @@ import os
 from dataclasses import asdict, dataclass, fields
 
 from atacdenoise.errors import InputError
+from atacdenoise.tracks.depth import REFERENCE_DENSITY
 
 CONTRACT_FORMAT = "atacdenoise-onnx/1"
-NORMALISATIONS = ("cpm", "none")
+NORMALISATIONS = ("density", "cpm", "none")
 NAMING_STYLES = ("chr", "plain")
-OPTIONAL_FIELDS = ("channels", "sequence_md5", "masks")
-SIGNAL_UNITS = "mean coverage of +-extend bp extended insertions per bin, per million clean insertions"
+OPTIONAL_FIELDS = ("channels", "sequence_md5", "masks", "reference_density")
+SIGNAL_UNITS = ("mean coverage of +-extend bp extended insertions per bin, rescaled to a library of "
+                "reference_density insertions per base")
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,8 @@ class ModelContract:
     representation: str = "coverage"
     extend: int = 100
     stat: str = "mean"
-    input_normalisation: str = "cpm"
+    input_normalisation: str = "density"
+    reference_density: float = REFERENCE_DENSITY
     genome: str = "unknown"
     chrom_naming: str = "chr"
     signal_units: str = SIGNAL_UNITS
@@ -98,7 +103,7 @@ class ModelContract:
                 continue  # written by older versions: no genome channels
             if field.name not in values:
                 raise InputError(path, f"ONNX metadata lacks atacdenoise.{field.name}")
-            kwargs[field.name] = int(values[field.name]) if field.type == "int" else values[field.name]
+            kwargs[field.name] = {"int": int, "float": float}.get(field.type, str)(values[field.name])
         try:
             return cls(**kwargs)
         except ValueError as err:

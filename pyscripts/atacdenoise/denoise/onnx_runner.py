@@ -6,6 +6,7 @@ from the ONNX file's metadata, the registry download from mlflow's artifact API.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -40,6 +41,7 @@ class OnnxDenoiser:
             raise InputError(self.source, f"not a valid ONNX model ({type(err).__name__}: "
                                           f"{str(err).splitlines()[0][:200]})") from None
         self.contract = ModelContract.from_metadata(self.session.get_modelmeta().custom_metadata_map, self.source)
+        self.sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()  # provenance: which weights made a track
         self._check_graph()
 
     def _check_graph(self) -> None:

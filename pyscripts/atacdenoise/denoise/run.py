@@ -2,15 +2,17 @@
 
 Per chromosome (memory bounded by one chromosome's bins): insertions ->
 coverage bins built exactly as the model's contract says (bin size, extension,
-per-million normalisation) -> windows whose centres tile the chromosome ->
+depth normalisation: ``tracks.depth``) -> windows whose centres tile the chromosome ->
 batched onnxruntime -> three outputs:
 
 - ``PREFIX.denoised.bw``: denoised coverage per bin, in the model's
   ``signal_units`` (mean coverage of +-extend bp extended insertions per bin,
-  per million insertions of a deep clean library);
+  rescaled to a library of 1 insertion per 20 bp, see ``tracks.depth``);
 - ``PREFIX.peakprob.bw``: per-bin peak probability (0-1);
 - ``PREFIX.peaks.narrowPeak``: bins with probability >= threshold, merged
-  across gaps of <= 1 bin (see :mod:`.peaks_from_prob`).
+  across gaps of <= 1 bin (see :mod:`.peaks_from_prob`);
+- ``PREFIX.provenance.json``: the model (source, ONNX sha256, contract), the
+  inputs, the library depth used for scaling and the software versions.
 
 A model with genome channels (contract ``channels``) also needs the files
 they are rendered from (``--fasta``, ``--annotation NAME=FILE``): each
@@ -46,7 +48,7 @@ CHUNK_BATCHES = 8  # windows handed to onnxruntime per progress update = batch_s
 def output_paths(out_prefix: str | os.PathLike) -> dict[str, Path]:
     prefix = os.fspath(out_prefix)
     return {"denoised": Path(f"{prefix}.denoised.bw"), "peakprob": Path(f"{prefix}.peakprob.bw"),
-            "peaks": Path(f"{prefix}.peaks.narrowPeak")}
+            "peaks": Path(f"{prefix}.peaks.narrowPeak"), "provenance": Path(f"{prefix}.provenance.json")}
 
 
 def denoise(
@@ -64,9 +66,15 @@ def denoise(
     progress: bool = True,
     fasta: str | os.PathLike | None = None,
     annotations: dict[str, str] | None = None,
+    library_size: float | None = None,
+    chroms: list[str] | None = None,
 ) -> dict[str, str]:
     """Denoise ``input`` (BAM, insertions BED, fragments or bigWig) with ``model`` (.onnx or ``models:/NAME@ALIAS``).
 
+    ``library_size``: insertions of the whole library when ``input`` is a slice
+    of it (the depth is then that over the whole nuclear genome of
+    ``chrom_sizes``); by default it is measured on ``input`` (``tracks.depth``).
+    ``chroms``: denoise only these (the depth is still that of the whole input).
     Returns the three output paths. Every mismatch between the model's contract
     and the input is an InputError raised before anything is written.
     """
@@ -81,8 +89,37 @@ def denoise(
     fmt = detect_format(input) if fmt == "auto" else fmt
     tracks = (BigWigTracks(input, chrom_sizes, denoiser.contract) if fmt == "bigwig"
               else InsertionTracks(input, chrom_sizes, denoiser.contract, fmt, read_filter))
+    if library_size is not None:
+        from atacdenoise.tracks.depth import given_depth
+
+        tracks.depth = given_depth(library_size, chrom_sizes)
+    log.info("%s", tracks.depth.describe())
+    if chroms:
+        absent = [c for c in chroms if c not in tracks.order]
+        if absent:
+            raise InputError(input, f"no insertions on {', '.join(absent)} (asked for with --chroms)")
+        tracks.order = [c for c in tracks.order if c in chroms]
     genome = model_genome(denoiser, {c: chrom_sizes[c] for c in tracks.order}, fasta, annotations or {})
-    return write_outputs(denoiser, tracks, out_prefix, batch_size, threshold, progress, genome)
+    outputs = write_outputs(denoiser, tracks, out_prefix, batch_size, threshold, progress, genome)
+    inputs = {"input": os.fspath(input), "format": fmt, "chroms": tracks.order, "fasta": fasta and os.fspath(fasta),
+              "annotations": {name: os.fspath(path) for name, path in (annotations or {}).items()}, "threshold": threshold}
+    write_provenance(outputs["provenance"], denoiser, tracks.depth, inputs)
+    return outputs
+
+
+def write_provenance(path, denoiser: OnnxDenoiser, depth, inputs: dict) -> None:
+    """What made these tracks, as JSON beside them: enough to tell two runs apart and to rerun one."""
+    import dataclasses
+    from importlib.metadata import version
+
+    from atacdenoise import __version__
+
+    record = {"model": denoiser.source, "onnx_sha256": denoiser.sha256,
+              "contract": dataclasses.asdict(denoiser.contract), "inputs": inputs, "library": depth.to_dict(),
+              "software": {"atacdenoise": __version__, "onnxruntime": version("onnxruntime"),
+                           "numpy": np.__version__}}
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(record, indent=2) + "\n")
 
 
 def model_genome(denoiser: OnnxDenoiser, chrom_sizes: dict[str, int], fasta, annotations: dict[str, str]):
@@ -120,42 +157,49 @@ def check_contract(denoiser: OnnxDenoiser, input, chrom_sizes: dict[str, int], g
         like = {"chr": "'chr1'", "plain": "'1'"}
         raise InputError(input, f"chromosomes are named like {like[style]} but model {denoiser.source} was "
                                 f"trained on names like {like[c.chrom_naming]}; rename them (chrom sizes and input)")
-    if c.input_normalisation != "cpm" or c.representation != "coverage":
+    if c.input_normalisation == "cpm":
+        raise InputError(denoiser.source, "model scales its input per million insertions of the file, which depends "
+                                          "on how much of the genome the file covers; re-export it with this version "
+                                          "(density normalisation, see tracks/depth.py)")
+    if c.input_normalisation != "density" or c.representation != "coverage":
         raise InputError(denoiser.source, f"unsupported model input: representation {c.representation!r}, "
                                           f"normalisation {c.input_normalisation!r}")
 
 
 class InsertionTracks:
-    """Binned, per-million-scaled coverage of an insertions source, one chromosome at a time."""
+    """Binned coverage of an insertions source in model units (``tracks.depth``), one chromosome at a time."""
 
     def __init__(self, path, chrom_sizes: dict[str, int], contract: ModelContract, fmt: str, read_filter=None):
         from atacdenoise.io.reads import iter_insertions
 
         self.path, self.chrom_sizes, self.contract = path, chrom_sizes, contract
+        from atacdenoise.tracks.depth import block_counts, measure_depth
+
         self._read = lambda: iter_insertions(path, chrom_sizes, fmt, read_filter)
-        # A first streaming pass counts the library (per-million scaling needs the total) and
+        # A first streaming pass measures the library's depth (the scale needs it) and
         # fixes the chromosome order of the outputs (text inputs come in file order).
-        totals = {chrom: len(positions) for chrom, positions in self._read()}
-        self.total = sum(totals.values())
-        if self.total == 0:
+        blocks = {chrom: block_counts(positions, chrom_sizes[chrom]) for chrom, positions in self._read()}
+        if not any(b.sum() for b in blocks.values()):
             raise InputError(path, "no insertions on the chromosomes of the chrom sizes")
-        self.order = [c for c in totals if totals[c]]
+        self.order = [c for c in blocks if blocks[c].sum()]
+        self.depth = measure_depth(blocks.items(), chrom_sizes, path)
 
     def __iter__(self):
         from atacdenoise.tracks.binning import coverage_bins
 
         c = self.contract
         for chrom, positions in self._read():
-            if len(positions):
+            if len(positions) and chrom in self.order:
                 yield chrom, coverage_bins(positions, self.chrom_sizes[chrom], c.bin_size, c.extend, c.stat,
-                                           scale=1e6 / self.total)
+                                           scale=c.reference_density / self.depth.density)
 
 
 class BigWigTracks:
     """A per-base coverage bigWig (insertions extended +-extend bp), rebinned to the model's bins."""
 
     def __init__(self, path, chrom_sizes: dict[str, int], contract: ModelContract):
-        from atacdenoise.io.bigwig import bigwig_chrom_sizes, coverage_library_size
+        from atacdenoise.io.bigwig import bigwig_chrom_sizes, coverage_block_counts
+        from atacdenoise.tracks.depth import BLOCK_BP, measure_depth
 
         self.path, self.contract = path, contract
         in_file = bigwig_chrom_sizes(path)
@@ -166,13 +210,14 @@ class BigWigTracks:
             raise InputError(path, naming_hint(list(in_file), chrom_sizes))
         self.chrom_sizes = chrom_sizes
         check_bigwig_resolution(path, self.order[0], contract.bin_size)
-        # Same library size estimate as the training targets: coverage / bases per insertion.
-        self.total = coverage_library_size(path, {c: chrom_sizes[c] for c in self.order}, contract.extend)
+        # Same depth estimate as the training targets: coverage / bases per insertion, per block.
+        blocks = coverage_block_counts(path, {c: chrom_sizes[c] for c in self.order}, contract.extend, BLOCK_BP)
+        self.depth = measure_depth(blocks, chrom_sizes, path)
 
     def __iter__(self):
         from atacdenoise.tracks.binning import bigwig_bins
 
-        scale = np.float32(1e6 / self.total)
+        scale = np.float32(self.contract.reference_density / self.depth.density)
         for chrom in self.order:
             yield chrom, bigwig_bins(self.path, chrom, self.chrom_sizes[chrom], self.contract.bin_size) * scale
 

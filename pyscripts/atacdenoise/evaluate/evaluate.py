@@ -29,7 +29,7 @@ from atacdenoise.io.narrowpeak import interval_mask, read_peaks
 from atacdenoise.tracks.binning import summarise_bins
 from atacdenoise.tracks.windows import WindowSpec, extract, tile_starts
 
-CPM_CHOICES = ("none", "truth", "both")
+MODEL_UNITS_CHOICES = ("none", "truth", "both")
 # Order of rows in the printed table; metrics missing from a result are skipped.
 METRIC_ORDER = ("pearson", "spearman", "mse", "pearson_in_peaks", "pearson_outside_peaks", "mse_in_peaks",
                 "mse_outside_peaks", "auroc", "auprc", "peak_precision", "peak_recall", "peak_f1",
@@ -44,7 +44,7 @@ def evaluate(
     peakprob: str | os.PathLike | None = None,
     peaks: str | os.PathLike | None = None,
     chroms: list[str] | None = None,
-    cpm: str = "none",
+    model_units: str = "none",
     extend: int = 100,
     bin_size: int = 25,
     spec: WindowSpec = WindowSpec(),
@@ -54,10 +54,11 @@ def evaluate(
 
     ``peakprob`` (bigWig) is the peak score for AUROC/AUPRC (the prediction
     itself when absent); ``peaks`` (narrowPeak/BED) gives the called peaks for
-    precision/recall/F1 (left out when absent). ``cpm`` rescales the truth
-    (``"truth"``) or both tracks (``"both"``) to coverage per million
-    insertions, the units of ``atacdenoise denoise`` output, so that MSE
-    compares like with like; correlations and AUCs do not change.
+    precision/recall/F1 (left out when absent). ``model_units`` rescales the
+    truth (``"truth"``) or both tracks (``"both"``) from their library's depth
+    to the reference density (:mod:`atacdenoise.tracks.depth`), the units of
+    ``atacdenoise denoise`` output, so that MSE compares like with like;
+    correlations and AUCs do not change.
 
     Returns ``{"overall": {metric: value}, "per_chrom": {chrom: {...}},
     "scored_bases": n, "chroms": [...], "inputs": {...}}`` with ``None`` for
@@ -65,14 +66,14 @@ def evaluate(
     ``scored_bases``, halving the work). Raises InputError, before any work, for mismatched
     chromosomes, regions off the chromosomes, or empty tracks.
     """
-    if cpm not in CPM_CHOICES:
-        raise ValueError(f"cpm must be one of {CPM_CHOICES}, got {cpm!r}")
+    if model_units not in MODEL_UNITS_CHOICES:
+        raise ValueError(f"model_units must be one of {MODEL_UNITS_CHOICES}, got {model_units!r}")
     sizes = _checked_chroms(prediction, truth, peakprob, chroms)
     region_peaks = _read_regions(regions, truth, bigwig_chrom_sizes(truth))
     truth_peak_sets = _read_optional_peaks(truth_peaks, sizes)
     called_sets = _read_optional_peaks(peaks, sizes)
-    truth_scale = _cpm_scale(truth, extend) if cpm in ("truth", "both") else 1.0
-    prediction_scale = _cpm_scale(prediction, extend) if cpm == "both" else 1.0
+    truth_scale = _model_units_scale(truth, extend) if model_units in ("truth", "both") else 1.0
+    prediction_scale = _model_units_scale(prediction, extend) if model_units == "both" else 1.0
 
     total, seed_parts, chrom_rows = Scored(), [], {}
     prediction_has_data = truth_has_data = False
@@ -106,7 +107,7 @@ def evaluate(
         "chroms": list(chrom_rows),
         "inputs": {"prediction": os.fspath(prediction), "truth": os.fspath(truth),
                    "truth_peaks": _fspath(truth_peaks), "regions": _fspath(regions),
-                   "peakprob": _fspath(peakprob), "peaks": _fspath(peaks), "cpm": cpm},
+                   "peakprob": _fspath(peakprob), "peaks": _fspath(peaks), "model_units": model_units},
     }
 
 
@@ -191,19 +192,14 @@ def _check_scored(chrom_rows, prediction_has_data, truth_has_data, prediction, t
 
 # ---------------------------------------------------------------- helpers
 
-def _cpm_scale(path, extend: int) -> float:
-    """Factor that turns extended-insertion coverage into coverage per million insertions.
+def _model_units_scale(path, extend: int) -> float:
+    """Factor that turns extended-insertion coverage into model units, measured as ``search.data`` does
+    for training targets (each insertion adds ``2 * extend + 1`` to the bigWig's sum)."""
+    from atacdenoise.io.bigwig import coverage_block_counts
+    from atacdenoise.tracks.depth import BLOCK_BP, measure_depth
 
-    Each insertion adds ``2 * extend + 1`` to the bigWig's sum, so the sum over
-    the whole file counts the library's insertions (as ``search.data`` does).
-    """
-    import pyBigWig
-
-    with pyBigWig.open(os.fspath(path)) as bw:
-        total = float(bw.header().get("sumData") or 0.0)
-    if total <= 0:
-        raise InputError(path, "cannot scale to per-million units: the track sums to zero")
-    return 1e6 / (total / (2 * extend + 1))
+    sizes = bigwig_chrom_sizes(path)
+    return measure_depth(coverage_block_counts(path, sizes, extend, BLOCK_BP), sizes, path).scale
 
 
 def _seed_window_targets(signal, target, region, bin_size: int, spec: WindowSpec):

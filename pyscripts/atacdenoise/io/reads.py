@@ -495,6 +495,35 @@ def _int_column(path: Path, values: list[str], line_numbers: list[int], what: st
         raise InputError(path, f"{what} column has values that are not 64-bit integers") from None
 
 
+def iter_fragments(path: str | os.PathLike, chrom_sizes: dict[str, int]
+                   ) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield ``(chrom, starts, ends, counts)`` of a fragments file, one chromosome at a time (QC's view of it).
+
+    Same parsing and checks as :func:`iter_insertions` with ``fmt="fragments"``
+    (grouped by chromosome, integer columns, ``end > start``, ``count >= 1``);
+    chromosomes absent from ``chrom_sizes`` are skipped, and none shared is an InputError.
+    """
+    path = _existing_nonempty(path)
+    unknown, shared = [], False
+    for chrom, block in _chrom_blocks(path, fragments=True):
+        if chrom not in chrom_sizes:
+            unknown.append(chrom)
+            continue
+        starts = _int_column(path, block.starts, block.line_numbers, "start")
+        ends = _int_column(path, block.ends, block.line_numbers, "end")
+        repeats = _int_column(path, block.counts, block.line_numbers, "count (column 5)")
+        bad = np.flatnonzero((ends <= starts) | (repeats < 1))
+        if len(bad):
+            raise InputError(path, f"line {block.line_numbers[bad[0]]}: need end > start and count >= 1, got "
+                                   f"{starts[bad[0]]}, {ends[bad[0]]}, {repeats[bad[0]]}")
+        shared = True
+        yield chrom, starts, ends, repeats
+    if not unknown and not shared:
+        raise InputError(path, "no data lines (file is empty)")
+    if not shared:
+        check_shared_chroms(path, unknown, chrom_sizes)
+
+
 # ---------------------------------------------------------------- output
 
 def write_insertions_bed(path: str | os.PathLike, chrom_positions: Iterator[tuple[str, np.ndarray]]) -> int:

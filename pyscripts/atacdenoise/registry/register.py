@@ -22,6 +22,7 @@ from atacdenoise.registry.tracking import (
     DIGEST_TAG, DeadlinePassed, _experiment_id, fault_before, fault_point, log_search, quick_requests, read_search,
     registry_deadline, render_model_card, wait_for_tracking,
 )
+from atacdenoise.tracks.depth import REFERENCE_DENSITY
 
 DEFAULT_NAME = "atac-denoiser"
 DEFAULT_TIMEOUT = 30.0  # seconds without progress before a registration gives up
@@ -36,6 +37,9 @@ def contract_from_pairs(space: str, meta: dict | None, genome: str, window_bins:
                          target_bins=int(meta.get("target_bins", target_bins)),
                          bin_size=int(meta.get("bin_size", 25)), representation=meta.get("representation", "coverage"),
                          extend=int(meta.get("extend", 100)), genome=genome,
+                         # pairs made before density normalisation scaled per million insertions of the file
+                         input_normalisation=meta.get("normalisation", "cpm" if meta else "density"),
+                         reference_density=float(meta.get("reference_density", REFERENCE_DENSITY)),
                          chrom_naming=naming_style(chroms) if chroms else "chr",
                          channels=json.dumps(meta.get("channels", [])),
                          sequence_md5=json.dumps(meta.get("sequence_md5", {})),
@@ -259,7 +263,7 @@ def _data_params(data, meta: dict | None) -> dict:
     if not meta:
         return {"pairs": "none (parity on synthetic windows)"}
     keep = ("bin_size", "window_bins", "target_bins", "representation", "extend", "chroms", "depths",
-            "noisy_insertions", "clean_insertions", "sources")
+            "noisy_insertions", "clean_insertions", "normalisation", "noisy_depth", "clean_depth", "sources")
     return {"pairs": os.fspath(data), **{k: meta[k] for k in keep if k in meta}}
 
 

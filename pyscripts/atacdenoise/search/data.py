@@ -6,11 +6,13 @@ target_bins)``, ``peaks (n, target_bins)`` in {0, 1}, ``depth (n,)``,
 ``chrom (n,)``, ``start (n,)`` and a JSON ``meta`` record. Training windows are
 sampled uniformly (as in the seed), validation windows tile their chromosomes.
 
-Scale. Inputs are coverage per million insertions of the *full* noisy library,
-multiplied by ``1/p`` for a library thinned to probability ``p``; targets are
-clean coverage per million clean insertions. A window thinned to 10 % therefore
-has the same expected values as the full library, and one model serves every
-depth: it only has to learn to remove noise, not to guess the depth.
+Scale (:mod:`atacdenoise.tracks.depth`). Inputs are coverage rescaled from the
+*full* noisy library's density to the reference density, multiplied by ``1/p``
+for a library thinned to probability ``p``; targets are clean coverage rescaled
+from the clean library's density. A window thinned to 10 % therefore has the
+same expected values as the full library, and one model serves every depth: it
+only has to learn to remove noise, not to guess the depth. Densities are per
+base of the sequence each library covers, so a slice trains like a genome.
 """
 
 from __future__ import annotations
@@ -23,15 +25,18 @@ import numpy as np
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
-from atacdenoise.io.bigwig import coverage_library_size
+from atacdenoise.io.bigwig import coverage_block_counts
 from atacdenoise.tracks.binning import bigwig_bins, n_bins
+from atacdenoise.tracks.depth import BLOCK_BP, REFERENCE_DENSITY, block_counts, measure_depth
+from atacdenoise.search.targets import (channel_meta, check_depths, peak_label_bins, scored_bins,
+                                         windows_in_regions)
 from atacdenoise.tracks.windows import WindowSpec
 
 PAIRS_FORMAT = "atacdenoise-pairs/1"
 DEFAULT_DEPTHS = (0.1, 0.2, 1.0)
 ARRAYS = ("inputs", "targets", "peaks", "depth", "chrom", "start")
 # Keys two files must agree on to be used together (train with val, or a model with data).
-GEOMETRY_KEYS = ("bin_size", "window_bins", "target_bins", "representation", "channels")
+GEOMETRY_KEYS = ("bin_size", "window_bins", "target_bins", "representation", "channels", "normalisation")
 
 
 # ---------------------------------------------------------------- building pairs
@@ -66,7 +71,7 @@ def make_pairs(
     from atacdenoise.io.narrowpeak import read_peaks
     from atacdenoise.io.reads import iter_insertions
 
-    depths = _check_depths(depths)
+    depths = check_depths(depths)
     unknown = [c for c in chroms if c not in chrom_sizes]
     if unknown or not chroms:
         raise InputError(None, f"chromosomes {unknown or chroms} are not in the chrom sizes ({', '.join(chrom_sizes)})")
@@ -76,9 +81,9 @@ def make_pairs(
         plan = _keep_scored_windows(plan, regions, chrom_sizes, spec, bin_size, genome)
     peaks = read_peaks(clean_peaks)
 
-    pieces, noisy_total, seen = [], 0, set()
+    pieces, noisy_blocks, seen = [], {}, set()
     for chrom, positions in iter_insertions(noisy_insertions, chrom_sizes):
-        noisy_total += len(positions)  # the whole library, not just these chromosomes
+        noisy_blocks[chrom] = block_counts(positions, chrom_sizes[chrom])  # the whole library, not just these
         if chrom in plan:
             seen.add(chrom)
             pieces.append(_chrom_pairs(chrom, positions, plan[chrom], chrom_sizes[chrom], depths, clean_bigwig,
@@ -86,45 +91,34 @@ def make_pairs(
     for chrom in plan.keys() - seen:  # no insertions at all: inputs are zero, targets still count
         pieces.append(_chrom_pairs(chrom, np.zeros(0, np.int64), plan[chrom], chrom_sizes[chrom], depths, clean_bigwig,
                                    peaks.get(chrom), spec, bin_size, extend, seed, chroms.index(chrom), genome))
-    if noisy_total == 0:
+    if not any(b.sum() for b in noisy_blocks.values()):
         raise InputError(noisy_insertions, "no insertions on the chromosomes of the chrom sizes")
 
-    clean_total = coverage_library_size(clean_bigwig, chrom_sizes, extend)
+    noisy_depth = measure_depth(noisy_blocks.items(), chrom_sizes, noisy_insertions)
+    clean_depth = measure_depth(coverage_block_counts(clean_bigwig, chrom_sizes, extend, BLOCK_BP), chrom_sizes,
+                                clean_bigwig)
     pairs = {key: np.concatenate([p[key] for p in pieces]) for key in (*ARRAYS, "order")}
     order = np.argsort(pairs.pop("order"), kind="stable")  # back to sampling order: any prefix is a random subset
     pairs = {key: value[order] for key, value in pairs.items()}
-    scale = (1e6 / (noisy_total * pairs["depth"])).astype(np.float32)
+    scale = (noisy_depth.scale / pairs["depth"]).astype(np.float32)
     if pairs["inputs"].ndim == 2:
         pairs["inputs"] *= scale[:, None]
     else:
         pairs["inputs"][:, 0] *= scale[:, None]  # genome channels keep their own units
-    pairs["targets"] *= np.float32(1e6 / clean_total)
+    pairs["targets"] *= np.float32(clean_depth.scale)
     pairs["meta"] = {
         "format": PAIRS_FORMAT, "bin_size": bin_size, "window_bins": spec.window_bins,
         "target_bins": spec.target_bins, "representation": "coverage", "extend": extend,
         "chroms": list(chroms), "depths": list(depths), "tiled": n_windows is None, "seed": seed,
         "regions_only": regions is not None,
         **channel_meta(genome),
-        "noisy_insertions": noisy_total, "clean_insertions": clean_total,
+        "normalisation": "density", "reference_density": REFERENCE_DENSITY,
+        "noisy_insertions": int(sum(b.sum() for b in noisy_blocks.values())),
+        "noisy_depth": noisy_depth.to_dict(), "clean_depth": clean_depth.to_dict(),
         "sources": {"noisy": os.fspath(noisy_insertions), "clean": os.fspath(clean_bigwig),
                     "peaks": os.fspath(clean_peaks)},
     }
     return pairs
-
-
-def channel_meta(genome) -> dict:
-    """What pairs and sources record of their genome channels (read back into the model contract)."""
-    if genome is None:
-        return {"channels": [], "sequence_md5": {}, "masks": []}
-    return {"channels": [spec.to_dict() for spec in genome.specs], "sequence_md5": dict(genome.md5),
-            "masks": ["blacklist"] if genome.has_blacklist else []}
-
-
-def _check_depths(depths) -> tuple[float, ...]:
-    depths = tuple(float(d) for d in depths)
-    if not depths or any(not 0 < d <= 1 for d in depths):
-        raise InputError(None, f"depths must lie in (0, 1], got {list(depths)}")
-    return depths
 
 
 def _window_plan(n_bins_by_chrom: dict[str, int], n_windows: int | None, spec: WindowSpec, n_depths: int,
@@ -155,7 +149,6 @@ def _window_plan(n_bins_by_chrom: dict[str, int], n_windows: int | None, spec: W
 
 def _keep_scored_windows(plan: dict, regions, chrom_sizes: dict[str, int], spec: WindowSpec, bin_size: int,
                          genome=None) -> dict:
-    from atacdenoise.search.resample import scored_bins, windows_in_regions
 
     kept = {}
     for chrom, rows in plan.items():
@@ -202,17 +195,6 @@ def _chrom_pairs(chrom, positions, plan, length, depths, clean_bigwig, chrom_pea
         "start": starts,
         "order": plan["order"],
     }
-
-
-def peak_label_bins(peaks, length: int, bin_size: int) -> np.ndarray:
-    """1.0 for every bin that any peak overlaps by at least one base, else 0.0."""
-    labels = np.zeros(n_bins(length, bin_size) + 1, np.int32)
-    if peaks is not None and len(peaks.starts):
-        first = np.clip(peaks.starts // bin_size, 0, len(labels) - 1)
-        last = np.clip(-(-peaks.ends // bin_size), 0, len(labels) - 1)  # exclusive
-        np.add.at(labels, first, 1)
-        np.add.at(labels, last, -1)
-    return (np.cumsum(labels[:-1]) > 0).astype(np.float32)
 
 
 # ---------------------------------------------------------------- .npz files

@@ -15,8 +15,9 @@ subset of the 80M insertions (checked in the tests), and the seed made its
 shallow twin with ``samtools view -s 0.1``. Depths are drawn log-uniformly
 between the smallest and largest of ``depths``, so one model serves them all.
 
-Scale is that of :mod:`.data`: inputs per million insertions of the thinned
-library, targets per million clean insertions.
+Scale is that of :mod:`.data` (:mod:`atacdenoise.tracks.depth`): inputs
+rescaled from the thinned library's density (``q`` times the clean one's),
+targets from the clean library's density.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ import numpy as np
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
-from atacdenoise.io.narrowpeak import interval_mask
 from atacdenoise.tracks.binning import coverage_bins, n_bins
+from atacdenoise.tracks.depth import REFERENCE_DENSITY, block_counts, measure_depth
+from atacdenoise.search.targets import allowed_starts, channel_meta, check_depths, peak_label_bins, scored_bins
 from atacdenoise.tracks.windows import WindowSpec
 
 SOURCE_FORMAT = "atacdenoise-source/1"
@@ -102,7 +104,8 @@ class TrainingSource:
         keep_probability = depth * self.meta["reference_insertions"] / self.meta["clean_insertions"]
         nearby = positions[lo:hi]
         kept = nearby[rng.random(len(nearby)) < keep_probability] - first_base
-        scale = 1e6 / (keep_probability * self.meta["clean_insertions"])
+        scale = self.meta["reference_density"] / (keep_probability * self.meta["clean_depth"]["insertions"]
+                                                  / self.meta["clean_depth"]["sequence_bp"])
         return coverage_bins(kept, length, bin_size=bin_size, extend=extend, stat="mean", scale=scale)
 
     def fingerprint_arrays(self):
@@ -117,21 +120,21 @@ def build_source(clean_insertions, clean_peaks, chrom_sizes: dict[str, int], chr
                  bin_size: int = 25, extend: int = 100, windows_per_epoch: int = 6000, genome=None) -> TrainingSource:
     """A source over ``chroms`` from ``(chrom, positions)`` pairs of the clean library (all chromosomes).
 
-    Targets are the clean insertions' coverage (mean per bin, per million clean
-    insertions). With ``regions`` (where the truth is defined), only windows
+    Targets are the clean insertions' coverage (mean per bin, rescaled from the
+    clean library's density). With ``regions`` (where the truth is defined), only windows
     whose target lies wholly inside them are drawn. ``genome``
     (``tracks.channels.GenomeChannels``) adds its channels and blacklist.
     """
     from atacdenoise.io.narrowpeak import read_peaks
-    from atacdenoise.search.data import _check_depths, channel_meta, peak_label_bins
 
-    depths = _check_depths(depths)
+    depths = check_depths(depths)
     if reference_insertions <= 0:
         raise InputError(None, "the reference (shallow) library has no insertions")
     peaks = read_peaks(clean_peaks)
-    per_chrom, clean_total = {}, 0
+    per_chrom, clean_total, clean_blocks = {}, 0, {}
     for chrom, positions in clean_insertions:
         clean_total += len(positions)
+        clean_blocks[chrom] = block_counts(positions, chrom_sizes[chrom])
         if chrom in chroms:
             length = chrom_sizes[chrom]
             per_chrom[chrom] = ChromSource(
@@ -147,45 +150,16 @@ def build_source(clean_insertions, clean_peaks, chrom_sizes: dict[str, int], chr
     if reference_insertions > clean_total:
         raise InputError(None, f"the shallow library ({reference_insertions:,} insertions) is larger than the "
                                f"clean one ({clean_total:,}): nothing to thin")
+    clean_depth = measure_depth(clean_blocks.items(), chrom_sizes)
     for chrom in per_chrom.values():
-        chrom.targets *= np.float32(1e6 / clean_total)
+        chrom.targets *= np.float32(clean_depth.scale)
     meta = {"format": SOURCE_FORMAT, "bin_size": bin_size, "window_bins": spec.window_bins,
             "target_bins": spec.target_bins, "representation": "coverage", "extend": extend,
             "chroms": list(chroms), "depths": list(depths), "reference_insertions": int(reference_insertions),
             "clean_insertions": int(clean_total), "windows_per_epoch": int(windows_per_epoch),
+            "normalisation": "density", "reference_density": REFERENCE_DENSITY, "clean_depth": clean_depth.to_dict(),
             **channel_meta(genome)}
     return TrainingSource(per_chrom, meta)
-
-
-def scored_bins(regions, chrom: str, length: int, bin_size: int, genome=None) -> np.ndarray | None:
-    """True for bins wholly inside ``regions`` and untouched by the genome's blacklist
-    (None: no regions and no blacklist, every bin is scored)."""
-    blacklisted = genome.blacklist_bins(chrom) if genome is not None else None
-    if regions is None:
-        return None if blacklisted is None else ~blacklisted
-    inside = interval_mask(regions.get(chrom), length)
-    whole = n_bins(length, bin_size) * bin_size
-    padded = np.zeros(whole, bool)
-    padded[:length] = inside
-    scored = padded.reshape(-1, bin_size).all(axis=1)
-    return scored if blacklisted is None else scored & ~blacklisted
-
-
-def allowed_starts(total_bins: int, spec: WindowSpec, scored: np.ndarray | None) -> np.ndarray:
-    """Window starts whose window lies in the chromosome and whose target bins are all scored."""
-    starts = np.arange(max(total_bins - spec.window_bins + 1, 0), dtype=np.int64)
-    return starts[windows_in_regions(starts, spec, scored)]
-
-
-def windows_in_regions(starts: np.ndarray, spec: WindowSpec, scored: np.ndarray | None) -> np.ndarray:
-    """Mask of (possibly padded) window starts whose target bins are all scored; bins off the track are not."""
-    if scored is None:
-        return np.ones(len(starts), bool)
-    # A target is wholly scored when its run of scored bins is target_bins long.
-    runs = np.concatenate([[0], np.cumsum(scored.astype(np.int64))])
-    first = np.clip(np.asarray(starts, np.int64) + spec.flank, 0, len(scored))
-    last = np.clip(np.asarray(starts, np.int64) + spec.flank + spec.target_bins, 0, len(scored))
-    return runs[last] - runs[first] == spec.target_bins
 
 
 # ---------------------------------------------------------------- files
@@ -219,6 +193,9 @@ def load_source(path: str | os.PathLike) -> TrainingSource:
                                f"({type(err).__name__}: {err})") from None
     if meta.get("format") != SOURCE_FORMAT:
         raise InputError(path, f"expected format {SOURCE_FORMAT!r}, found {meta.get('format')!r}")
+    if meta.get("normalisation") != "density":
+        raise InputError(path, "made before density normalisation (per million insertions of the file); "
+                               "run 'atacdenoise prepare' again")
     for chrom, c in chroms.items():
         if not np.isfinite(c.targets).all():
             raise InputError(path, f"targets of {chrom} hold NaN or infinite values")
