@@ -60,6 +60,17 @@ def _chrom_sizes(args):
     raise InputError(args.input, "--chrom-sizes is required for non-BAM inputs")
 
 
+def _check_sizes(args) -> None:
+    """--window/--target/--bin-size where a command has them: positive, the target inside the window."""
+    for option in ("window", "target", "bin_size"):
+        value = getattr(args, option, None)
+        if value is not None and value <= 0:
+            raise InputError(f"--{option.replace('_', '-')}", f"must be positive, got {value}")
+    if getattr(args, "target", None) is not None and args.target > args.window:
+        raise InputError("--target", f"{args.target} bins is larger than --window {args.window}: the target is the "
+                                     f"window's centre")
+
+
 # ---------------------------------------------------------------- subcommands
 
 def cmd_insertions(args) -> None:
@@ -94,6 +105,7 @@ def cmd_peaks(args) -> None:
 def cmd_bin(args) -> None:
     from atacdenoise.tracks.binning import bin_track
 
+    _check_sizes(args)
     outputs = bin_track(args.input, _chrom_sizes(args), args.output_prefix, representation=args.representation,
                         bin_size=args.bin_size, extend=args.extend, stat=args.stat, normalize=args.normalize,
                         fmt=args.fmt, read_filter=_read_filter(args))
@@ -108,6 +120,7 @@ def cmd_windows(args) -> None:
     from atacdenoise.tracks.store import open_store
     from atacdenoise.tracks.windows import WindowSpec, make_windows
 
+    _check_sizes(args)
     spec = WindowSpec(args.window, args.target)
     peaks = open_store(args.clean_peaks) if args.clean_peaks else None
     chroms = [c for c in args.chroms.split(",") if c]
@@ -155,13 +168,15 @@ def cmd_prepare(args) -> None:
 
     from atacdenoise.tracks.channels import training_genome
 
+    _check_sizes(args)
+    depths = parse_fractions(args.depths, option="--depths")
     chrom_sizes = read_chrom_sizes(args.chrom_sizes)
     train_chroms = [c for c in args.train_chroms.split(",") if c]
     val_chroms = [c for c in args.val_chroms.split(",") if c]
     genome = training_genome({c: chrom_sizes[c] for c in train_chroms + val_chroms if c in chrom_sizes},
                              args.bin_size, args.fasta, args.annotation, args.sequence)
     outputs = prepare(args.insertions, args.clean_bigwig, args.clean_peaks, chrom_sizes, train_chroms, val_chroms,
-                      args.out, depths=parse_fractions(args.depths), n_train=args.n_train,
+                      args.out, depths=depths, n_train=args.n_train,
                       spec=WindowSpec(args.window, args.target), bin_size=args.bin_size, seed=args.seed,
                       regions=read_peaks(args.regions) if args.regions else None, resample=args.resample,
                       clean_insertions=args.clean_insertions, genome=genome)
@@ -344,17 +359,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The output (folder, file or prefix) each command writes, locked for the run (io/lock.py): a second run
+# on the same output fails at once naming the first; a lock left by a dead run is taken over.
+LOCKED_OUTPUTS = {"insertions": "output", "subsample": "output", "peaks": "output_prefix", "bin": "output_prefix",
+                  "windows": "output", "simulate": "out_dir", "prepare": "out", "search": "out",
+                  "denoise": "out_prefix", "align": "output", "report": "output", "pipeline": "outdir"}
+
+
+def _output_lock(args):
+    from contextlib import nullcontext
+
+    from atacdenoise.io.lock import output_lock
+
+    output = getattr(args, LOCKED_OUTPUTS.get(args.command, ""), None)
+    return output_lock(output, f"atacdenoise {args.command} {output}") if output else nullcontext()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every ``atomic_path`` removes its temporary and the lock is released."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="atacdenoise: %(message)s", level=logging.INFO)
+    import signal
+    import threading
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
-        args.func(args)
+        with _output_lock(args):
+            args.func(args)
     except InputError as err:
         print(f"atacdenoise: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("atacdenoise: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        print(f"atacdenoise: {'terminated' if isinstance(err, Terminated) else 'interrupted'}; no partial output "
+              f"kept", file=sys.stderr)
+        return 143 if isinstance(err, Terminated) else 130
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

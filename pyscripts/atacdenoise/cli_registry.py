@@ -39,7 +39,7 @@ def cmd_registry_register(args) -> None:
 
     result = register_search(args.search_dir, _tracking_uri(args), name=args.name, data=args.data,
                              genome=args.genome, experiment=args.experiment, attempts=args.attempts,
-                             backoff=args.backoff)
+                             backoff=args.backoff, timeout=args.timeout, alias=args.alias)
     print(json.dumps(result))
 
 
@@ -117,6 +117,10 @@ def add_registry_parsers(subparsers) -> None:
     p.add_argument("--experiment", default="atacdenoise-search")
     p.add_argument("--attempts", type=int, default=5, help="tries to reach the server (default 5)")
     p.add_argument("--backoff", type=float, default=1.0, help="first retry delay in s, doubled each time")
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="give up when the server makes no progress for this many seconds (default 30; a dead "
+                        "server is noticed in seconds); rerunning completes the same version")
+    p.add_argument("--alias", help="point this alias (e.g. challenger) at the version once it is complete")
     _add_tracking_arg(p)
     p.set_defaults(func=cmd_registry_register)
 

@@ -18,6 +18,7 @@ from atacdenoise.errors import InputError
 
 INPUT_NAME = "x"
 OUTPUT_NAMES = ("signal", "peak_logits")
+DOWNLOAD_TIMEOUT = 300.0  # seconds for a registered model's download before giving up
 
 
 class OnnxDenoiser:
@@ -91,19 +92,23 @@ def download_registered_onnx(model_uri: str, dest: str | os.PathLike, tracking_u
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
-    from atacdenoise.registry.tracking import wait_for_tracking
+    from atacdenoise.registry.tracking import SERVE_HINT, DeadlinePassed, registry_deadline, wait_for_tracking
 
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not tracking_uri:
         raise InputError(model_uri, "set --tracking-uri or MLFLOW_TRACKING_URI to load a registered model")
-    wait_for_tracking(tracking_uri, attempts=3, backoff=0.5)
+    wait_for_tracking(tracking_uri, attempts=3, backoff=0.5, hint=f"needed to load {model_uri}: {SERVE_HINT}")
     # models:/ URIs resolve through the registry URI, which does not follow download_artifacts' tracking_uri.
     mlflow.set_registry_uri(tracking_uri)
     try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=os.fspath(dest),
-                                                         tracking_uri=tracking_uri))
+        with registry_deadline(DOWNLOAD_TIMEOUT):
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=os.fspath(dest),
+                                                             tracking_uri=tracking_uri))
     except MlflowException as err:
         raise InputError(model_uri, _registry_problem(model_uri, err)) from None
+    except DeadlinePassed:
+        raise InputError(model_uri, f"download from {tracking_uri} did not finish in {DOWNLOAD_TIMEOUT:.0f} s; "
+                                    f"is the server still running?") from None
     found = sorted(local.rglob("*.onnx"))
     if not found:
         raise InputError(model_uri, "registered model has no .onnx file (was it logged with the onnx flavor?)")

@@ -30,7 +30,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +38,7 @@ from atacdenoise.denoise.contract import ModelContract, naming_style
 from atacdenoise.denoise.onnx_runner import OnnxDenoiser, load_denoiser
 from atacdenoise.denoise.peaks_from_prob import peaks_from_prob
 from atacdenoise.errors import InputError
-from atacdenoise.io.atomic import atomic_path
+from atacdenoise.io.atomic import atomic_path, scratch_dir
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +253,7 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, out_prefix, batch_size: int, t
     n_windows = sum(math.ceil(math.ceil(sizes[chrom] / c.bin_size) / c.target_bins) for chrom in tracks.order)
     all_peaks = []
     paths["denoised"].parent.mkdir(parents=True, exist_ok=True)
-    with tqdm(total=n_windows, unit="window", desc="denoise", disable=not progress) as bar, tempfile.TemporaryDirectory(prefix=".denoise-", dir=paths["denoised"].parent.resolve()) as scratch, \
+    with tqdm(total=n_windows, unit="window", desc="denoise", disable=not progress) as bar, scratch_dir(".denoise-", paths["denoised"].parent.resolve()) as scratch, \
             atomic_path(paths["denoised"]) as denoised_tmp, atomic_path(paths["peakprob"]) as prob_tmp, \
             atomic_path(paths["peaks"]) as peaks_tmp:
         def denoised_tracks():

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from atacdenoise.io.lock import note_temporary
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -27,6 +29,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     os.unlink(tmp_name)  # the caller creates it (file or folder)
     tmp = Path(tmp_name)
+    note_temporary(tmp)  # a run that takes over this output's lock after a crash removes it
     try:
         yield tmp
         if final.is_dir() and not final.is_symlink():
@@ -38,3 +41,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         elif tmp.exists():
             tmp.unlink()
         raise
+
+
+@contextmanager
+def scratch_dir(prefix: str, folder: str | os.PathLike) -> Iterator[str]:
+    """A hidden scratch folder beside an output, removed on exit, recorded in the held output lock (crash cleanup)."""
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=folder) as path:
+        note_temporary(path)
+        yield path

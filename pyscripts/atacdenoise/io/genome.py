@@ -25,7 +25,7 @@ import numpy as np
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.chromsizes import naming_hint
-from atacdenoise.io.reads import GZIP_MAGIC, is_header, open_text
+from atacdenoise.io.reads import READ_ERRORS, GZIP_MAGIC, is_header, open_text
 
 CHUNK_BASES = 1 << 20  # bases handed to numpy at a time
 
@@ -85,7 +85,7 @@ def iter_sequence_bins(fasta: str | os.PathLike, bin_size: int,
                         raise InputError(path, "not a FASTA file: sequence before the first '>' header")
                 else:
                     reader.add(line.strip())
-    except (OSError, EOFError, UnicodeDecodeError) as err:
+    except READ_ERRORS as err:
         raise InputError(path, f"cannot read as FASTA ({type(err).__name__}: {err})") from None
     if reader.chrom is None:
         raise InputError(path, "not a FASTA file: no '>' header")
@@ -217,7 +217,7 @@ def read_intervals(path: str | os.PathLike, chrom_sizes: dict[str, int], fmt: st
                     raise InputError(path, f"line {line_no}: {chrom}:{start + 1}-{end} ends beyond {chrom}'s "
                                            f"{chrom_sizes[chrom]:,} bp (annotation of another genome?)")
                 rows.setdefault(chrom, []).append((start, end, strand))
-    except (OSError, EOFError, UnicodeDecodeError) as err:
+    except READ_ERRORS as err:
         raise InputError(path, f"cannot read as {fmt.upper()} ({type(err).__name__}: {err})") from None
     if fmt in ("gtf", "gff3") and genes_only and n_rows == 0:
         raise InputError(path, f"{fmt.upper()} has no 'gene' records (column 3): cannot place gene starts")

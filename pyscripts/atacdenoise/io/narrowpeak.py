@@ -10,7 +10,7 @@ import numpy as np
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
-from atacdenoise.io.reads import is_header, open_text
+from atacdenoise.io.reads import READ_ERRORS, is_header, open_text
 
 
 @dataclass
@@ -54,7 +54,7 @@ def read_peaks(path: str | os.PathLike) -> dict[str, Peaks]:
                     continue
                 chrom, *row = _parse_line(path, line_no, line)
                 rows.setdefault(chrom, []).append(tuple(row))
-        except (OSError, EOFError, UnicodeDecodeError) as err:
+        except READ_ERRORS as err:
             raise InputError(path, f"cannot read ({err})") from None
     return {chrom: _to_peaks(chrom, chrom_rows) for chrom, chrom_rows in rows.items()}
 

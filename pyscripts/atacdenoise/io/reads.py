@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import os
 import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -38,6 +39,11 @@ GZIP_MAGIC = b"\x1f\x8b"
 BIGWIG_MAGIC = (0x888FFC26).to_bytes(4, "little")
 # Every complete BGZF file (BAM, bgzipped text) ends with this empty block.
 BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+# A fragments line's duplicate count (column 5) above this is an error, not a fragment seen 1e9 times (which
+# would ask for gigabytes); real libraries' counts stay in the hundreds.
+MAX_FRAGMENT_COUNT = 100_000
+# What reading a damaged text file raises: a bad gzip stream mid-file is zlib.error, which is no OSError.
+READ_ERRORS = (OSError, EOFError, UnicodeDecodeError, zlib.error)
 
 # SAM flag bits (see the SAM specification, section 1.4).
 PAIRED, PROPER_PAIR, UNMAPPED, REVERSE = 0x1, 0x2, 0x4, 0x10
@@ -65,8 +71,9 @@ class FilterCounts:
 
     Each record is counted once, under its first reason in this order:
     unmapped, excluded_chrom, not_in_chrom_sizes, secondary, supplementary,
-    qcfail, duplicate, improper_pair, low_mapq. For text inputs ``kept`` counts
-    insertions and ``not_in_chrom_sizes`` counts lines.
+    qcfail, duplicate, improper_pair, low_mapq, then outside_chrom (an insertion
+    at a negative position or beyond its chromosome's end). For text inputs
+    ``kept`` counts insertions and ``not_in_chrom_sizes`` counts lines.
     """
 
     kept: int = 0
@@ -79,6 +86,7 @@ class FilterCounts:
     improper_pair: int = 0
     excluded_chrom: int = 0          # chrM and friends
     not_in_chrom_sizes: int = 0
+    outside_chrom: int = 0           # insertions at a negative position or beyond the chromosome's end
     per_chrom: dict[str, int] = field(default_factory=dict)
 
 
@@ -127,7 +135,7 @@ def _gunzip_head(path: Path, n: int) -> bytes:
     try:
         with gzip.open(path, "rb") as fh:
             return fh.read(n)
-    except (OSError, EOFError):
+    except (OSError, EOFError, zlib.error):
         return b""
 
 
@@ -153,7 +161,7 @@ def _first_data_fields(path: Path) -> list[str]:
             for line in fh:
                 if not is_header(line):
                     return line.split()
-    except (OSError, EOFError, UnicodeDecodeError) as err:
+    except READ_ERRORS as err:
         raise InputError(path, f"cannot read as text ({err})") from None
     return []
 
@@ -198,8 +206,11 @@ def iter_insertions(
     raise InputError(path, f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
-def _keep_in_chrom(positions: np.ndarray, length: int) -> np.ndarray:
-    positions = positions[(positions >= 0) & (positions < length)]
+def _keep_in_chrom(positions: np.ndarray, length: int, counts: FilterCounts | None = None) -> np.ndarray:
+    inside = (positions >= 0) & (positions < length)
+    if counts is not None:
+        counts.outside_chrom += int(len(positions) - np.count_nonzero(inside))
+    positions = positions[inside]
     positions.sort(kind="stable")
     return positions
 
@@ -228,14 +239,45 @@ def _bam_insertions(path: Path, chrom_sizes: dict[str, int], rf: ReadFilter,
 
 
 def _bam_chroms(path, bam, chrom_sizes, rf, counts):
-    with bam:
+    previous_verbosity = pysam.set_verbosity(0)  # htslib's own lines would bury our one-line error
+    try:
         for chrom, length in chrom_sizes.items():
             if chrom in rf.exclude_chroms or chrom not in bam.references:
                 continue
             positions = _chrom_insertions(path, bam, chrom, rf, counts)
-            positions = _keep_in_chrom(positions, length)
+            outside_before = counts.outside_chrom
+            positions = _keep_in_chrom(positions, length, counts)
+            counts.kept -= counts.outside_chrom - outside_before  # counted once: as outside, not as kept
             counts.per_chrom[chrom] = len(positions)
             yield chrom, positions
+    finally:
+        close_quietly(bam)
+        pysam.set_verbosity(previous_verbosity)
+
+
+def close_quietly(handle) -> None:
+    """Close a pysam file after a read error: htslib then fails to close too (``Closing failed: Success``),
+    and that second error must not replace the first, which says what is wrong."""
+    try:
+        handle.close()
+    except OSError:
+        pass
+
+
+def _index_is_stale(path: Path) -> bool:
+    """True when the whole file reads fine from start to end: then the read error came from its index."""
+    try:
+        bam = pysam.AlignmentFile(str(path), "rb", check_sq=False)
+    except (ValueError, OSError):
+        return False
+    try:
+        for _ in bam.fetch(until_eof=True):
+            pass
+        return True
+    except OSError:
+        return False
+    finally:
+        close_quietly(bam)
 
 
 def _check_bgzf_complete(path: Path) -> None:
@@ -318,7 +360,12 @@ def _chrom_insertions(path: Path, bam, chrom: str, rf: ReadFilter, counts: Filte
             starts.append(read.reference_start)
             ends.append(read.reference_end or 0)  # None when unmapped; those are dropped below
     except OSError as err:
-        raise InputError(path, f"cannot read records on {chrom} ({err}); the file may be truncated") from None
+        index = next((i for i in (f"{path}.bai", f"{path}.csi", str(path.with_suffix(".bai")))
+                      if os.path.exists(i)), f"{path}.bai")
+        if _index_is_stale(path):
+            raise InputError(path, f"its index {index} does not match it (a stale index, from another or an older "
+                                   f"file?); rebuild it with samtools index {path}") from None
+        raise InputError(path, f"cannot read records on {chrom} ({err}): the file is corrupt or truncated") from None
     flags = np.asarray(flags, dtype=np.int64)
     starts = np.asarray(starts, dtype=np.int64)
     if np.any(starts[1:] < starts[:-1]):
@@ -357,12 +404,13 @@ def _text_insertions(path: Path, chrom_sizes: dict[str, int], fragments: bool,
     """Stream a chromosome-grouped text file; the chromosome's lines are parsed with numpy at once."""
     unknown: list[str] = []
     shared = False
+    outside_before = counts.outside_chrom
     for chrom, block in _chrom_blocks(path, fragments):
         if chrom not in chrom_sizes:
             counts.not_in_chrom_sizes += len(block.line_numbers)
             unknown.append(chrom)
             continue
-        positions = _keep_in_chrom(_block_positions(path, block, fragments), chrom_sizes[chrom])
+        positions = _keep_in_chrom(_block_positions(path, block, fragments), chrom_sizes[chrom], counts)
         counts.kept += len(positions)
         counts.per_chrom[chrom] = len(positions)
         shared = True
@@ -371,6 +419,9 @@ def _text_insertions(path: Path, chrom_sizes: dict[str, int], fragments: bool,
         raise InputError(path, "no data lines (file is empty)")
     if not shared:
         check_shared_chroms(path, unknown, chrom_sizes)
+    if counts.outside_chrom > outside_before:
+        print(f"atacdenoise: warning: {path}: dropped {counts.outside_chrom - outside_before:,} insertions at "
+              f"negative or beyond-the-end coordinates of their chromosome (see --stats)", file=sys.stderr)
 
 
 @dataclass
@@ -386,6 +437,7 @@ class _Block:
 def _chrom_blocks(path: Path, fragments: bool) -> Iterator[tuple[str, _Block]]:
     done: set[str] = set()
     chrom, block = None, _Block()
+    line_no = 0
     try:
         with open_text(path) as fh:
             for line_no, line in enumerate(fh, start=1):
@@ -407,8 +459,9 @@ def _chrom_blocks(path: Path, fragments: bool) -> Iterator[tuple[str, _Block]]:
                 if fragments:
                     block.counts.append(fields[4] if len(fields) > 4 else "1")
                 block.line_numbers.append(line_no)
-    except (OSError, EOFError, UnicodeDecodeError) as err:
-        raise InputError(path, f"cannot read ({err}); the file may be truncated or not text") from None
+    except READ_ERRORS as err:
+        raise InputError(path, f"line {line_no + 1}: cannot read ({err}); the file is corrupt, truncated or not "
+                               f"text") from None
     if chrom is not None:
         yield chrom, block
 
@@ -425,6 +478,10 @@ def _block_positions(path: Path, block: _Block, fragments: bool) -> np.ndarray:
     bad = np.flatnonzero(repeats < 1)
     if len(bad):
         raise InputError(path, f"line {block.line_numbers[bad[0]]}: count must be >= 1, got {repeats[bad[0]]}")
+    bad = np.flatnonzero(repeats > MAX_FRAGMENT_COUNT)
+    if len(bad):
+        raise InputError(path, f"line {block.line_numbers[bad[0]]}: count {repeats[bad[0]]} is implausible for one "
+                               f"fragment (at most {MAX_FRAGMENT_COUNT:,}); is column 5 a count?")
     return np.concatenate([np.repeat(starts, repeats), np.repeat(ends - 1, repeats)])
 
 

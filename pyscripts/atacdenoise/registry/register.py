@@ -7,19 +7,25 @@ range, training data, validation metrics) and a markdown model card.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
 from atacdenoise.denoise.contract import ModelContract, naming_style
 from atacdenoise.errors import InputError
+from atacdenoise.registry.tracking import (
+    DIGEST_TAG, DeadlinePassed, _experiment_id, fault_before, fault_point, log_search, quick_requests, read_search,
+    registry_deadline, render_model_card, wait_for_tracking,
+)
 from atacdenoise.tracks.depth import REFERENCE_DENSITY
-from atacdenoise.registry.tracking import log_search, read_search, render_model_card, wait_for_tracking
 
 DEFAULT_NAME = "atac-denoiser"
+DEFAULT_TIMEOUT = 30.0  # seconds without progress before a registration gives up
 PARITY_WINDOWS = 64
 
 
@@ -49,24 +55,50 @@ def register_search(
     experiment: str = "atacdenoise-search",
     attempts: int = 5,
     backoff: float = 1.0,
+    timeout: float = DEFAULT_TIMEOUT,
+    alias: str | None = None,
 ) -> dict:
     """Log the search folder, export its best model to ONNX and register it; return ``{"version", "run_id", ...}``.
 
     ``data`` is a pairs file (e.g. the search's ``val.npz``): its metadata
-    gives the input contract and its windows the parity check.
+    gives the input contract and its windows the parity check. Idempotent:
+    the version is keyed on the sha256 of the best checkpoint, so running it
+    again on the same folder completes a half-made version instead of adding
+    one. Gives up after ``timeout`` seconds with one InputError.
     """
     from atacdenoise.search.history import load_search_model
 
     search = read_search(search_dir)
     model = load_search_model(search_dir)
     return register_model(model, tracking_uri, name=name, search_dir=search_dir, data=data, genome=genome,
-                          experiment=experiment, attempts=attempts, backoff=backoff, search=search)
+                          experiment=experiment, attempts=attempts, backoff=backoff, search=search,
+                          timeout=timeout, alias=alias, digest=search_digest(search_dir))
+
+
+def search_digest(search_dir: str | os.PathLike) -> str:
+    """sha256 of the search's best model (architecture JSON and checkpoint): the registration's identity."""
+    sha = hashlib.sha256()
+    for name in ("best_model.json", "best_model.pt"):
+        with open(Path(search_dir) / name, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                sha.update(block)
+    return sha.hexdigest()
 
 
 def register_model(model, tracking_uri: str, name: str = DEFAULT_NAME, search_dir=None, data=None,
                    genome: str = "unknown", experiment: str = "atacdenoise-search", attempts: int = 5,
-                   backoff: float = 1.0, search: dict | None = None) -> dict:
-    """Export ``model`` (checked for parity), log ``search_dir`` and register the ONNX file under ``name``."""
+                   backoff: float = 1.0, search: dict | None = None, timeout: float = DEFAULT_TIMEOUT,
+                   alias: str | None = None, digest: str | None = None) -> dict:
+    """Export ``model`` (checked for parity), log ``search_dir`` and register the ONNX file under ``name``.
+
+    ``digest`` keys the registration (default: sha256 of the exported ONNX):
+    a version already tagged with it is completed (tags, card, alias, its
+    run ended) rather than registered again; RUNNING runs and PENDING logged
+    models a dead attempt left are ended FAILED. It gives up when the server
+    makes no progress for ``timeout`` seconds (a dead one: within seconds);
+    then the runs this call started are ended FAILED (when the server still
+    answers) and one InputError says so.
+    """
     import onnx
 
     from atacdenoise.registry.onnx_export import export_onnx
@@ -79,16 +111,131 @@ def register_model(model, tracking_uri: str, name: str = DEFAULT_NAME, search_di
         onnx_path = Path(tmp) / "model.onnx"
         # Export and parity come first: a bad export must never reach the registry.
         parity = export_onnx(model, onnx_path, contract=contract, check_windows=windows)
-        wait_for_tracking(tracking_uri, attempts, backoff)
-        params = {"contract": contract.to_metadata(), "data": _data_params(data, meta)}
-        run_id = log_search(search_dir, tracking_uri, experiment, params, attempts, backoff) if search_dir else None
-        version = _log_onnx_model(onnx.load(str(onnx_path)), tracking_uri, name, run_id, experiment, contract,
-                                  windows)
-    tags = _version_tags(contract, meta, search, data, parity)
+        digest = digest or hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+        proto = onnx.load(str(onnx_path))
+    params = {"contract": contract.to_metadata(), "data": _data_params(data, meta)}
+    tags = {**_version_tags(contract, meta, search, data, parity), DIGEST_TAG: digest}
     card = render_model_card(search, params) if search else f"# {name}\n\nRegistered without a search folder.\n"
-    _tag_version(tracking_uri, name, version, tags, card)
-    return {"name": name, "version": version, "run_id": run_id, "parity_max_abs_diff":
-            max(parity.max_abs_diff_signal, parity.max_abs_diff_logits)}
+    started: list[str] = []
+    begun = time.monotonic()
+    deadline = None
+    try:
+        with registry_deadline(timeout) as deadline:
+            deadline.stage = "waiting for the server"
+            wait_for_tracking(tracking_uri, attempts, backoff, deadline=deadline)
+            version, run_id, resumed = _register(proto, tracking_uri, name, search_dir, experiment, contract,
+                                                 windows, params, digest, tags, card, alias, started, deadline,
+                                                 attempts, backoff)
+    except InputError:
+        _fail_runs(tracking_uri, started)
+        raise
+    except (DeadlinePassed, Exception) as err:  # noqa: BLE001 - any failure talking to the server
+        if not isinstance(err, DeadlinePassed) and not _is_service_error(err):
+            _fail_runs(tracking_uri, started)
+            raise
+        failed = _fail_runs(tracking_uri, started)
+        stage = deadline.stage if deadline else "starting"
+        reason = (f"no progress for {timeout:g} s" if isinstance(err, DeadlinePassed)
+                  else _short(err, tracking_uri))
+        marked = f"{failed} of its {len(started)} runs marked FAILED" if started else "no run was started"
+        raise InputError(tracking_uri, f"gave up registering {name!r} after {time.monotonic() - begun:.0f} s "
+                                       f"(--timeout {timeout:g} s without progress) while {stage}: {reason}; "
+                                       f"{marked}; the search folder is untouched: rerun the same command to "
+                                       f"complete this registration (no duplicate version is made)") from None
+    return {"name": name, "version": version, "run_id": run_id, "resumed": resumed, "model_sha256": digest,
+            "parity_max_abs_diff": max(parity.max_abs_diff_signal, parity.max_abs_diff_logits)}
+
+
+def _register(proto, tracking_uri, name, search_dir, experiment, contract, windows, params, digest, tags, card,
+              alias, started, deadline, attempts, backoff) -> tuple[str, str | None, bool]:
+    """The registration itself, resumable: returns ``(version, run_id, resumed)``."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    deadline.stage = "looking for an earlier attempt"
+    found = _find_version(client, name, digest)
+    if found is not None:
+        version, run_id, resumed = str(found.version), found.run_id, True
+    else:
+        _end_orphans(client, experiment, digest)
+        deadline.stage = "logging the search runs"
+        if search_dir:
+            run_id = log_search(search_dir, tracking_uri, experiment, params, attempts, backoff,
+                                tags={DIGEST_TAG: digest}, terminate=False, started=started,
+                                progress=deadline.progress)
+        else:
+            experiment_id = _experiment_id(client, experiment)
+            run_id = client.create_run(experiment_id, run_name=f"model-{digest[:12]}",
+                                       tags={"atacdenoise.kind": "model", DIGEST_TAG: digest}).info.run_id
+            started.append(run_id)
+        deadline.stage = "logging and uploading the model"
+        version = _log_onnx_model(proto, tracking_uri, name, run_id, contract, windows, digest)
+        resumed = False
+        fault_point("version-created")
+    deadline.stage = f"completing version {version} (tags, card)"
+    _tag_version(client, name, version, tags, card)
+    if alias:
+        client.set_registered_model_alias(name, alias, version)
+    deadline.stage = "ending the runs"
+    _end_orphans(client, experiment, digest, finish=run_id)
+    return version, run_id, resumed
+
+
+def _find_version(client, name: str, digest: str):
+    """The version an earlier attempt registered for ``digest``, or None."""
+    versions = [v for v in client.search_model_versions(f"name='{name}'")
+                if v.tags.get(DIGEST_TAG) == digest and v.status != "FAILED_REGISTRATION"]
+    return min(versions, key=lambda v: int(v.version)) if versions else None
+
+
+def _end_orphans(client, experiment: str, digest: str, finish: str | None = None) -> None:
+    """End RUNNING runs of ``digest`` (FINISHED for ``finish``, FAILED for the rest); PENDING logged models FAILED."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return
+    runs = client.search_runs([found.experiment_id], filter_string=f"tags.`{DIGEST_TAG}` = '{digest}' and "
+                                                                   f"attributes.status = 'RUNNING'")
+    for run in runs:
+        client.set_terminated(run.info.run_id, "FINISHED" if run.info.run_id == finish else "FAILED")
+    if finish is None:
+        for logged in client.search_logged_models([found.experiment_id],
+                                                  filter_string=f"tags.`{DIGEST_TAG}` = '{digest}'"):
+            if str(logged.status) in ("PENDING", "LoggedModelStatus.PENDING"):
+                client.finalize_logged_model(logged.model_id, "FAILED")
+
+
+def _fail_runs(tracking_uri: str, run_ids: list[str]) -> int:
+    """Best effort, a few seconds at most: end still-RUNNING runs FAILED; returns how many were ended."""
+    if not run_ids:
+        return 0
+    from mlflow.tracking import MlflowClient
+
+    ended = 0
+    with quick_requests(3):
+        client = MlflowClient(tracking_uri)
+        for run_id in run_ids:
+            try:
+                if client.get_run(run_id).info.status == "RUNNING":
+                    client.set_terminated(run_id, "FAILED")
+                ended += 1
+            except Exception:  # noqa: BLE001 - the server is gone: the next attempt ends them
+                break
+    return ended
+
+
+def _is_service_error(err: BaseException) -> bool:
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    return isinstance(err, (MlflowException, requests.RequestException, ConnectionError, TimeoutError, OSError))
+
+
+def _short(err: BaseException, tracking_uri: str) -> str:
+    from atacdenoise.registry.server import is_healthy
+
+    if not is_healthy(tracking_uri, timeout=1.0):
+        return "the server stopped answering"
+    return str(err).splitlines()[0][:200] if str(err) else type(err).__name__
 
 
 def export_search(search_dir, output, data=None, genome: str = "unknown", device: str = "cpu") -> dict:
@@ -120,11 +267,12 @@ def _data_params(data, meta: dict | None) -> dict:
     return {"pairs": os.fspath(data), **{k: meta[k] for k in keep if k in meta}}
 
 
-def _log_onnx_model(proto, tracking_uri, name, run_id, experiment, contract: ModelContract, windows) -> str:
+def _log_onnx_model(proto, tracking_uri, name, run_id, contract: ModelContract, windows, digest: str) -> str:
+    """Log the ONNX model under ``run_id`` and create its version, tagged with ``digest`` from the start."""
     import mlflow
     import mlflow.onnx
-    from mlflow.exceptions import MlflowException
     from mlflow.models import infer_signature
+    from mlflow.tracking import MlflowClient
 
     import onnxruntime as ort
 
@@ -134,15 +282,13 @@ def _log_onnx_model(proto, tracking_uri, name, run_id, experiment, contract: Mod
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     outputs = dict(zip(("signal", "peak_logits"), session.run(None, {"x": example})))
     mlflow.set_tracking_uri(tracking_uri)
-    if run_id is None:
-        mlflow.set_experiment(experiment)
-    try:
-        with mlflow.start_run(run_id=run_id):
-            info = mlflow.onnx.log_model(proto, name="model", signature=infer_signature(example, outputs),
-                                         input_example=example, registered_model_name=name,
-                                         metadata=contract.to_metadata(), save_as_external_data=False)
-    except MlflowException as err:
-        raise InputError(tracking_uri, f"registering {name!r} failed: {str(err).splitlines()[0][:300]}") from None
+    mlflow.set_registry_uri(tracking_uri)
+    with fault_before(MlflowClient, "log_model_artifacts", "upload"):
+        info = mlflow.onnx.log_model(proto, name="model", signature=infer_signature(example, outputs),
+                                     input_example=example, registered_model_name=name, run_id=run_id,
+                                     metadata=contract.to_metadata(), save_as_external_data=False,
+                                     tags={DIGEST_TAG: digest}, await_registration_for=0,
+                                     pip_requirements=mlflow.onnx.get_default_pip_requirements())
     return str(info.registered_model_version)
 
 
@@ -162,28 +308,29 @@ def _version_tags(contract: ModelContract, meta, search, data, parity) -> dict[s
     }
 
 
-def _tag_version(tracking_uri, name, version, tags: dict[str, str], card: str) -> None:
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri)
+def _tag_version(client, name, version, tags: dict[str, str], card: str) -> None:
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     client.update_model_version(name, version, description=card)
 
 
 def promote(tracking_uri: str, name: str, version: str | int, alias: str = "champion",
-            attempts: int = 5, backoff: float = 1.0) -> None:
+            attempts: int = 5, backoff: float = 1.0, timeout: float = DEFAULT_TIMEOUT) -> None:
     """Point ``alias`` at ``version`` (the previous holder loses it)."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    wait_for_tracking(tracking_uri, attempts, backoff)
-    client = MlflowClient(tracking_uri)
     try:
-        client.get_model_version(name, str(version))
-        client.set_registered_model_alias(name, alias, str(version))
+        with registry_deadline(timeout):
+            wait_for_tracking(tracking_uri, attempts, backoff)
+            client = MlflowClient(tracking_uri)
+            client.get_model_version(name, str(version))
+            client.set_registered_model_alias(name, alias, str(version))
     except MlflowException as err:
         raise InputError(f"models:/{name}/{version}", f"cannot promote: {str(err).splitlines()[0][:300]}") from None
+    except DeadlinePassed:
+        raise InputError(tracking_uri, f"gave up promoting {name} version {version}: no progress for "
+                                       f"{timeout:g} s") from None
 
 
 def evaluate_onnx(denoiser, pairs: dict, batch_size: int = 64) -> dict[str, float | None]:

@@ -31,6 +31,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def check_port_free(host: str, port: int) -> None:
+    """One clear InputError when something already listens on ``host:port`` (say, an earlier server)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed server's TIME_WAIT is no obstacle
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            url = f"http://{host}:{port}"
+            answer = "an MLflow server answers there" if is_healthy(url) else err.strerror or "in use"
+            raise InputError(url, f"port {port} is already in use ({answer}); stop that server or choose "
+                                  f"another --port") from None
+
+
 def is_healthy(url: str, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout) as response:
@@ -144,6 +157,8 @@ def start_server(
     artifacts = artifacts_destination(workdir, artifacts)
     if artifacts.startswith("s3://"):
         check_s3_access(artifacts, server_env)
+    if port:
+        check_port_free(host, port)
     port = port or free_port(host)
     url = f"http://{host}:{port}"
     log_path = workdir / "mlflow-server.log"
@@ -172,13 +187,29 @@ def wait_until_healthy(server: MlflowServer, timeout: float) -> None:
 
 
 def serve(workdir, backend=None, artifacts=None, host="127.0.0.1", port=None) -> None:
-    """``atacdenoise registry serve``: start the server, print its URL, run until Ctrl-C."""
-    server = start_server(workdir, backend, artifacts, host, port)
-    print(f"MLflow tracking server at {server.url} (log: {server.log_path}); Ctrl-C stops it", flush=True)
-    print(f"export MLFLOW_TRACKING_URI={server.url}", flush=True)
+    """``atacdenoise registry serve``: start the server, print its URL, run until Ctrl-C or SIGTERM.
+
+    Either signal stops the server's whole process group (it runs in its own
+    session, so a signal to this process alone would otherwise orphan it).
+    """
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        server.process.wait()
+        server = start_server(workdir, backend, artifacts, host, port)  # stops its server itself if interrupted
+        print(f"MLflow tracking server at {server.url} (log: {server.log_path}); Ctrl-C stops it", flush=True)
+        print(f"export MLFLOW_TRACKING_URI={server.url}", flush=True)
+        try:
+            server.process.wait()
+            if server.process.returncode:
+                raise InputError(server.log_path, f"mlflow server exited with status {server.process.returncode}")
+        except KeyboardInterrupt:
+            print("stopping the MLflow server", file=sys.stderr, flush=True)
+        finally:
+            server.stop()
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

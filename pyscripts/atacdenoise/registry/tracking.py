@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 import urllib.parse
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from atacdenoise.errors import InputError
 from atacdenoise.registry.server import is_healthy
@@ -20,24 +24,168 @@ from atacdenoise.registry.server import is_healthy
 MAX_PARAM_LENGTH = 500  # MLflow accepts longer values, but long ones are unreadable in the UI
 
 
-def wait_for_tracking(tracking_uri: str, attempts: int = 5, backoff: float = 1.0) -> None:
+REGISTER_HINT = ("the search folder is untouched, register it later with 'atacdenoise registry register DIR'")
+SERVE_HINT = ("is the server running? start one with 'atacdenoise registry serve' and point at it with "
+              "--tracking-uri or MLFLOW_TRACKING_URI")
+DIGEST_TAG = "atacdenoise.model_sha256"  # on the runs, the logged model and the version of one registration
+
+
+def wait_for_tracking(tracking_uri: str, attempts: int = 5, backoff: float = 1.0, hint: str = REGISTER_HINT,
+                      deadline: "Deadline | None" = None) -> None:
     """Retry ``GET /health`` with exponential backoff; one clear InputError when it never answers.
 
     Only http(s) URIs are probed; a local ``sqlite:``/``file:`` store needs no server.
+    With a ``deadline`` the waits stop when it has passed, whatever ``attempts`` says.
     """
     if urllib.parse.urlparse(tracking_uri).scheme not in ("http", "https"):
         return
     waited = 0.0
+    tries = 0
     for attempt in range(attempts):
+        tries += 1
         if is_healthy(tracking_uri):
             return
         if attempt < attempts - 1:
             delay = backoff * 2**attempt
+            if deadline is not None:
+                delay = min(delay, max(deadline.remaining() - 1.0, 0.0))
+                if delay <= 0:
+                    break
             time.sleep(delay)
             waited += delay
-    raise InputError(tracking_uri, f"MLflow tracking server unreachable after {attempts} attempts over "
-                                   f"{waited:.1f} s; the search folder is untouched, register it later with "
-                                   f"'atacdenoise registry register DIR'")
+    raise InputError(tracking_uri, f"MLflow tracking server unreachable after {tries} attempts over "
+                                   f"{waited:.1f} s; {hint}")
+
+
+class DeadlinePassed(BaseException):
+    """Raised by the alarm of :func:`registry_deadline`; a BaseException so MLflow's ``except Exception`` lets it by."""
+
+
+class Deadline:
+    """A watchdog: the operation gives up when it makes no progress for ``seconds``; ``stage`` says where it is.
+
+    Setting ``stage`` (or calling :meth:`progress`) counts as progress and
+    re-arms the alarm of :func:`registry_deadline`.
+    """
+
+    def __init__(self, seconds: float, rearm=None):
+        self.seconds = float(seconds)
+        self._rearm = rearm
+        self.end = time.monotonic() + self.seconds
+        self._stage = "starting"
+
+    @property
+    def stage(self) -> str:
+        return self._stage
+
+    @stage.setter
+    def stage(self, value: str) -> None:
+        self._stage = value
+        self.progress()
+
+    def progress(self) -> None:
+        self.end = time.monotonic() + self.seconds
+        if self._rearm is not None:
+            self._rearm(self.seconds)
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+
+HTTP_ENV = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+            "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT")
+
+
+@contextmanager
+def registry_deadline(seconds: float) -> Iterator[Deadline]:
+    """Give up when MLflow calls inside the block make no progress for ``seconds``.
+
+    MLflow's own retries (default: 7 retries with backoff factor 2 and 120 s
+    per request, i.e. minutes against a dead server) are cut to 2 quick
+    retries within a third of ``seconds`` each, so a dead server is noticed in
+    seconds; in the main thread an alarm, re-armed at every step of progress
+    (:class:`Deadline`), raises :class:`DeadlinePassed` when a step hangs.
+    """
+    if seconds <= 0:
+        raise InputError(None, f"--timeout must be positive, got {seconds:g}")
+    saved = {key: os.environ.get(key) for key in HTTP_ENV}
+    per_request = max(1, int(seconds / 3))
+    os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(per_request),
+                       "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.2",
+                       "MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT": str(per_request)})
+    use_alarm = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+    previous = None
+    if use_alarm:
+        def on_alarm(signum, frame):
+            raise DeadlinePassed()
+
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+    deadline = Deadline(seconds, (lambda s: signal.setitimer(signal.ITIMER_REAL, s)) if use_alarm else None)
+    deadline.progress()
+    try:
+        yield deadline
+    finally:
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def quick_requests(seconds: int = 3) -> Iterator[None]:
+    """No retries and a short timeout: for best-effort cleanup after giving up."""
+    saved = {key: os.environ.get(key) for key in HTTP_ENV[:2]}
+    os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(seconds)})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+FAULT_STAGE_ENV = "ATACDENOISE_TEST_KILL_SERVER_AT"  # tests only: "STAGE:PGID"
+
+
+def fault_point(stage: str) -> None:
+    """Test hook: SIGKILL the tracking server's process group when ``$ATACDENOISE_TEST_KILL_SERVER_AT`` names ``stage``.
+
+    Unset in normal use (then this does nothing); tests/test_faults.py sets it
+    to kill a real server at a chosen point of a registration.
+    """
+    wanted = os.environ.get(FAULT_STAGE_ENV, "")
+    if not wanted or wanted.rsplit(":", 1)[0] != stage:
+        return
+    try:
+        os.killpg(int(wanted.rsplit(":", 1)[1]), signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    time.sleep(0.5)  # let the kernel close its sockets: the next request meets a dead server
+
+
+@contextmanager
+def fault_before(owner, attribute: str, stage: str) -> Iterator[None]:
+    """Test hook: while armed for ``stage``, ``owner.attribute`` first calls :func:`fault_point` (else: nothing)."""
+    if os.environ.get(FAULT_STAGE_ENV, "").rsplit(":", 1)[0] != stage:
+        yield
+        return
+    original = getattr(owner, attribute)
+
+    def wrapped(*args, **kwargs):
+        fault_point(stage)
+        return original(*args, **kwargs)
+
+    setattr(owner, attribute, wrapped)
+    try:
+        yield
+    finally:
+        setattr(owner, attribute, original)
 
 
 def read_search(search_dir: str | os.PathLike) -> dict:
@@ -114,11 +262,18 @@ def log_search(
     params: dict | None = None,
     attempts: int = 5,
     backoff: float = 1.0,
+    tags: dict[str, str] | None = None,
+    terminate: bool = True,
+    started: list[str] | None = None,
+    progress=None,
 ) -> str:
     """One MLflow run for the search (params, per-iteration metrics, artifacts) and a nested run per child.
 
     ``params`` adds what the search folder does not know (representation, bin
-    size, window, data, depths). Returns the parent run id.
+    size, window, data, depths). Returns the parent run id. ``tags`` go on
+    every run; ``terminate=False`` leaves the parent RUNNING (the caller ends
+    it); ``started`` collects the ids of the runs created, for cleanup;
+    ``progress()`` is called after each run and artifact logged.
     """
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
@@ -130,18 +285,24 @@ def log_search(
     experiment_id = _experiment_id(client, experiment)
     all_params = {**(params or {}), "search": search["summary"].get("settings", {}), "architecture": search["config"]}
 
+    started = [] if started is None else started
     run = client.create_run(experiment_id, run_name=f"search-{search_dir.name}",
-                            tags={"atacdenoise.kind": "search", "atacdenoise.search_dir": str(search_dir.resolve())})
+                            tags={"atacdenoise.kind": "search", "atacdenoise.search_dir": str(search_dir.resolve()),
+                                  **(tags or {})})
     run_id = run.info.run_id
+    started.append(run_id)
     now = int(time.time() * 1000)
     client.log_batch(run_id, params=[Param(k, v) for k, v in flatten(all_params).items()],
                      metrics=[Metric(n, v, now, s) for n, v, s in iteration_metrics(search["history"])])
-    _log_children(client, experiment_id, run_id, search["history"])
+    progress = progress or (lambda: None)
+    _log_children(client, experiment_id, run_id, search["history"], tags or {}, started, progress)
     for name in ("history.jsonl", "summary.json", "best_model.json", "search.png"):
         if (search_dir / name).is_file():
             client.log_artifact(run_id, str(search_dir / name), artifact_path="search")
+            progress()
     client.log_text(run_id, render_model_card(search, params or {}), "model_card.md")
-    client.set_terminated(run_id)
+    if terminate:
+        client.set_terminated(run_id)
     return run_id
 
 
@@ -150,7 +311,8 @@ def _experiment_id(client, name: str) -> str:
     return found.experiment_id if found else client.create_experiment(name)
 
 
-def _log_children(client, experiment_id: str, parent_id: str, history: list[dict]) -> None:
+def _log_children(client, experiment_id: str, parent_id: str, history: list[dict], tags: dict[str, str],
+                  started: list[str], progress) -> None:
     from mlflow.entities import Metric, Param
 
     now = int(time.time() * 1000)
@@ -159,7 +321,10 @@ def _log_children(client, experiment_id: str, parent_id: str, history: list[dict
             continue  # the parent's row repeats a model already logged as a child
         child = client.create_run(experiment_id, run_name=f"iter{row['iteration']}-child{row['child']}",
                                   tags={"mlflow.parentRunId": parent_id, "atacdenoise.kind": "child",
-                                        "atacdenoise.chosen": str(bool(row.get("chosen")))})
+                                        "atacdenoise.chosen": str(bool(row.get("chosen"))), **tags})
+        started.append(child.info.run_id)
+        progress()
+        fault_point("run-logging")
         metrics = [Metric(key, float(row[key]), now, 0)
                    for key in ("train_loss", "val_loss", "val_pearson", "val_auprc", "parameters", "seconds")
                    if row.get(key) is not None]

@@ -32,22 +32,22 @@ _MASK32 = 0xFFFFFFFF
 _BATCH = 50_000  # records hashed (BAM) or lines drawn for (text) at once
 
 
-def parse_fractions(text: str) -> list[float]:
-    """``"0.1,0.2"`` -> ``[0.1, 0.2]``; each must lie in (0, 1] (InputError otherwise)."""
+def parse_fractions(text: str, option: str = "--fraction") -> list[float]:
+    """``"0.1,0.2"`` -> ``[0.1, 0.2]``; each must lie in (0, 1] (InputError naming ``option`` otherwise)."""
     fractions = []
     for item in str(text).split(","):
         try:
             value = float(item)
         except ValueError:
-            raise InputError("--fraction", f"{item.strip()!r} is not a number") from None
-        _check_fraction(value, item.strip())
+            raise InputError(option, f"{item.strip()!r} is not a number") from None
+        _check_fraction(value, item.strip(), option)
         fractions.append(value)
     return fractions
 
 
-def _check_fraction(value: float, shown=None) -> None:
+def _check_fraction(value: float, shown=None, option: str = "--fraction") -> None:
     if not 0 < value <= 1:  # also rejects NaN
-        raise InputError("--fraction", f"{shown if shown is not None else value} is outside (0, 1]")
+        raise InputError(option, f"{shown if shown is not None else value} is outside (0, 1]")
 
 
 # ---------------------------------------------------------------- samtools' hash
