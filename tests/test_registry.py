@@ -134,7 +134,7 @@ def make_pairs(path: Path, n: int = 24, seed: int = 0) -> Path:
                       "start": np.arange(n) * TARGET - flank,
                       "meta": {"format": PAIRS_FORMAT, "bin_size": 25, "window_bins": WINDOW, "target_bins": TARGET,
                                "representation": "coverage", "extend": 100, "chroms": ["chr2"],
-                               "depths": [0.1, 1.0], "note": "test fixture"}})
+                               "depths": [0.1, 1.0], "normalisation": "density", "note": "test fixture"}})
     return path
 
 
