@@ -12,52 +12,10 @@ import sys
 from atacdenoise import __version__
 from atacdenoise.cli_pipeline import add_align_parser, add_pipeline_parser, add_samplesheet_parser
 from atacdenoise.cli_evaluate import add_evaluate_parser, add_report_parser
+from atacdenoise.cli_args import add_filter_args, add_format_arg, chrom_sizes_of, read_filter
 from atacdenoise.cli_qc import add_qc_parser
 from atacdenoise.cli_registry import add_denoise_parser, add_genome_args, add_registry_parsers
 from atacdenoise.errors import InputError
-
-
-def _read_filter(args):
-    from atacdenoise.io.reads import ReadFilter
-
-    return ReadFilter(
-        min_mapq=args.min_mapq,
-        exclude_chroms=tuple(c for c in args.exclude_chroms.split(",") if c),
-        keep_duplicates=args.keep_duplicates,
-        keep_improper_pairs=args.keep_improper_pairs,
-        shift_plus=args.shift_plus,
-        shift_minus=args.shift_minus,
-    )
-
-
-def _add_filter_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("BAM read filters")
-    g.add_argument("--min-mapq", type=int, default=30, help="drop reads below this MAPQ (default 30)")
-    g.add_argument("--exclude-chroms", default="chrM,MT,M", help="comma-separated contigs to drop (default chrM,MT,M)")
-    g.add_argument("--keep-duplicates", action="store_true", help="keep duplicate-flagged reads")
-    g.add_argument("--keep-improper-pairs", action="store_true", help="keep paired reads not in a proper pair")
-    g.add_argument("--shift-plus", type=int, default=4, help="Tn5 shift on the plus strand (default +4)")
-    g.add_argument("--shift-minus", type=int, default=-5, help="Tn5 shift on the minus strand (default -5)")
-
-
-def _add_format_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", dest="fmt", default="auto", choices=["auto", "bam", "insertions", "fragments", "bigwig"],
-                   help="input format (default: detect from name and content)")
-
-
-def _chrom_sizes(args):
-    """Chrom sizes from --chrom-sizes, or from the BAM header when the input is a BAM."""
-    from atacdenoise.io.chromsizes import read_chrom_sizes
-
-    if args.chrom_sizes:
-        return read_chrom_sizes(args.chrom_sizes)
-    from atacdenoise.io.reads import detect_format
-
-    if (args.fmt if args.fmt != "auto" else detect_format(args.input)) == "bam":
-        from atacdenoise.io.reads import bam_chrom_sizes
-
-        return bam_chrom_sizes(args.input)
-    raise InputError(args.input, "--chrom-sizes is required for non-BAM inputs")
 
 
 def _check_sizes(args) -> None:
@@ -77,8 +35,8 @@ def cmd_insertions(args) -> None:
     from atacdenoise.io.reads import FilterCounts, iter_insertions, write_insertions_bed
 
     counts = FilterCounts()
-    sizes = _chrom_sizes(args)
-    n = write_insertions_bed(args.output, iter_insertions(args.input, sizes, args.fmt, _read_filter(args), counts))
+    sizes = chrom_sizes_of(args)
+    n = write_insertions_bed(args.output, iter_insertions(args.input, sizes, args.fmt, read_filter(args), counts))
     print(f"wrote {n:,} insertions to {args.output}", file=sys.stderr)
     if args.stats:
         print(json.dumps(counts.__dict__, indent=1))
@@ -95,9 +53,9 @@ def cmd_subsample(args) -> None:
 def cmd_peaks(args) -> None:
     from atacdenoise.tracks.peaks import call_peaks
 
-    outputs = call_peaks(args.input, args.output_prefix, _chrom_sizes(args), genome_size=args.genome_size,
+    outputs = call_peaks(args.input, args.output_prefix, chrom_sizes_of(args), genome_size=args.genome_size,
                          fmt=args.fmt, low_threshold=args.low_threshold, qvalue=args.qvalue,
-                         read_filter=_read_filter(args), mode=args.mode)
+                         read_filter=read_filter(args), mode=args.mode)
     for path in outputs.values():
         print(path)
 
@@ -106,9 +64,9 @@ def cmd_bin(args) -> None:
     from atacdenoise.tracks.binning import bin_track
 
     _check_sizes(args)
-    outputs = bin_track(args.input, _chrom_sizes(args), args.output_prefix, representation=args.representation,
+    outputs = bin_track(args.input, chrom_sizes_of(args), args.output_prefix, representation=args.representation,
                         bin_size=args.bin_size, extend=args.extend, stat=args.stat, normalize=args.normalize,
-                        fmt=args.fmt, read_filter=_read_filter(args))
+                        fmt=args.fmt, read_filter=read_filter(args))
     for path in outputs.values():
         print(path)
 
@@ -212,8 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="BED6 output (.bed or .bed.gz)")
     p.add_argument("--chrom-sizes", help="chromosomes to keep (default: the BAM header)")
     p.add_argument("--stats", action="store_true", help="print filter counts as JSON")
-    _add_format_arg(p)
-    _add_filter_args(p)
+    add_format_arg(p)
+    add_filter_args(p)
     p.set_defaults(func=cmd_insertions)
 
     p = sub.add_parser("subsample", help="the seed's low-quality twin: keep reads with probability F")
@@ -222,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     # samtools' seed 0 hashes short numeric read names unevenly; 1 behaves well.
     p.add_argument("--seed", type=int, default=1, help="subsampling seed (default 1)")
     p.add_argument("--output", required=True, help="output path; must contain {fraction} for several fractions")
-    _add_format_arg(p)
+    add_format_arg(p)
     p.set_defaults(func=cmd_subsample)
 
     p = sub.add_parser("peaks", help="call peaks with MACS3 (ATAC settings)")
@@ -234,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--low-threshold", action="store_true", help="the seed's low threshold (-p 0.01)")
     p.add_argument("--mode", default="insertions", choices=["insertions", "bampe"],
                    help="MACS3 input: shifted insertions (-f BED, default) or whole fragments (-f BAMPE)")
-    _add_format_arg(p)
-    _add_filter_args(p)
+    add_format_arg(p)
+    add_filter_args(p)
     p.set_defaults(func=cmd_peaks)
 
     p = sub.add_parser("bin", help="binned tracks as bigWig and as a training array store")
@@ -247,8 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extend", type=int, default=100, help="extend each insertion +-N bp (coverage)")
     p.add_argument("--stat", default="mean", choices=["mean", "max", "sum"], help="per-bin summary (coverage)")
     p.add_argument("--normalize", action="store_true", help="scale to insertions per million")
-    _add_format_arg(p)
-    _add_filter_args(p)
+    add_format_arg(p)
+    add_filter_args(p)
     p.set_defaults(func=cmd_bin)
 
     p = sub.add_parser("windows", help="cut noisy/clean window pairs from two array stores")

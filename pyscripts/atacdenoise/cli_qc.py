@@ -11,11 +11,11 @@ import sys
 
 
 def cmd_qc(args) -> None:
-    from atacdenoise.cli import _chrom_sizes, _read_filter
+    from atacdenoise.cli_args import chrom_sizes_of, read_filter
     from atacdenoise.evaluate.qc import run_qc
 
-    qc, written = run_qc(args.input, _chrom_sizes(args), args.out_prefix, fmt=args.fmt, gtf=args.gtf, peaks=args.peaks,
-                read_filter=_read_filter(args), sample=args.sample, plots=not args.no_plots)
+    qc, written = run_qc(args.input, chrom_sizes_of(args), args.out_prefix, fmt=args.fmt, gtf=args.gtf, peaks=args.peaks,
+                read_filter=read_filter(args), sample=args.sample, plots=not args.no_plots)
     summary = {k: qc.get(k) for k in ("n_insertions", "fraction_chrM", "fraction_duplicates", "nrf", "pbc1",
                                       "pbc2", "tss_enrichment", "frip") if qc.get(k) is not None}
     print(json.dumps(summary))
@@ -24,7 +24,7 @@ def cmd_qc(args) -> None:
 
 
 def add_qc_parser(subparsers) -> None:
-    from atacdenoise.cli import _add_filter_args
+    from atacdenoise.cli_args import add_filter_args
 
     p = subparsers.add_parser("qc", help="ATAC QC: TSS enrichment, fragment lengths, chrM, duplicates, "
                                          "complexity, FRiP; plots and MultiQC files")
@@ -40,5 +40,5 @@ def add_qc_parser(subparsers) -> None:
                         "PREFIX.atacdenoise_qc_*_mqc.json (MultiQC custom content)")
     p.add_argument("--sample", help="sample name in the MultiQC files (default: the prefix's file name)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    _add_filter_args(p)
+    add_filter_args(p)
     p.set_defaults(func=cmd_qc)

@@ -160,26 +160,19 @@ def denoise_steps(out: Path, s: DemoSettings, model: str, tracking_uri: str | No
              # FRiP of the denoised peaks: the shallow input's insertions inside them
              qc_step("QC_DENOISED", shallow, f"{prefix}.peaks.narrowPeak",
                      out / "qc_denoised" / "sim.shallow.denoised_peaks", out / "simulate" / "chrom.sizes", s)]
-    if _has_command("report"):
-        steps.append(Step("REPORT", [_bin("atac-report"), "--denoised", f"{prefix}.denoised.bw",
-                                     "--peakprob", f"{prefix}.peakprob.bw", "--peaks", f"{prefix}.peaks.narrowPeak",
-                                     "--noisy", shallow, "--chrom-sizes", out / "simulate" / "chrom.sizes",
-                                     "--truth", out / "simulate" / "truth_accessibility.bw",
-                                     "--truth-peaks", out / "simulate" / "truth_peaks.bed",
-                                     "--shallow-peaks", out / "shallow" / "sim.shallow.narrowPeak",
-                                     "--search-dir", out / "nash_search",
-                                     "--model-note", f"{model}: a demo model, trained in this run by a small NASH "
-                                                     "search on simulated data (it shows the pipeline; it is not "
-                                                     "for real samples)",
-                                     "--output", report_path(out)],
-                      [report_path(out)]))
+    steps.append(Step("REPORT", [_bin("atac-report"), "--denoised", f"{prefix}.denoised.bw",
+                                 "--peakprob", f"{prefix}.peakprob.bw", "--peaks", f"{prefix}.peaks.narrowPeak",
+                                 "--noisy", shallow, "--chrom-sizes", out / "simulate" / "chrom.sizes",
+                                 "--truth", out / "simulate" / "truth_accessibility.bw",
+                                 "--truth-peaks", out / "simulate" / "truth_peaks.bed",
+                                 "--shallow-peaks", out / "shallow" / "sim.shallow.narrowPeak",
+                                 "--search-dir", out / "nash_search",
+                                 "--model-note", f"{model}: a demo model, trained in this run by a small NASH "
+                                                 "search on simulated data (it shows the pipeline; it is not "
+                                                 "for real samples)",
+                                 "--output", report_path(out)],
+                  [report_path(out)]))
     return steps
-
-
-def _has_command(name: str) -> bool:
-    from atacdenoise.cli import build_parser
-
-    return name in build_parser()._subparsers._group_actions[0].choices
 
 
 def run_steps(steps: list[Step], log_dir: Path, first_number: int = 1, total: int | None = None,
@@ -375,16 +368,15 @@ def sample_steps(out: Path, sample, sizes: Path, index: Path, model: str, s: Sam
         qc_step(f"QC_DENOISED.{sid}", shallow, f"{prefix}.peaks.narrowPeak",
                 out / "qc_denoised" / f"{sid}.shallow.denoised_peaks", sizes, qc_settings),
     ]
-    if _has_command("report"):
-        report = out / "report" / f"{sid}.shallow.report.html"
-        steps.append(Step(f"REPORT.{sid}", [
-            _bin("atac-report"), "--denoised", f"{prefix}.denoised.bw", "--peakprob", f"{prefix}.peakprob.bw",
-            "--peaks", f"{prefix}.peaks.narrowPeak", "--noisy", shallow, "--chrom-sizes", sizes,
-            "--truth", coverage, "--truth-peaks", peaks, "--provenance", f"{prefix}.provenance.json",
-            *(["--genes", s.gtf] if s.gtf else []),
-            "--model-note", f"{model}; the truth is this sample's own deep library (its coverage and MACS3 peaks), "
-                            f"the input its {s.fraction:g} twin",
-            "--output", report], [report]))
+    report = out / "report" / f"{sid}.shallow.report.html"
+    steps.append(Step(f"REPORT.{sid}", [
+        _bin("atac-report"), "--denoised", f"{prefix}.denoised.bw", "--peakprob", f"{prefix}.peakprob.bw",
+        "--peaks", f"{prefix}.peaks.narrowPeak", "--noisy", shallow, "--chrom-sizes", sizes,
+        "--truth", coverage, "--truth-peaks", peaks, "--provenance", f"{prefix}.provenance.json",
+        *(["--genes", s.gtf] if s.gtf else []),
+        "--model-note", f"{model}; the truth is this sample's own deep library (its coverage and MACS3 peaks), "
+                        f"the input its {s.fraction:g} twin",
+        "--output", report], [report]))
     return steps
 
 
