@@ -333,3 +333,32 @@ def test_peak_stream_equals_peaks_on_the_whole_track(chunk):
     got, expected = stream.finish(), peaks_from_prob("chr1", prob, 25, 400 * 25 - 7, 0.5)
     for name in ("starts", "ends", "signal", "summits"):
         np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
+
+
+def test_empty_batches_get_the_model_output_exactly(shared_data):
+    """Batches of windows without any insertion skip the model and get its output for an all-zero batch,
+    computed once: bit for bit what running them gives, at two batch sizes, next to mixed batches."""
+    from atacdenoise.tracks.windows import WindowSpec, extract, tile_starts
+    from atacdenoise.io.reads import iter_insertions
+
+    denoiser = OnnxDenoiser(Path(__file__).resolve().parents[1] / "registry" / "models" / "atac-denoiser-counts.onnx",
+                            threads=2)  # the bundled counts-only model (the others read genome channels too)
+    c = denoiser.contract
+    length = 4_000_000
+    positions = dict(iter_insertions(shared_data / "hsc" / "noisy_5M.tn5_insertions.bed.gz",
+                                     {"chr1": 10_000_000}))["chr1"]
+    bins = coverage_bins(positions[positions < length], length, c.bin_size, c.extend, c.stat, scale=2.5)
+    bins[20_000:120_000] = 0  # a gap (like a centromere): a run of windows that see nothing at all
+    windows = extract(bins, tile_starts(len(bins), WindowSpec(c.window_bins, c.target_bins)), c.window_bins)
+    empty = ~windows.any(axis=1)
+    assert 40 <= empty.sum() < len(windows)
+    for batch_size in (8, 16):
+        calls = []
+        run_model = denoiser.session.run
+        denoiser.session.run = lambda names, feed: calls.append(1) or run_model(names, feed)  # count model runs
+        skipped = denoiser.predict(windows, batch_size)
+        denoiser.session.run = run_model
+        run = denoiser.predict(windows, batch_size, skip_empty=False)
+        assert len(calls) <= -(-len(windows) // batch_size) - empty.sum() // batch_size + 3  # empty batches not run
+        for got, expected in zip(skipped, run):
+            np.testing.assert_array_equal(got, expected)
