@@ -40,6 +40,12 @@ SIZES = {"chr1": 250_000_000, "chr2": 50_000_000, "chr3": 30_000_000, "chr4": 20
 INSERTIONS_PER_MB = 1_300  # HSC 5M library
 DENSITIES = {"5M": 1.0, "0.5M": 0.1}
 PEAK_FLANK = 250
+NOTE = """
+What still grows with length: libBigWig builds a bigWig's zoom levels when it closes the file, ~0.5 MB per Mb
+of the longest chromosome for a moment (denoise closes its two bigWigs one after the other); evaluate keeps one
+count per distinct peak score (exact AUPRC/AUROC), 20 bytes each, at most one per 25 bp bin. Inputs are read one
+chromosome's insertions at a time (8 bytes each). Genome channels (models with --fasta/--annotation) are still
+rendered per whole chromosome; the counts model has none."""
 
 
 def write_inputs(folder: Path, seed: int = 0) -> dict[str, Path]:
@@ -194,6 +200,7 @@ def main(argv=None) -> int:
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print("| " + " | ".join(r) + " |")
+    print(NOTE)
     return 0
 
 

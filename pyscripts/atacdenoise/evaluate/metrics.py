@@ -183,9 +183,9 @@ class ScoreCounts:
     negatives score at or above it. Counting ``(positives, negatives)`` per
     distinct float32 score (nothing rounded or binned) therefore gives the
     same curve, point for point, as sorting every base. Memory is one entry
-    per distinct score: a 25 bp binned track has at most one per bin, ~16 bytes
-    per 25 bp (0.65 MB per Mb, against 4 bytes per base for the scores alone
-    before), and in practice far fewer (runs of equal bins, zeros).
+    per distinct score (20 bytes): a 25 bp binned track has at most one per bin
+    (0.8 MB per Mb, against 4 bytes per base for the scores alone before), and
+    in practice fewer (runs of equal bins, zeros).
 
     Chunks are first collapsed to runs of equal (score, label) (a per-base read
     of a binned track repeats every value ``bin_size`` times), then counted with
