@@ -226,10 +226,11 @@ def test_streaming_evaluate_equals_in_memory_metrics_on_hsc(monkeypatch):
         pytest.skip(f"real data not found at {hsc}")
     monkeypatch.setattr(evaluate_module, "CHUNK_BASES", 1_000_000)
     noisy, clean = hsc / "noisy_5M.coverage.bw", hsc / "clean_80M.coverage.bw"
-    regions, peaks = hsc / "clean_80M.labelled_regions.bed", hsc / "clean_80M.peaks.bed"
-    streamed = evaluate(noisy, clean, truth_peaks=peaks, regions=regions, peaks=hsc / "noisy_5M.macs2_peaks.bed")
+    regions, peaks, called = (hsc / "clean_80M.labelled_regions.bed", hsc / "clean_80M.peaks.bed",
+                              hsc / "noisy_5M.macs2_peaks.bed")
+    streamed = evaluate(noisy, clean, truth_peaks=peaks, regions=regions, peaks=called)
 
-    region_sets, peak_sets, called_sets = read_peaks(regions), read_peaks(peaks), read_peaks(hsc / "noisy_5M.macs2_peaks.bed")
+    region_sets, peak_sets, called_sets = read_peaks(regions), read_peaks(peaks), read_peaks(called)
     in_memory = Scored()
     for chrom in ("chr1", "chr2"):
         signal, target = read_bigwig(noisy, chrom), read_bigwig(clean, chrom)
