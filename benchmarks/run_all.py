@@ -12,12 +12,14 @@ the committed search histories in benchmarks/searches/; seed_figure8.sh makes th
 peak-signal ones), search speed on GPU vs CPU (same histories),
 a learning curve on the training chromosome (bench_learning_curve.py, about
 30 minutes), binning speed vs deepTools (bench_binning.py), and denoising speed
-(bench_denoise.py), ATAC QC of the real libraries (bench_qc.py), and the real yeast genome end to end
-(bench_real_genome.py: reads made at the real fragments, through `pipeline --samplesheet`, about 5 minutes). Seeds are fixed inside each script. States the machine and date.
+(bench_denoise.py), ATAC QC of the real libraries (bench_qc.py), the real yeast genome end to end
+(bench_real_genome.py: reads made at the real fragments, through `pipeline --samplesheet`, about 5 minutes),
+and time and memory at genome scale (bench_genome_scale.py: a synthetic 250 Mb chromosome, beside MACS3,
+about 10 minutes). Seeds are fixed inside each script. States the machine and date.
 
 Usage: python benchmarks/run_all.py [--skip quality,channels_hsc,channels_yeast,ceiling,diagnose,layouts,layouts_yeast,figure8,
                                             speed,parallel,curve,binning,denoise,denoise_channels,qc,metrics,
-                                            real_genome]
+                                            real_genome,genome_scale]
        python benchmarks/run_all.py --only curve   # re-run one section, keep the others as they are
 """
 
@@ -193,6 +195,8 @@ def sections(models: list[str]) -> list[tuple[str, str, Callable[[], str]]]:
          lambda: run_script("bench_metrics.py", "--sizes", "10e6", "30e6")),
         ("real_genome", "A real genome end to end: yeast reads from the real fragments through the pipeline",
          lambda: run_script("bench_real_genome.py")),
+        ("genome_scale", "Genome scale: a 250 Mb chromosome, time and peak RSS of every step beside MACS3",
+         lambda: run_script("bench_genome_scale.py")),
     ]
 
 

@@ -22,7 +22,7 @@ from atacdenoise.denoise import denoise
 from atacdenoise.tracks.depth import REFERENCE_DENSITY
 from atacdenoise.denoise.contract import ModelContract
 from atacdenoise.denoise.onnx_runner import OnnxDenoiser, sigmoid
-from atacdenoise.denoise.peaks_from_prob import called_runs, peaks_from_prob
+from atacdenoise.denoise.peaks_from_prob import PeakStream, called_runs, peaks_from_prob
 from atacdenoise.denoise.run import output_paths
 from atacdenoise.errors import InputError
 from atacdenoise.io.narrowpeak import read_peaks
@@ -282,3 +282,83 @@ def test_the_hilbert2d_model_denoises_real_insertions_like_the_default(tmp_path,
         assert bw.chroms() == {"chr1": 10_000_000, "chr2": 10_000_000}
         assert bw.stats("chr2", type="max")[0] > 0
     assert (tmp_path / "hsc.peaks.narrowPeak").read_text().count("\n") > 50
+
+
+def test_chunked_denoise_equals_a_whole_chromosome_run_bit_for_bit(shared_data):
+    """The bundled counts model over 2 Mb of real HSC chr1 (79 windows) in chunks of 16 windows, each binning only
+    its windows' span from the insertions, == the model over the whole chromosome's windows at once; and
+    the streamed peak caller == peaks_from_prob on the whole probability track."""
+    from atacdenoise.denoise.run import denoise_chunks
+    from atacdenoise.io.reads import iter_insertions
+    from atacdenoise.tracks.windows import WindowSpec, extract, tile_starts
+
+    denoiser = OnnxDenoiser(Path(__file__).resolve().parents[1] / "registry" / "models" / "atac-denoiser-counts.onnx",
+                            threads=1)
+    c = denoiser.contract
+    length = 2_000_010  # a partial last bin and a padded last window
+    hsc = shared_data / "hsc"
+    positions = dict(iter_insertions(hsc / "noisy_5M.tn5_insertions.bed.gz", {"chr1": 10_000_000}))["chr1"]
+    positions = np.sort(positions[positions < length])
+    whole = coverage_bins(positions, length, c.bin_size, c.extend, c.stat, scale=2.5)
+    starts = tile_starts(len(whole), WindowSpec(c.window_bins, c.target_bins))
+    signal, prob = denoiser.predict(extract(whole, starts, c.window_bins), batch_size=8)
+    signal, prob = signal.ravel()[:len(whole)], prob.ravel()[:len(whole)]
+
+    read = lambda lo, hi: coverage_bins(positions, length, c.bin_size, c.extend, c.stat, scale=2.5,  # noqa: E731
+                                        bins=(lo, hi), presorted=True)
+    chunks = list(denoise_chunks(denoiser, read, len(whole), batch_size=8, chunk_windows=16))
+    assert len(chunks) == 5 and [first for first, _, _ in chunks] == [i * 16 * c.target_bins for i in range(5)]
+    np.testing.assert_array_equal(np.concatenate([s for _, s, _ in chunks]), signal)
+    np.testing.assert_array_equal(np.concatenate([p for _, _, p in chunks]), prob)
+
+    threshold = float(np.quantile(prob, 0.97))  # enough peaks, some crossing chunk edges
+    streamed = PeakStream("chr1", c.bin_size, length, threshold)
+    for _, _, p in chunks:
+        streamed.add(p)
+    streamed = streamed.finish()
+    expected = peaks_from_prob("chr1", prob, c.bin_size, length, threshold)
+    assert len(expected.starts) > 10
+    for name in ("starts", "ends", "signal", "summits"):
+        np.testing.assert_array_equal(getattr(streamed, name), getattr(expected, name), err_msg=name)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 50])
+def test_peak_stream_equals_peaks_on_the_whole_track(chunk):
+    rng = np.random.default_rng(chunk)
+    prob = (rng.random(400) < 0.45).astype(np.float32) * rng.uniform(0.5, 1, 400).astype(np.float32)
+    prob[-3:] = 0.9  # a peak running into the clipped last bin
+    stream = PeakStream("chr1", 25, 400 * 25 - 7, 0.5)
+    for lo in range(0, 400, chunk):
+        stream.add(prob[lo:lo + chunk])
+    got, expected = stream.finish(), peaks_from_prob("chr1", prob, 25, 400 * 25 - 7, 0.5)
+    for name in ("starts", "ends", "signal", "summits"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
+
+
+def test_empty_batches_get_the_model_output_exactly(shared_data):
+    """Batches of windows without any insertion skip the model and get its output for an all-zero batch,
+    computed once: bit for bit what running them gives, at two batch sizes, next to mixed batches."""
+    from atacdenoise.tracks.windows import WindowSpec, extract, tile_starts
+    from atacdenoise.io.reads import iter_insertions
+
+    denoiser = OnnxDenoiser(Path(__file__).resolve().parents[1] / "registry" / "models" / "atac-denoiser-counts.onnx",
+                            threads=2)  # the bundled counts-only model (the others read genome channels too)
+    c = denoiser.contract
+    length = 4_000_000
+    positions = dict(iter_insertions(shared_data / "hsc" / "noisy_5M.tn5_insertions.bed.gz",
+                                     {"chr1": 10_000_000}))["chr1"]
+    bins = coverage_bins(positions[positions < length], length, c.bin_size, c.extend, c.stat, scale=2.5)
+    bins[20_000:120_000] = 0  # a gap (like a centromere): a run of windows that see nothing at all
+    windows = extract(bins, tile_starts(len(bins), WindowSpec(c.window_bins, c.target_bins)), c.window_bins)
+    empty = ~windows.any(axis=1)
+    assert 40 <= empty.sum() < len(windows)
+    for batch_size in (8, 16):
+        calls = []
+        run_model = denoiser.session.run
+        denoiser.session.run = lambda names, feed: calls.append(1) or run_model(names, feed)  # count model runs
+        skipped = denoiser.predict(windows, batch_size)
+        denoiser.session.run = run_model
+        run = denoiser.predict(windows, batch_size, skip_empty=False)
+        assert len(calls) <= -(-len(windows) // batch_size) - empty.sum() // batch_size + 3  # empty batches not run
+        for got, expected in zip(skipped, run):
+            np.testing.assert_array_equal(got, expected)

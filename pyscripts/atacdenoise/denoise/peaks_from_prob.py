@@ -53,3 +53,42 @@ def _ranges(first: np.ndarray, last: np.ndarray) -> np.ndarray:
     offsets = np.repeat(first - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
     return np.arange(lengths.sum()) + offsets
 
+
+
+class PeakStream:
+    """:func:`peaks_from_prob` fed one chunk of a chromosome's probabilities at a time, with the same peaks.
+
+    A run is final once more than ``max_gap`` bins follow it (no later run can
+    join it): peaks are called on everything before the last, possibly open
+    run, and that run's bins are carried into the next chunk. Memory is one
+    chunk plus the open run.
+    """
+
+    def __init__(self, chrom: str, bin_size: int, chrom_length: int, threshold: float = 0.5, max_gap: int = 1):
+        self.chrom, self.bin_size, self.chrom_length = chrom, bin_size, chrom_length
+        self.threshold, self.max_gap = threshold, max_gap
+        self._carry, self._offset, self._parts = np.zeros(0, np.float32), 0, []
+
+    def add(self, prob: np.ndarray) -> None:
+        buffer = np.concatenate([self._carry, np.asarray(prob, np.float32)])
+        first, last = called_runs(buffer >= self.threshold, self.max_gap)
+        cut = int(first[-1]) if len(first) and len(buffer) - last[-1] <= self.max_gap else len(buffer)
+        self._emit(buffer[:cut])
+        self._carry, self._offset = buffer[cut:], self._offset + cut
+
+    def finish(self) -> Peaks:
+        self._emit(self._carry)
+        self._carry = np.zeros(0, np.float32)
+        parts = self._parts or [peaks_from_prob(self.chrom, np.zeros(0, np.float32), self.bin_size, 0)]
+        return Peaks(self.chrom, *(np.concatenate([getattr(p, name) for p in parts])
+                                   for name in ("starts", "ends", "signal", "summits")))
+
+    def _emit(self, prob: np.ndarray) -> None:
+        if len(prob) == 0:
+            return
+        shift = self._offset * self.bin_size
+        peaks = peaks_from_prob(self.chrom, prob, self.bin_size, self.chrom_length - shift, self.threshold,
+                                self.max_gap)
+        if len(peaks.starts):
+            self._parts.append(Peaks(self.chrom, peaks.starts + shift, peaks.ends + shift, peaks.signal,
+                                     peaks.summits))

@@ -1,9 +1,13 @@
 """``atacdenoise denoise``: shallow ATAC-seq in, denoised tracks and peaks out, with onnxruntime only.
 
-Per chromosome (memory bounded by one chromosome's bins): insertions ->
-coverage bins built exactly as the model's contract says (bin size, extension,
-depth normalisation: ``tracks.depth``) -> windows whose centres tile the chromosome ->
-batched onnxruntime -> three outputs:
+Per chromosome, in chunks of ``batch_size * CHUNK_BATCHES`` windows (memory
+bounded by a chunk, not by the chromosome): insertions -> coverage bins built
+exactly as the model's contract says (bin size, extension, depth
+normalisation: ``tracks.depth``), for the chunk's windows and their flanks
+only -> windows whose centres tile the chromosome -> batched onnxruntime ->
+the chunk's bins straight into both bigWigs and the peak caller. Chunks
+overlap by the window flank, so the result is bit for bit a whole-chromosome
+run's (tests/test_denoise.py). Outputs:
 
 - ``PREFIX.denoised.bw``: denoised coverage per bin, in the model's
   ``signal_units`` (mean coverage of +-extend bp extended insertions per bin,
@@ -36,9 +40,9 @@ import numpy as np
 
 from atacdenoise.denoise.contract import ModelContract, naming_style
 from atacdenoise.denoise.onnx_runner import OnnxDenoiser, load_denoiser
-from atacdenoise.denoise.peaks_from_prob import peaks_from_prob
+from atacdenoise.denoise.peaks_from_prob import PeakStream
 from atacdenoise.errors import InputError
-from atacdenoise.io.atomic import atomic_path, scratch_dir
+from atacdenoise.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -185,13 +189,17 @@ class InsertionTracks:
         self.depth = measure_depth(blocks.items(), chrom_sizes, path)
 
     def __iter__(self):
-        from atacdenoise.tracks.binning import coverage_bins
+        """``(chrom, n_bins, read)``: ``read(lo, hi)`` gives bins ``[lo, hi)`` (insertions sorted once)."""
+        from atacdenoise.tracks.binning import coverage_bins, n_bins
 
         c = self.contract
         for chrom, positions in self._read():
             if len(positions) and chrom in self.order:
-                yield chrom, coverage_bins(positions, self.chrom_sizes[chrom], c.bin_size, c.extend, c.stat,
-                                           scale=c.reference_density / self.depth.density)
+                positions, length = np.sort(np.asarray(positions, np.int64)), self.chrom_sizes[chrom]
+                yield chrom, n_bins(length, c.bin_size), (
+                    lambda lo, hi, positions=positions, length=length: coverage_bins(
+                        positions, length, c.bin_size, c.extend, c.stat, bins=(lo, hi), presorted=True,
+                        scale=c.reference_density / self.depth.density))
 
 
 class BigWigTracks:
@@ -215,11 +223,16 @@ class BigWigTracks:
         self.depth = measure_depth(blocks, chrom_sizes, path)
 
     def __iter__(self):
-        from atacdenoise.tracks.binning import bigwig_bins
+        """``(chrom, n_bins, read)``: ``read(lo, hi)`` gives bins ``[lo, hi)``, read from the bigWig then."""
+        from atacdenoise.tracks.binning import bigwig_bins, n_bins
 
         scale = np.float32(self.contract.reference_density / self.depth.density)
+        bin_size = self.contract.bin_size
         for chrom in self.order:
-            yield chrom, bigwig_bins(self.path, chrom, self.chrom_sizes[chrom], self.contract.bin_size) * scale
+            length = self.chrom_sizes[chrom]
+            yield chrom, n_bins(length, bin_size), (
+                lambda lo, hi, chrom=chrom, length=length: bigwig_bins(
+                    self.path, chrom, length, bin_size, bins=(lo, hi)) * scale)
 
 
 def check_bigwig_resolution(path, chrom: str, bin_size: int, max_intervals: int = 100_000) -> None:
@@ -242,7 +255,7 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, out_prefix, batch_size: int, t
                   progress: bool, genome=None) -> dict[str, str]:
     from tqdm import tqdm
 
-    from atacdenoise.io.bigwig import write_bigwig
+    from atacdenoise.io.bigwig import BigWigWriter
     from atacdenoise.io.narrowpeak import write_narrowpeak
 
     c = denoiser.contract
@@ -253,44 +266,56 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, out_prefix, batch_size: int, t
     n_windows = sum(math.ceil(math.ceil(sizes[chrom] / c.bin_size) / c.target_bins) for chrom in tracks.order)
     all_peaks = []
     paths["denoised"].parent.mkdir(parents=True, exist_ok=True)
-    with tqdm(total=n_windows, unit="window", desc="denoise", disable=not progress) as bar, scratch_dir(".denoise-", paths["denoised"].parent.resolve()) as scratch, \
-            atomic_path(paths["denoised"]) as denoised_tmp, atomic_path(paths["peakprob"]) as prob_tmp, \
-            atomic_path(paths["peaks"]) as peaks_tmp:
-        def denoised_tracks():
-            for chrom, bins in tracks:
-                channels = genome.render(chrom) if genome is not None else None
-                signal, prob = denoise_track(denoiser, bins, batch_size, bar.update, channels)
-                np.save(Path(scratch) / f"{len(all_peaks)}.npy", prob)  # read back for the second bigWig
-                all_peaks.append(peaks_from_prob(chrom, prob, c.bin_size, sizes[chrom], threshold))
-                yield chrom, signal
-
-        write_bigwig(denoised_tmp, sizes, denoised_tracks(), c.bin_size)
-        probs = ((p.chrom, np.load(Path(scratch) / f"{i}.npy")) for i, p in enumerate(all_peaks))
-        write_bigwig(prob_tmp, sizes, probs, c.bin_size)
+    with tqdm(total=n_windows, unit="window", desc="denoise", disable=not progress) as bar, \
+            BigWigWriter(paths["denoised"], sizes, c.bin_size) as denoised, \
+            BigWigWriter(paths["peakprob"], sizes, c.bin_size) as peakprob, atomic_path(paths["peaks"]) as peaks_tmp:
+        for chrom, n_bins, read_bins in tracks:
+            channels = genome.render(chrom) if genome is not None else None
+            peaks = PeakStream(chrom, c.bin_size, sizes[chrom], threshold)
+            for first_bin, signal, prob in denoise_chunks(denoiser, read_bins, n_bins, batch_size, bar.update,
+                                                          channels):
+                denoised.add(chrom, first_bin, signal)
+                peakprob.add(chrom, first_bin, prob)
+                peaks.add(prob)
+            all_peaks.append(peaks.finish())
         write_narrowpeak(peaks_tmp, all_peaks, name_prefix="denoised_peak")
     return {key: str(path) for key, path in paths.items()}
+
+
+def denoise_chunks(denoiser: OnnxDenoiser, read_bins, n_bins: int, batch_size: int = 64,
+                   on_windows=lambda n: None, channels: np.ndarray | None = None, chunk_windows: int | None = None):
+    """Yield ``(first_bin, denoised signal, peak probability)`` for consecutive chunks of one chromosome.
+
+    ``read_bins(lo, hi)`` gives the model-unit input bins ``[lo, hi)``; each
+    chunk of ``chunk_windows`` windows (default ``batch_size * CHUNK_BATCHES``)
+    reads its windows' span (targets plus flanks) and pads past the
+    chromosome ends with zeros, so windows, batches and outputs are those of
+    the whole chromosome at once. ``channels``: the chromosome's ``(F, n_bins)``
+    genome channels (whole; counts-only models have none).
+    """
+    from atacdenoise.tracks.windows import WindowSpec, extract, extract_channels, tile_starts
+
+    c = denoiser.contract
+    starts = tile_starts(n_bins, WindowSpec(c.window_bins, c.target_bins))
+    chunk = chunk_windows or batch_size * CHUNK_BATCHES
+    for first in range(0, len(starts), chunk):
+        chunk_starts = starts[first:first + chunk]
+        lo, hi = max(int(chunk_starts[0]), 0), min(int(chunk_starts[-1]) + c.window_bins, n_bins)
+        windows = extract(read_bins(lo, hi), chunk_starts - lo, c.window_bins)
+        if channels is not None:
+            windows = np.concatenate([windows[:, None], extract_channels(channels, chunk_starts, c.window_bins)],
+                                     axis=1)
+        signal, prob = denoiser.predict(windows, batch_size)
+        first_bin = first * c.target_bins
+        n = min(len(chunk_starts) * c.target_bins, n_bins - first_bin)
+        yield first_bin, signal.ravel()[:n], prob.ravel()[:n]
+        on_windows(len(chunk_starts))
 
 
 def denoise_track(denoiser: OnnxDenoiser, bins: np.ndarray, batch_size: int = 64,
                   on_windows=lambda n: None, channels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One chromosome's bins (and its ``(F, n_bins)`` genome channels) -> (denoised signal, peak probability),
-    same length as ``bins``."""
-    from atacdenoise.tracks.windows import WindowSpec, extract, extract_channels, tile_starts
-
-    c = denoiser.contract
-    spec = WindowSpec(c.window_bins, c.target_bins)
-    starts = tile_starts(len(bins), spec)
-    signal = np.empty(len(starts) * c.target_bins, np.float32)
-    prob = np.empty_like(signal)
-    chunk = batch_size * CHUNK_BATCHES
-    for first in range(0, len(starts), chunk):
-        # Windows are views into one padded buffer: only a chunk's copy is ever materialised.
-        windows = extract(bins, starts[first:first + chunk], c.window_bins)
-        if channels is not None:
-            windows = np.concatenate([windows[:, None], extract_channels(channels, starts[first:first + chunk],
-                                                                        c.window_bins)], axis=1)
-        s, p = denoiser.predict(windows, batch_size)
-        out = slice(first * c.target_bins, (first + len(windows)) * c.target_bins)
-        signal[out], prob[out] = s.ravel(), p.ravel()
-        on_windows(len(windows))
-    return signal[:len(bins)], prob[:len(bins)]
+    same length as ``bins`` (:func:`denoise_chunks` over an array in memory)."""
+    parts = list(denoise_chunks(denoiser, lambda lo, hi: bins[lo:hi], len(bins), batch_size, on_windows, channels))
+    return (np.concatenate([s for _, s, _ in parts]) if parts else np.zeros(0, np.float32),
+            np.concatenate([p for _, _, p in parts]) if parts else np.zeros(0, np.float32))

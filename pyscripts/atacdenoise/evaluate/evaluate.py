@@ -10,8 +10,10 @@ of 4096-bin windows that tile each chromosome (as validation tiles it).
 The truth decides what is scored: its chromosomes (or ``chroms``), and inside
 them the regions BED (where the truth is defined; everywhere when absent).
 Every scored chromosome must be in the prediction with the same length.
-Only one chromosome is held in memory at a time, plus the scored bases, which
-Spearman and AUPRC need all together.
+The tracks are read in chunks of ``CHUNK_BASES`` and no base is kept: memory
+does not grow with chromosome length (:class:`per_base.StreamingScored`:
+exact Pearson/MSE sums, exact AUROC/AUPRC from counts per distinct score,
+Spearman on a uniform sample of 1M bases, exact below that).
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ import numpy as np
 
 from atacdenoise.errors import InputError
 from atacdenoise.evaluate import metrics
-from atacdenoise.evaluate.per_base import Scored
+from atacdenoise.evaluate.per_base import StreamingScored
 from atacdenoise.io.bigwig import bigwig_chrom_sizes, read_bigwig
 from atacdenoise.io.chromsizes import check_shared_chroms
 from atacdenoise.io.narrowpeak import interval_mask, read_peaks
 from atacdenoise.tracks.binning import summarise_bins
-from atacdenoise.tracks.windows import WindowSpec, extract, tile_starts
+from atacdenoise.tracks.windows import WindowSpec
 
 MODEL_UNITS_CHOICES = ("none", "truth", "both")
+CHUNK_BASES = 4_000_000  # bases read per step (rounded down to whole bins): ~0.3 GB of temporaries
 # Order of rows in the printed table; metrics missing from a result are skipped.
 METRIC_ORDER = ("pearson", "spearman", "mse", "pearson_in_peaks", "pearson_outside_peaks", "mse_in_peaks",
                 "mse_outside_peaks", "auroc", "auprc", "peak_precision", "peak_recall", "peak_f1",
@@ -75,31 +78,43 @@ def evaluate(
     truth_scale = _model_units_scale(truth, extend) if model_units in ("truth", "both") else 1.0
     prediction_scale = _model_units_scale(prediction, extend) if model_units == "both" else 1.0
 
-    total, seed_parts, chrom_rows = Scored(), [], {}
-    prediction_has_data = truth_has_data = False
+    total, total_seed, chrom_rows = StreamingScored(), metrics.Moments(), {}
+    has_data = {"prediction": False, "truth": False}
+    step = max(1, CHUNK_BASES // bin_size) * bin_size  # chunks hold whole bins (the seed's metric bins them)
     for chrom, length in sizes.items():
-        region = np.ones(length, bool) if regions is None else interval_mask(region_peaks.get(chrom), length)
-        if not region.any():
+        if regions is not None and chrom not in region_peaks:
             continue
-        signal = read_bigwig(prediction, chrom) * prediction_scale
-        target = read_bigwig(truth, chrom) * truth_scale
-        prediction_has_data |= bool(np.any(signal[region] != 0))
-        truth_has_data |= bool(np.any(target[region] != 0))
-        chrom_scored = Scored()
-        chrom_scored.add(region, signal, target, interval_mask(truth_peak_sets.get(chrom), length),
-                         score=None if peakprob is None else read_bigwig(peakprob, chrom),
-                         called=None if peaks is None else interval_mask(called_sets.get(chrom), length))
-        seed_part = _seed_window_targets(signal, target, region, bin_size, spec)
-        chrom_rows[chrom] = {"scored_bases": int(region.sum())}
+        # Per chromosome when asked for (then merged into the whole), else straight into the whole.
+        scored = StreamingScored(seed=_seed(chrom)) if per_chrom else total
+        seed = metrics.Moments() if per_chrom else total_seed
+        n_scored = 0
+        for start in range(0, length, step):
+            size = min(step, length - start)
+            region = (np.ones(size, bool) if regions is None
+                      else interval_mask(region_peaks.get(chrom), size, start))
+            if not region.any():
+                continue
+            end = start + size
+            signal = read_bigwig(prediction, chrom, start, end) * prediction_scale
+            target = read_bigwig(truth, chrom, start, end) * truth_scale
+            has_data["prediction"] |= bool(np.any(signal[region] != 0))
+            has_data["truth"] |= bool(np.any(target[region] != 0))
+            scored.add(region, signal, target, interval_mask(truth_peak_sets.get(chrom), size, start),
+                       score=None if peakprob is None else read_bigwig(peakprob, chrom, start, end),
+                       called=None if peaks is None else interval_mask(called_sets.get(chrom), size, start))
+            _add_seed_bins(seed, signal, target, region, bin_size)
+            n_scored += int(region.sum())
+        if not n_scored:
+            continue
+        chrom_rows[chrom] = {"scored_bases": n_scored}
         if per_chrom:
-            chrom_rows[chrom].update(chrom_scored.metrics(), seed_window_mse=metrics.window_mse(*seed_part))
-        _merge(total, chrom_scored)
-        seed_parts.append(seed_part)
-    _check_scored(chrom_rows, prediction_has_data, truth_has_data, prediction, truth, regions, sizes)
+            chrom_rows[chrom].update(scored.metrics(), seed_window_mse=seed.mse())
+            total.merge(scored)
+            total_seed.merge(seed)
+    _check_scored(chrom_rows, has_data["prediction"], has_data["truth"], prediction, truth, regions, sizes)
 
     overall = total.metrics()
-    overall["seed_window_mse"] = metrics.window_mse(np.concatenate([p for p, _ in seed_parts]),
-                                                    np.concatenate([t for _, t in seed_parts]))
+    overall["seed_window_mse"] = total_seed.mse()
     return {
         "overall": overall,
         "per_chrom": chrom_rows,
@@ -202,24 +217,28 @@ def _model_units_scale(path, extend: int) -> float:
     return measure_depth(coverage_block_counts(path, sizes, extend, BLOCK_BP), sizes, path).scale
 
 
-def _seed_window_targets(signal, target, region, bin_size: int, spec: WindowSpec):
-    """Scored 25 bp bins of the centres of windows tiling the chromosome (each bin once).
+def _seed(chrom: str) -> int:
+    """A per-chromosome seed for the Spearman sample (reproducible across runs and Python processes)."""
+    import zlib
 
-    A bin is scored when all its bases are in the regions; bins past the
-    chromosome end (the last window's padding) never are.
+    return zlib.crc32(chrom.encode())
+
+
+def _add_seed_bins(seed: metrics.Moments, signal, target, region, bin_size: int) -> None:
+    """The seed's metric for one chunk (whole bins from the chromosome start): scored 25 bp bins.
+
+    The seed scores the centre 1024 bins of 4096-bin windows tiling each
+    chromosome; those centres cover every bin exactly once, so its MSE is the
+    MSE over bins, each bin's mean compared in float32 as the windows hold them.
+    A bin is scored when all its bases are in the regions; the chromosome's
+    last, partial bin when all the bases it has are.
     """
-    predicted_bins = summarise_bins(signal, bin_size, "mean")
-    true_bins = summarise_bins(target, bin_size, "mean")
     scored_bins = summarise_bins(region.astype(np.float32), bin_size, "mean") > 1 - 1e-6
-    centres = tile_starts(len(predicted_bins), spec) + spec.flank
-    keep = extract(scored_bins.astype(np.float32), centres, spec.target_bins) > 0
-    return (extract(predicted_bins.astype(np.float32), centres, spec.target_bins)[keep],
-            extract(true_bins.astype(np.float32), centres, spec.target_bins)[keep])
-
-
-def _merge(total: Scored, part: Scored) -> None:
-    for name in ("signal", "truth", "in_peak", "score", "called"):
-        getattr(total, name).extend(getattr(part, name))
+    if not scored_bins.any():
+        return
+    predicted = summarise_bins(signal, bin_size, "mean").astype(np.float32)[scored_bins]
+    true = summarise_bins(target, bin_size, "mean").astype(np.float32)[scored_bins]
+    seed.add(predicted, true)
 
 
 # ---------------------------------------------------------------- output

@@ -22,42 +22,77 @@ def write_bigwig(
 
     ``tracks`` yields ``(chrom, values)`` in ``chrom_sizes`` order, ``values``
     holding one float per ``bin_size`` bin (the last bin may be partial and is
-    clipped to the chromosome end). Runs of equal values are merged and zero
-    runs are omitted to keep the file small; readers treat missing as 0.
+    clipped to the chromosome end). Zero bins are omitted (readers treat
+    missing as 0); see :class:`BigWigWriter` for the layout.
     """
-    import pyBigWig
+    with BigWigWriter(path, chrom_sizes, bin_size) as writer:
+        for chrom, values in tracks:
+            values = np.asarray(values, dtype=np.float32)
+            expected = -(-chrom_sizes.get(chrom, 0) // bin_size)
+            if chrom in chrom_sizes and len(values) != expected:
+                raise ValueError(f"write_bigwig: {chrom} has {len(values)} bins, expected {expected} "
+                                 f"for bin size {bin_size}")
+            writer.add(chrom, 0, values)
 
-    order = {chrom: i for i, chrom in enumerate(chrom_sizes)}
-    last = -1
-    with atomic_path(path) as tmp:
-        bw = pyBigWig.open(str(tmp), "w")
+
+class BigWigWriter:
+    """Write a binned track chunk by chunk, atomically (memory bounded by the chunk, not the chromosome).
+
+    ``add(chrom, first_bin, values)`` appends consecutive bins; chromosomes come
+    in ``chrom_sizes`` order and bins in increasing order. Each stretch of
+    non-zero bins is one fixed-step block (pyBigWig ``addEntries`` with
+    ``span=step=bin_size`` straight from the numpy array); zero bins are
+    omitted and a chromosome's last, partial bin is one interval clipped to its
+    end. Readers see the same per-base values as the run-length (bedGraph)
+    layout written before, at ~2.6x the speed and without its Python lists
+    (~1.9 GB for a 250 Mb chromosome; benchmarks/bench_genome_scale.py).
+    NaN is written as 0.
+    """
+
+    def __init__(self, path: str | os.PathLike, chrom_sizes: dict[str, int], bin_size: int):
+        self.path, self.chrom_sizes, self.bin_size = path, dict(chrom_sizes), bin_size
+        self._order = {chrom: i for i, chrom in enumerate(self.chrom_sizes)}
+        self._chrom, self._next_bin = None, 0
+
+    def __enter__(self) -> "BigWigWriter":
+        import pyBigWig
+
+        self._atomic = atomic_path(self.path)
+        tmp = self._atomic.__enter__()
+        self._bw = pyBigWig.open(str(tmp), "w")
+        self._bw.addHeader(list(self.chrom_sizes.items()), maxZooms=10)
+        return self
+
+    def __exit__(self, *exc) -> bool | None:
         try:
-            bw.addHeader(list(chrom_sizes.items()), maxZooms=10)
-            for chrom, values in tracks:
-                if order.get(chrom, -1) <= last:  # bigWig entries must follow the header order
-                    raise ValueError(f"write_bigwig: {chrom} is not in chrom_sizes or comes out of order")
-                last = order[chrom]
-                _add_chrom(bw, chrom, chrom_sizes[chrom], np.asarray(values, dtype=np.float32), bin_size)
-        finally:
-            bw.close()
+            self._bw.close()
+        except BaseException as err:  # a failed close leaves no file either
+            self._atomic.__exit__(type(err), err, err.__traceback__)
+            raise
+        return self._atomic.__exit__(*exc)
 
-
-def _add_chrom(bw, chrom: str, length: int, values: np.ndarray, bin_size: int) -> None:
-    expected = -(-length // bin_size)
-    if len(values) != expected:
-        raise ValueError(f"write_bigwig: {chrom} has {len(values)} bins, expected {expected} for bin size {bin_size}")
-    values = np.nan_to_num(values, nan=0.0)
-    # Runs of equal values: a run starts where the value changes.
-    run_starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
-    run_ends = np.r_[run_starts[1:], len(values)]
-    run_values = values[run_starts]
-    nonzero = run_values != 0
-    if not nonzero.any():
-        return
-    starts = run_starts[nonzero] * bin_size
-    ends = np.minimum(run_ends[nonzero] * bin_size, length)
-    bw.addEntries([chrom] * len(starts), starts.tolist(), ends=ends.tolist(),
-                  values=run_values[nonzero].astype(np.float64).tolist())
+    def add(self, chrom: str, first_bin: int, values: np.ndarray) -> None:
+        if chrom != self._chrom:
+            last = self._order.get(self._chrom, -1)
+            if self._order.get(chrom, -1) <= last:  # bigWig entries must follow the header order
+                raise ValueError(f"write_bigwig: {chrom} is not in chrom_sizes or comes out of order")
+            self._chrom, self._next_bin = chrom, 0
+        length, size = self.chrom_sizes[chrom], self.bin_size
+        n_bins = -(-length // size)
+        values = np.nan_to_num(np.asarray(values, np.float32), nan=0.0)
+        if first_bin < self._next_bin or first_bin + len(values) > n_bins:
+            raise ValueError(f"write_bigwig: bins {first_bin}-{first_bin + len(values)} of {chrom} overlap "
+                             f"written ones or pass its {n_bins} bins")
+        self._next_bin = first_bin + len(values)
+        # A partial last bin is written on its own, clipped to the chromosome end.
+        partial = length % size and first_bin + len(values) == n_bins
+        full = values[:-1] if partial else values
+        nonzero = np.concatenate([[False], full != 0, [False]]).astype(np.int8)
+        edges = np.diff(nonzero)
+        for lo, hi in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+            self._bw.addEntries(chrom, int((first_bin + lo) * size), values=full[lo:hi], span=size, step=size)
+        if partial and values[-1] != 0:
+            self._bw.addEntries([chrom], [(n_bins - 1) * size], ends=[length], values=[float(values[-1])])
 
 
 def _open_bigwig(path: str | os.PathLike):

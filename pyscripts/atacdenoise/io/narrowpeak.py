@@ -24,12 +24,12 @@ class Peaks:
     summits: np.ndarray | None = None  # int64 offsets from start, narrowPeak column 10
 
 
-def interval_mask(peaks: Peaks | None, length: int) -> np.ndarray:
-    """Boolean per-base mask of the union of intervals (clipped to ``[0, length)``)."""
+def interval_mask(peaks: Peaks | None, length: int, offset: int = 0) -> np.ndarray:
+    """Boolean per-base mask of the union of intervals over ``[offset, offset + length)`` (clipped to it)."""
     diff = np.zeros(length + 1, np.int32)
     if peaks is not None and len(peaks.starts):
-        starts = np.clip(peaks.starts, 0, length)
-        ends = np.clip(peaks.ends, 0, length)
+        starts = np.clip(np.asarray(peaks.starts, np.int64) - offset, 0, length)
+        ends = np.clip(np.asarray(peaks.ends, np.int64) - offset, 0, length)
         np.add.at(diff, starts, 1)
         np.add.at(diff, ends, -1)
     return np.cumsum(diff[:-1]) > 0

@@ -46,15 +46,19 @@ def summarise_bins(per_base: np.ndarray, bin_size: int, stat: str) -> np.ndarray
 
 
 def bigwig_bins(path, chrom: str, length: int, bin_size: int, stat: str = "mean",
-                chunk_bases: int = 8_000_000) -> np.ndarray:
-    """Per-bin ``stat`` of a per-base bigWig's ``chrom``, read in chunks (memory bounded by the chunk)."""
+                chunk_bases: int = 8_000_000, bins: tuple[int, int] | None = None) -> np.ndarray:
+    """Per-bin ``stat`` of a per-base bigWig's ``chrom``, read in chunks (memory bounded by the chunk).
+
+    ``bins=(lo, hi)``: only those bins, the same values as ``bigwig_bins(...)[lo:hi]``.
+    """
     from atacdenoise.io.bigwig import read_bigwig
 
+    lo_bin, hi_bin = (0, n_bins(length, bin_size)) if bins is None else bins
+    end = min(hi_bin * bin_size, length)
     step = max(1, chunk_bases // bin_size) * bin_size  # chunks hold whole bins
-    return np.concatenate([
-        summarise_bins(read_bigwig(path, chrom, start, min(start + step, length)), bin_size, stat)
-        for start in range(0, length, step)
-    ]).astype(np.float32)
+    parts = [summarise_bins(read_bigwig(path, chrom, start, min(start + step, end)), bin_size, stat)
+             for start in range(lo_bin * bin_size, end, step)]
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
 
 
 def _check_stat(bin_size: int, stat: str) -> None:
@@ -72,28 +76,37 @@ def coverage_bins(
     stat: str = "mean",
     scale: float = 1.0,
     chunk_bases: int = 8_000_000,
+    bins: tuple[int, int] | None = None,
+    presorted: bool = False,
 ) -> np.ndarray:
     """float32 per-bin summary of the coverage of ``[p - extend, p + extend]`` intervals.
 
     Each insertion covers the ``2 * extend + 1`` bases centred on it, clipped to
     the chromosome. Works in chunks of ``chunk_bases`` (rounded to whole bins)
-    so memory does not grow with chromosome length.
+    so memory does not grow with chromosome length. ``bins=(lo, hi)`` computes
+    only those bins, bit for bit the same as ``coverage_bins(...)[lo:hi]``
+    (every bin depends only on the insertions that reach it); ``presorted``
+    skips sorting ``positions`` (the caller sorted them once).
     """
     _check_stat(bin_size, stat)
     if extend < 0:
         raise InputError(None, f"extend must be >= 0, got {extend}")
-    positions = np.sort(np.asarray(positions, dtype=np.int64))
+    positions = np.asarray(positions, dtype=np.int64)
+    if not presorted:
+        positions = np.sort(positions)
     starts = positions - extend          # first covered base
     ends = positions + extend + 1        # one past the last covered base; sorted like starts
     step = max(1, chunk_bases // bin_size) * bin_size
-    out = np.empty(n_bins(chrom_length, bin_size), dtype=np.float32)
-    for chunk_start in range(0, chrom_length, step):
-        chunk_end = min(chunk_start + step, chrom_length)
+    lo_bin, hi_bin = (0, n_bins(chrom_length, bin_size)) if bins is None else bins
+    out = np.empty(hi_bin - lo_bin, dtype=np.float32)
+    range_end = min(hi_bin * bin_size, chrom_length)
+    for chunk_start in range(lo_bin * bin_size, range_end, step):
+        chunk_end = min(chunk_start + step, range_end)
         size = chunk_end - chunk_start
         # Only intervals that overlap this chunk: ends > chunk_start and starts < chunk_end.
         first = np.searchsorted(ends, chunk_start, side="right")
         last = np.searchsorted(starts, chunk_end, side="left")
-        first_bin = chunk_start // bin_size
+        first_bin = chunk_start // bin_size - lo_bin
         if first >= last:  # nothing here: skip the per-base work (most of a sparse genome)
             out[first_bin : first_bin + n_bins(size, bin_size)] = 0
             continue
