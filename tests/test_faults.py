@@ -458,7 +458,7 @@ def test_an_interrupted_denoise_leaves_no_temporaries(tmp_path):
     def start_and_wait_for_scratch() -> subprocess.Popen:
         run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         deadline = time.monotonic() + 120
-        while not list(folder.glob(".denoise-*")):
+        while not list(folder.glob(".s.denoised.bw.*")):  # the bigWig being written, under its temporary name
             assert run.poll() is None, run.stderr.read()
             assert time.monotonic() < deadline, "denoise never started writing"
             time.sleep(0.05)
@@ -474,7 +474,7 @@ def test_an_interrupted_denoise_leaves_no_temporaries(tmp_path):
     run.send_signal(signal.SIGKILL)
     run.wait(timeout=60)
     left = sorted(p.name for p in folder.iterdir())
-    assert any(name.startswith(".denoise-") for name in left) and ".s.atacdenoise.lock" in left, left
+    assert any(name.startswith(".s.denoised.bw.") for name in left) and ".s.atacdenoise.lock" in left, left
 
     again = run_cli(["denoise", "--input", tmp_path / "ins.bed", "--chrom-sizes", tmp_path / "sizes",
                      "--out-prefix", folder / "s", "--model", tmp_path / "missing.onnx"])

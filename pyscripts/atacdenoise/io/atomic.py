@@ -42,10 +42,3 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
         raise
 
-
-@contextmanager
-def scratch_dir(prefix: str, folder: str | os.PathLike) -> Iterator[str]:
-    """A hidden scratch folder beside an output, removed on exit, recorded in the held output lock (crash cleanup)."""
-    with tempfile.TemporaryDirectory(prefix=prefix, dir=folder) as path:
-        note_temporary(path)
-        yield path
