@@ -434,7 +434,9 @@ class _Block:
     line_numbers: list[int] = field(default_factory=list)
 
 
-def _chrom_blocks(path: Path, fragments: bool) -> Iterator[tuple[str, _Block]]:
+def _chrom_blocks(path: Path, fragments: bool, chunk_lines: int | None = None) -> Iterator[tuple[str, _Block]]:
+    """The file's lines grouped by chromosome (refusing a chromosome that comes back), as unparsed columns;
+    with ``chunk_lines`` a chromosome comes in blocks of at most that many lines."""
     done: set[str] = set()
     chrom, block = None, _Block()
     line_no = 0
@@ -454,6 +456,9 @@ def _chrom_blocks(path: Path, fragments: bool) -> Iterator[tuple[str, _Block]]:
                     if chrom in done:
                         raise InputError(path, f"line {line_no}: not sorted by chromosome ({chrom} appears again "
                                                "after another chromosome); run sort -k1,1 -k2,2n")
+                elif chunk_lines and len(block.line_numbers) >= chunk_lines:
+                    yield chrom, block
+                    block = _Block()
                 block.starts.append(fields[1])
                 block.ends.append(fields[2])
                 if fragments:
@@ -534,10 +539,9 @@ def iter_fragment_chunks(path: str | os.PathLike, chunk_lines: int = 200_000
     yielded, consecutive chunks may share one.
     """
     path = _existing_nonempty(path)
-    done: set[str] = set()
-    chrom, block = None, _Block()
-
-    def emit(chrom: str, block: _Block):
+    empty = True
+    for chrom, block in _chrom_blocks(path, fragments=True, chunk_lines=chunk_lines):
+        empty = False
         starts = _int_column(path, block.starts, block.line_numbers, "start")
         ends = _int_column(path, block.ends, block.line_numbers, "end")
         repeats = _int_column(path, block.counts, block.line_numbers, "count (column 5)")
@@ -545,35 +549,8 @@ def iter_fragment_chunks(path: str | os.PathLike, chunk_lines: int = 200_000
         if len(bad):
             raise InputError(path, f"line {block.line_numbers[bad[0]]}: need 0 <= start < end and count >= 1, got "
                                    f"{starts[bad[0]]}, {ends[bad[0]]}, {repeats[bad[0]]}")
-        return chrom, starts, ends, repeats
-
-    try:
-        with open_text(path) as fh:
-            for line_no, line in enumerate(fh, start=1):
-                if is_header(line):
-                    continue
-                fields = line.split(None, 5)
-                if len(fields) < 3:
-                    raise InputError(path, f"line {line_no}: expected at least 3 columns, got {line.rstrip()!r}")
-                if fields[0] != chrom or len(block.line_numbers) >= chunk_lines:
-                    if block.line_numbers:
-                        yield emit(chrom, block)
-                    if fields[0] != chrom:
-                        if chrom is not None:
-                            done.add(chrom)
-                        if fields[0] in done:
-                            raise InputError(path, f"line {line_no}: not sorted by chromosome ({fields[0]} appears "
-                                                   "again after another chromosome); run sort -k1,1 -k2,2n")
-                    chrom, block = fields[0], _Block()
-                block.starts.append(fields[1])
-                block.ends.append(fields[2])
-                block.counts.append(fields[4] if len(fields) > 4 else "1")
-                block.line_numbers.append(line_no)
-    except (OSError, EOFError, UnicodeDecodeError) as err:
-        raise InputError(path, f"cannot read ({err}); the file may be truncated or not text") from None
-    if block.line_numbers:
-        yield emit(chrom, block)
-    elif chrom is None:
+        yield chrom, starts, ends, repeats
+    if empty:
         raise InputError(path, "no data lines (file is empty)")
 
 

@@ -47,6 +47,8 @@ def resolve_model(model_uri: str, tracking_uri: str | None = None) -> dict:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    from atacdenoise.registry.tracking import environment
+
     name, alias, version = parse_model_uri(model_uri)
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not tracking_uri:
@@ -61,25 +63,16 @@ def resolve_model(model_uri: str, tracking_uri: str | None = None) -> dict:
                          ) from None
     resolved = f"models:/{name}/{found.version}"
     source = client.get_model_version_download_uri(name, found.version)
-    quiet = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-    saved = {key: os.environ.get(key) for key in quiet}
-    os.environ.update(quiet)
-    try:
-        with tempfile.TemporaryDirectory(prefix="atacdenoise-resolve-") as tmp:
-            try:
-                local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp,
-                                                                 tracking_uri=tracking_uri))
-            except MlflowException as err:
-                raise InputError(resolved, f"cannot download {source} ({str(err).splitlines()[0][:300]})") from None
-            found_onnx = sorted(local.rglob("*.onnx")) if local.is_dir() else [local]
-            if not found_onnx or found_onnx[0].suffix != ".onnx":
-                raise InputError(resolved, "registered model has no .onnx file (was it logged with the onnx flavor?)")
-            sha256 = sha256_of(found_onnx[0])
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with environment({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}), \
+            tempfile.TemporaryDirectory(prefix="atacdenoise-resolve-") as tmp:
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp,
+                                                             tracking_uri=tracking_uri))
+        except MlflowException as err:
+            raise InputError(resolved, f"cannot download {source} ({str(err).splitlines()[0][:300]})") from None
+        found_onnx = sorted(local.rglob("*.onnx")) if local.is_dir() else [local]
+        if not found_onnx or found_onnx[0].suffix != ".onnx":
+            raise InputError(resolved, "registered model has no .onnx file (was it logged with the onnx flavor?)")
+        sha256 = sha256_of(found_onnx[0])
     return {"model": model_uri, "name": name, "alias": alias, "version": str(found.version),
             "resolved_uri": resolved, "run_id": found.run_id, "onnx_sha256": sha256}

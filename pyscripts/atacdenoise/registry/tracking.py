@@ -92,8 +92,19 @@ class Deadline:
         return self.end - time.monotonic()
 
 
-HTTP_ENV = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-            "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT")
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables (MLflow reads its HTTP and progress settings there) inside the block only."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @contextmanager
@@ -108,11 +119,10 @@ def registry_deadline(seconds: float) -> Iterator[Deadline]:
     """
     if seconds <= 0:
         raise InputError(None, f"--timeout must be positive, got {seconds:g}")
-    saved = {key: os.environ.get(key) for key in HTTP_ENV}
     per_request = max(1, int(seconds / 3))
-    os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(per_request),
-                       "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.2",
-                       "MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT": str(per_request)})
+    quick_retries = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(per_request),
+                     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.2",
+                     "MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT": str(per_request)}
     use_alarm = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
     previous = None
     if use_alarm:
@@ -123,31 +133,19 @@ def registry_deadline(seconds: float) -> Iterator[Deadline]:
     deadline = Deadline(seconds, (lambda s: signal.setitimer(signal.ITIMER_REAL, s)) if use_alarm else None)
     deadline.progress()
     try:
-        yield deadline
+        with environment(quick_retries):
+            yield deadline
     finally:
         if use_alarm:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @contextmanager
 def quick_requests(seconds: int = 3) -> Iterator[None]:
     """No retries and a short timeout: for best-effort cleanup after giving up."""
-    saved = {key: os.environ.get(key) for key in HTTP_ENV[:2]}
-    os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(seconds)})
-    try:
+    with environment({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(seconds)}):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 FAULT_STAGE_ENV = "ATACDENOISE_TEST_KILL_SERVER_AT"  # tests only: "STAGE:PGID"
