@@ -68,6 +68,17 @@ def test_recovers_simulated_peaks(sim, called):
 
 
 @needs_macs3
+def test_narrowpeak_is_what_genome_browsers_take(sim, called):
+    """Scores within 0-1000 (MACS3's own reach tens of thousands), sorted by chromosome and start."""
+    rows = [line.split("\t") for line in Path(called["narrowpeak"]).read_text().splitlines()]
+    assert rows and all(0 <= int(r[4]) <= 1000 for r in rows)
+    assert any(int(r[4]) == 1000 for r in rows) or max(float(r[8]) for r in rows) < 100  # capped, not rescaled
+    keys = [(r[0], int(r[1])) for r in rows]
+    order = {chrom: i for i, chrom in enumerate(dict.fromkeys(k[0] for k in keys))}
+    assert keys == sorted(keys, key=lambda k: (order[k[0]], k[1])) and len(order) == len({k[0] for k in keys})
+
+
+@needs_macs3
 def test_signal_bigwig_follows_peaks(sim, called):
     found = read_peaks(called["narrowpeak"])
     with pyBigWig.open(called["signal"]) as bw:

@@ -149,18 +149,22 @@ def _run_macs3(command: list[str]) -> None:
 
 
 def _write_clipped_narrowpeak(macs_path: Path, path: str, sizes: dict[str, int]) -> None:
-    """MACS3 does not know chromosome ends (BED input); clip peaks to them and drop unknown contigs."""
-    lines = []
+    """MACS3's peaks as genome browsers take them: clipped to the chromosome ends (MACS3 does not know them from
+    BED input), unknown contigs dropped, sorted by chromosome (chrom sizes order) and start, and the score column
+    capped at 1000 as the narrowPeak format requires (ENCODE's way; MACS3's int(-10 log10 q) reaches 40,000+,
+    and the p and q values keep their own columns)."""
+    order = {chrom: i for i, chrom in enumerate(sizes)}
+    rows = []
     for line in macs_path.read_text().splitlines():
         fields = line.split("\t")
         if fields[0] not in sizes:
             continue
         end = min(int(fields[2]), sizes[fields[0]])
         if end > int(fields[1]):
-            fields[2] = str(end)
-            lines.append("\t".join(fields) + "\n")
+            fields[2], fields[4] = str(end), str(min(int(fields[4]), 1000))
+            rows.append((order[fields[0]], int(fields[1]), "\t".join(fields) + "\n"))
     with atomic_path(path) as tmp:
-        tmp.write_text("".join(lines))
+        tmp.write_text("".join(line for _, _, line in sorted(rows)))
 
 
 def _bedgraph_blocks(path: Path) -> dict[str, tuple[int, int]]:
