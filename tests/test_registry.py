@@ -193,7 +193,7 @@ def test_register_promote_load_denoise_compare(server, s3, work):
     results = compare(server, NAME, "2", work["pairs"])
     assert len(results) == 2 and all(r["mse"] >= 0 for r in results.values())
     table = format_comparison(results)
-    assert "champion (@champion)" in table and "challenger (v2)" in table and "Pearson" in table
+    assert "champion (@champion, v1)" in table and "challenger (v2)" in table and "Pearson" in table
     assert list(results.values())[0] != list(results.values())[1]  # different weights, different scores
 
 

@@ -346,11 +346,18 @@ def evaluate_onnx(denoiser, pairs: dict, batch_size: int = 64) -> dict[str, floa
 def compare(tracking_uri: str, name: str, challenger_version: str | int, data: str | os.PathLike,
             alias: str = "champion", batch_size: int = 64) -> dict[str, dict]:
     """Evaluate ``NAME@ALIAS`` and ``NAME/VERSION`` on the same windows; return ``{label: metrics}``."""
+    from mlflow.tracking import MlflowClient
+
     from atacdenoise.denoise.onnx_runner import load_denoiser
 
     pairs = _load_pairs(data)
     results = {}
-    for label, uri in ((f"champion (@{alias})", f"models:/{name}@{alias}"),
+    try:  # name the champion's version: an alias moves, a table read later should say what it compared
+        client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+        champion = f"v{client.get_model_version_by_alias(name, alias).version}"
+    except Exception:  # noqa: BLE001 -- a missing alias gets its clear error from load_denoiser just below
+        champion = "version unknown"
+    for label, uri in ((f"champion (@{alias}, {champion})", f"models:/{name}@{alias}"),
                        (f"challenger (v{challenger_version})", f"models:/{name}/{challenger_version}")):
         denoiser = load_denoiser(uri, tracking_uri)
         _check_model_fits_pairs(denoiser.contract, pairs["meta"], uri, data)
