@@ -275,6 +275,7 @@ def centre_track(pairs: dict, key: str, depth: float) -> np.ndarray:
 
 
 def test_make_pairs_scales_and_labels_exactly(tmp_path):
+    from atacdenoise.tracks.depth import REFERENCE_DENSITY
     from atacdenoise.tracks.windows import WindowSpec
 
     insertions, bigwig, peaks, sizes = tiny_genome(tmp_path, {"chrA": 2.0, "chrB": 1.0})
@@ -282,17 +283,21 @@ def test_make_pairs_scales_and_labels_exactly(tmp_path):
                        spec=WindowSpec(64, 16), bin_size=25, seed=0)
     n_bins = 20_000 // 25
     assert pairs["inputs"].shape == (2 * n_bins // 16, 64)  # every 16-bin tile, once per depth
-    # Targets: clean coverage per million clean insertions (total coverage / 201 bases each).
+    # Targets: clean coverage rescaled from the clean library's density (total coverage / 201 bases per insertion,
+    # over the 40 kb both chromosomes cover; no 100 kb block is a pile-up) to REFERENCE_DENSITY.
     clean_insertions = (2.0 * 20_000 + 1.0 * 20_000) / 201
-    np.testing.assert_allclose(centre_track(pairs, "targets", 1.0), 2.0 * 1e6 / clean_insertions, rtol=1e-6)
+    np.testing.assert_allclose(centre_track(pairs, "targets", 1.0),
+                               2.0 * REFERENCE_DENSITY * 40_000 / clean_insertions, rtol=1e-6)
     # Peak labels: bins 200-203 hold chrA:5000-5100, nothing else.
     labels = centre_track(pairs, "peaks", 1.0)
     assert np.flatnonzero(labels).tolist() == [200, 201, 202, 203]
-    # Inputs: the 3 chrA insertions x 201 bp, per million of the whole library (4 insertions, chrB included).
+    # Inputs: the 3 chrA insertions x 201 bp, rescaled from the whole library's density (4 insertions over 40 kb,
+    # chrB included).
+    unit = REFERENCE_DENSITY * 40_000 / 4
     full = centre_track(pairs, "inputs", 1.0)
-    assert full.sum() * 25 == pytest.approx(3 * 201 * 1e6 / 4, rel=1e-5)
+    assert full.sum() * 25 == pytest.approx(3 * 201 * unit, rel=1e-5)
     half = centre_track(pairs, "inputs", 0.5)
-    kept = half.sum() * 25 / (201 * 1e6 / 4) * 0.5  # insertions kept at p = 0.5, each counted 1/p times
+    kept = half.sum() * 25 / (201 * unit) * 0.5  # insertions kept at p = 0.5, each counted 1/p times
     assert kept == pytest.approx(round(kept), abs=1e-4) and 0 <= round(kept) <= 3
     with pytest.raises(InputError, match="overlap"):
         from atacdenoise.search.data import prepare
