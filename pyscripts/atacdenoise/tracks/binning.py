@@ -251,6 +251,7 @@ def bin_track(
             if chrom not in writer.added and chrom not in skipped:
                 writer.add(chrom, np.zeros(n_bins(length, bin_size), dtype=np.float32))
                 progress.update()
+        progress.update(progress.total - progress.n)  # skipped contigs (chrM ...) count as done: ends at 100 %
 
     store = open_store(store_path)
     try:
