@@ -59,14 +59,14 @@ log = logging.getLogger("atacdenoise")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Epilogs (the examples) kept as written; every option's help ends with its default, in the
-    ``(default X)`` form the hand-written helps use, unless the help already speaks of its default."""
+    """Epilogs (the examples) kept as written; every option that takes a value ends its help with its default,
+    in the ``(default X)`` form the hand-written helps use, unless the help already speaks of its default."""
 
     def _get_help_string(self, action):
         text = action.help or ""
         default = action.default
         if (text and text is not argparse.SUPPRESS and "default" not in text and action.option_strings
-                and default not in (None, False, argparse.SUPPRESS)):
+                and action.nargs != 0 and default is not None and default is not argparse.SUPPRESS):
             text += " (default %(default)s)"
         return text
 
