@@ -25,6 +25,7 @@ CHROM_SIZES_HELP = "chromosome sizes (name, length) to keep (default: the BAM he
 WINDOW_HELP = "model input window in bins"
 TARGET_HELP = "scored centre of each window in bins (at most --window)"
 
+
 def _check_sizes(args) -> None:
     """--window/--target/--bin-size where a command has them: positive, the target inside the window."""
     for option in ("window", "target", "bin_size"):
