@@ -162,7 +162,7 @@ EOF
 }
 
 run_tracks_simulate() {
-    in_image tracks atacdenoise simulate --out-dir sim --prefix sim --chroms 2 --chrom-length 200000 \
+    in_image tracks atacdenoise simulate --outdir sim --prefix sim --chroms 2 --chrom-length 200000 \
         --fragments 20000 --seed 1
     need_files sim/genome.fa sim/chrom.sizes sim/sim_R1.fastq.gz sim/sim_R2.fastq.gz
 }
@@ -181,14 +181,14 @@ run_align() {
 run_peaks() {
     in_image peaks atacdenoise insertions --input aligned.bam --output aligned.insertions.bed.gz --stats
     in_image peaks atacdenoise peaks --input aligned.insertions.bed.gz --chrom-sizes sim/chrom.sizes \
-        --output-prefix aligned
+        --out-prefix aligned
     need_files aligned.insertions.bed.gz aligned.narrowPeak
     echo "aligned.narrowPeak: $(wc -l <"$WORK_DIR/aligned.narrowPeak") peaks" >&2
 }
 
 run_tracks_bin() {
     in_image tracks atacdenoise bin --input aligned.insertions.bed.gz --chrom-sizes sim/chrom.sizes \
-        --output-prefix aligned.coverage
+        --out-prefix aligned.coverage
     need_files aligned.coverage.bw aligned.coverage.tracks
 }
 

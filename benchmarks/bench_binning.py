@@ -88,7 +88,7 @@ def measure(command: list[str]) -> dict:
 
 
 def ours(bam: Path, prefix: Path, equal_settings: bool) -> dict:
-    command = [sys.executable, "-m", "atacdenoise.cli", "bin", "--input", str(bam), "--output-prefix", str(prefix),
+    command = [sys.executable, "-m", "atacdenoise.cli", "bin", "--input", str(bam), "--out-prefix", str(prefix),
                "--bin-size", "25"]
     if equal_settings:
         command += ["--shift-plus", "0", "--shift-minus", "0", "--extend", "0", "--stat", "sum"]

@@ -159,7 +159,7 @@ def main(argv=None) -> int:
                 seconds, rss, f"{size_mb(path):.0f} MB")
         # Truth: the 5M input binned at 25 bp.
         seconds, rss = measure(atacdenoise("bin", "--input", inputs["5M"], "--chrom-sizes", inputs["sizes"],
-                                           "--output-prefix", work / "truth"), work / "bin.log")
+                                           "--out-prefix", work / "truth"), work / "bin.log")
         row("bin (25 bp bigWig + store)", "5M", f"all ({total_mb:.0f} Mb)", seconds, rss,
             f"{size_mb(work / 'truth.bw'):.0f} MB bigWig")
         for density in densities:

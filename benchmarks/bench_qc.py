@@ -61,7 +61,7 @@ def yeast_peaks(work: Path) -> Path:
     prefix = work / "yeast"
     subprocess.run([sys.executable, "-m", "atacdenoise.cli", "peaks", "--input", str(yeast / "fragments.tsv.gz"),
                     "--chrom-sizes", str(yeast / "chrom.sizes"), "--genome-size", "1.2e7",
-                    "--output-prefix", str(prefix)], check=True, capture_output=True)
+                    "--out-prefix", str(prefix)], check=True, capture_output=True)
     return Path(f"{prefix}.narrowPeak")
 
 

@@ -41,12 +41,12 @@ done
 
 # --- 3. truth: per-base (1 bp bins) coverage of insertions extended +-100 bp (2.6 s) ------------------
 atacdenoise bin --input "$W/deep.insertions.bed.gz" --chrom-sizes "$W/chrom.sizes" --bin-size 1 \
-  --output-prefix "$W/deep.coverage"
+  --out-prefix "$W/deep.coverage"
 rm -rf "$W/deep.coverage.tracks"   # the 1 bp array store is not used (windows/prepare read the bigWig)
 # MACS3 on the whole deep library: -f BED --nomodel --shift -100 --extsize 200 --keep-dup all -q 0.05
 # (plus -B --SPMR for the pileup), -g as the README says (12 s)
 atacdenoise peaks --input "$W/deep.insertions.bed.gz" --chrom-sizes "$W/chrom.sizes" --genome-size "$GSIZE" \
-  --output-prefix "$W/deep.macs"
+  --out-prefix "$W/deep.macs"
 
 # --- 4. scored regions: whole chromosomes minus the rDNA pile-up found in the data; truth peaks there
 #        dropped (1.5 s)
@@ -63,7 +63,7 @@ for p in "${FRACTIONS[@]}"; do
   atacdenoise prepare --insertions "$W/shallow_$p.insertions.bed.gz" --clean-bigwig "$W/deep.coverage.bw" \
     --clean-peaks "$W/deep.peaks.narrowPeak" --clean-insertions "$W/deep.insertions.bed.gz" \
     --chrom-sizes "$W/chrom.sizes" --regions "$W/regions.bed" --train-chroms "$TRAIN" --val-chroms "$VAL" \
-    --resample --depths 0.25,1.0 --n-train 6000 --out "$W/data_$p"
+    --resample --depths 0.25,1.0 --n-train 6000 --outdir "$W/data_$p"
 done
 
 # --- 6. baselines on chrVII, per base inside the regions, against the deep truth ----------------------
@@ -71,11 +71,11 @@ mkdir -p "$W/baselines"
 for p in "${FRACTIONS[@]}"; do
   # raw shallow coverage, 1 bp bins, insertion counts like the truth (evaluate --model-units both scales both) (1-1.5 s)
   atacdenoise bin --input "$W/shallow_$p.insertions.bed.gz" --chrom-sizes "$W/chrom.sizes" --bin-size 1 \
-    --output-prefix "$W/shallow_$p.coverage"
+    --out-prefix "$W/shallow_$p.coverage"
   rm -rf "$W/shallow_$p.coverage.tracks"
   # MACS3 on the shallow twin, same settings as the truth (1.3-2.4 s)
   atacdenoise peaks --input "$W/shallow_$p.insertions.bed.gz" --chrom-sizes "$W/chrom.sizes" \
-    --genome-size "$GSIZE" --output-prefix "$W/shallow_$p.macs"
+    --genome-size "$GSIZE" --out-prefix "$W/shallow_$p.macs"
 done
 # Gaussian smoothing of the raw coverage (benchmarks/bench_quality.py's baseline and its sd grid): sd chosen
 # by AUPRC on the training chromosomes' regions, never chrVII; writes chrVII only, in model units (tracks/depth.py)

@@ -16,7 +16,7 @@ mkdir -p "$WORK"
 atacdenoise prepare --insertions $DATA/noisy_5M.tn5_insertions.bed.gz \
     --clean-bigwig $DATA/clean_80M.coverage.bw --clean-peaks $DATA/clean_80M.peaks.bed \
     --chrom-sizes $DATA/chrom.sizes --train-chroms chr1 --val-chroms chr2 --depths 0.1,0.2,1.0 \
-    --n-train 6000 --regions $DATA/clean_80M.labelled_regions.bed --resample --out "$WORK/data"
+    --n-train 6000 --regions $DATA/clean_80M.labelled_regions.bed --resample --outdir "$WORK/data"
 TRAIN="--train $WORK/data/train.npz --val $WORK/data/val.npz"
 
 # 1. (12 min) The architecture a GPU search found earlier, fresh weights. These two
@@ -29,7 +29,7 @@ python benchmarks/train_architecture.py --init "$WORK/step1" $TRAIN \
 # 2. (8 min) Grown by NASH from there: 2 iterations x 2 children x 3 epochs.
 atacdenoise search $TRAIN --initial-model "$WORK/step1b" --space dilated1d --loss log-mse+pearson \
     --iterations 2 --children 2 --epochs 3 --max-train-windows 3000 --lr-max 0.02 --max-parameters 250000 \
-    --device cpu --seed 5 --no-mirror --out "$WORK/step2"
+    --device cpu --seed 5 --no-mirror --outdir "$WORK/step2"
 
 # 3. (38 min) One longer SGDR cycle with mirrored windows.
 python benchmarks/train_architecture.py --init "$WORK/step2" $TRAIN \

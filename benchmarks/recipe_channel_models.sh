@@ -24,9 +24,9 @@ mkdir -p "$WORK"
 HSC_DATA="--insertions $HSC/noisy_5M.tn5_insertions.bed.gz --clean-bigwig $HSC/clean_80M.coverage.bw
   --clean-peaks $HSC/clean_80M.peaks.bed --chrom-sizes $HSC/chrom.sizes --train-chroms chr1 --val-chroms chr2
   --depths 0.1,0.2,1.0 --n-train 6000 --regions $HSC/clean_80M.labelled_regions.bed --resample"
-atacdenoise prepare $HSC_DATA --annotation blacklist=$ANN/blacklist.bed --out "$WORK/hsc_counts"
+atacdenoise prepare $HSC_DATA --annotation blacklist=$ANN/blacklist.bed --outdir "$WORK/hsc_counts"
 atacdenoise prepare $HSC_DATA --annotation tss=$ANN/tss.bed --annotation cpg_islands=$ANN/cpg_islands.bed \
-    --annotation ctcf_sites=$ANN/ctcf_sites.bed --annotation blacklist=$ANN/blacklist.bed --out "$WORK/hsc_annotation"
+    --annotation ctcf_sites=$ANN/ctcf_sites.bed --annotation blacklist=$ANN/blacklist.bed --outdir "$WORK/hsc_annotation"
 
 # Both rows start from the bundled counts-only model (its weights recovered from the ONNX file, checked
 # against onnxruntime); the annotation row gets its three channels with zero weights (the same function
@@ -47,12 +47,12 @@ TRAIN_CHROMS=$(cut -f1 "$Y/chrom.sizes" | grep -vx chrVII | paste -sd, -)
 YEAST_DATA="--insertions $Y/shallow_0.1.insertions.bed.gz --clean-bigwig $Y/deep.coverage.bw
   --clean-peaks $Y/deep.peaks.narrowPeak --clean-insertions $Y/deep.insertions.bed.gz --chrom-sizes $Y/chrom.sizes
   --regions $Y/regions.bed --train-chroms $TRAIN_CHROMS --val-chroms chrVII --resample --depths 0.25,1.0 --n-train 3000"
-atacdenoise prepare $YEAST_DATA --out "$WORK/yeast_counts"                                   # (5 s each)
-atacdenoise prepare $YEAST_DATA --annotation tss=$YEAST/genes.gff3.gz --out "$WORK/yeast_tss"
-atacdenoise prepare $YEAST_DATA --fasta $YEAST/genome.fa.gz --sequence fixed --out "$WORK/yeast_seq_fixed"
-atacdenoise prepare $YEAST_DATA --fasta $YEAST/genome.fa.gz --sequence learned --out "$WORK/yeast_seq_learned"
+atacdenoise prepare $YEAST_DATA --outdir "$WORK/yeast_counts"                                   # (5 s each)
+atacdenoise prepare $YEAST_DATA --annotation tss=$YEAST/genes.gff3.gz --outdir "$WORK/yeast_tss"
+atacdenoise prepare $YEAST_DATA --fasta $YEAST/genome.fa.gz --sequence fixed --outdir "$WORK/yeast_seq_fixed"
+atacdenoise prepare $YEAST_DATA --fasta $YEAST/genome.fa.gz --sequence learned --outdir "$WORK/yeast_seq_learned"
 atacdenoise prepare $YEAST_DATA --fasta $YEAST/genome.fa.gz --sequence both --annotation tss=$YEAST/genes.gff3.gz \
-    --out "$WORK/yeast_all"
+    --outdir "$WORK/yeast_all"
 
 # Every row: the same architecture from scratch, 8 epochs x 3,000 windows drawn afresh each epoch
 # (depths 2.5-10 % of the deep library), lr 0.05 -> 0. (~35 min each, five side by side)

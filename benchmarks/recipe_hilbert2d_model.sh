@@ -20,7 +20,7 @@ atacdenoise prepare --insertions $DATA/noisy_5M.tn5_insertions.bed.gz \
     --clean-bigwig $DATA/clean_80M.coverage.bw --clean-peaks $DATA/clean_80M.peaks.bed \
     --chrom-sizes $DATA/chrom.sizes --train-chroms chr1 --val-chroms chr2 --depths 0.1,0.2,1.0 \
     --n-train 6000 --regions $DATA/clean_80M.labelled_regions.bed --resample \
-    --annotation blacklist=$ANN/blacklist.bed --out "$WORK/data"
+    --annotation blacklist=$ANN/blacklist.bed --outdir "$WORK/data"
 TRAIN="--train $WORK/data/train.npz --val $WORK/data/val.npz"
 
 # 1. (15 min) The architecture (benchmarks/models/hilbert2d_per_bin.json: two 5x5 convs, two 3x3 residual
@@ -42,7 +42,7 @@ atacdenoise prepare --insertions $DATA/noisy_5M.tn5_insertions.bed.gz \
     --chrom-sizes $DATA/chrom.sizes --train-chroms chr1 --val-chroms chr2 --depths 0.1,0.2,1.0 \
     --n-train 6000 --regions $DATA/clean_80M.labelled_regions.bed --resample \
     --annotation tss=$ANN/tss.bed --annotation cpg_islands=$ANN/cpg_islands.bed \
-    --annotation ctcf_sites=$ANN/ctcf_sites.bed --annotation blacklist=$ANN/blacklist.bed --out "$WORK/data_annotation"
+    --annotation ctcf_sites=$ANN/ctcf_sites.bed --annotation blacklist=$ANN/blacklist.bed --outdir "$WORK/data_annotation"
 python benchmarks/train_architecture.py --init "$WORK/step2" --train "$WORK/data_annotation/train.npz" \
     --val "$WORK/data_annotation/val.npz" --epochs 14 --loss log-mse+pearson --lr-max 0.02 --windows 6000 \
     --seed 21 --out "$WORK/step3"

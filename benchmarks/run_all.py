@@ -128,7 +128,7 @@ def learning_curve() -> str:
                    "--clean-bigwig", str(data / "clean_80M.coverage.bw"), "--clean-peaks", str(data / "clean_80M.peaks.bed"),
                    "--chrom-sizes", str(data / "chrom.sizes"), "--train-chroms", "chr1", "--val-chroms", "chr2",
                    "--depths", "0.1,0.2,1.0", "--n-train", "6000",
-                   "--regions", str(data / "clean_80M.labelled_regions.bed"), "--resample", "--out", str(folder)]
+                   "--regions", str(data / "clean_80M.labelled_regions.bed"), "--resample", "--outdir", str(folder)]
         prepared = subprocess.run(command, capture_output=True, text=True)
         if not (folder / "train.npz").exists():
             return f"`atacdenoise prepare` failed: {(prepared.stderr.strip().splitlines() or ['(no output)'])[-1]}\n"

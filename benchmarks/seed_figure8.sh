@@ -33,4 +33,4 @@ RESUME=()
 atacdenoise search --train "$PAIRS/train.npz" --val "$PAIRS/val.npz" --space hilbert2d \
   --initial-model "$BEST" --loss mse --peak-weight 0 --grad-clip 0 --no-mirror \
   --iterations "$ITERATIONS" --children 8 --epochs 17 --lr-max 0.05 --lr-min 0 \
-  --max-train-windows "$WINDOWS" --device "$DEVICE" --seed 0 --quiet --out "$OUT" "${RESUME[@]}"
+  --max-train-windows "$WINDOWS" --device "$DEVICE" --seed 0 --quiet --outdir "$OUT" "${RESUME[@]}"

@@ -19,7 +19,7 @@ process BIN {
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}"
     """
-    atac-bin --input ${insertions} --chrom-sizes ${chrom_sizes} --output-prefix ${prefix}.coverage ${args}
+    atac-bin --input ${insertions} --chrom-sizes ${chrom_sizes} --out-prefix ${prefix}.coverage ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

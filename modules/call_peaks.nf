@@ -20,7 +20,7 @@ process CALL_PEAKS {
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}"
     """
-    atac-peaks --input ${insertions} --chrom-sizes ${chrom_sizes} --output-prefix ${prefix} ${args}
+    atac-peaks --input ${insertions} --chrom-sizes ${chrom_sizes} --out-prefix ${prefix} ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

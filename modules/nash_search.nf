@@ -18,7 +18,7 @@ process NASH_SEARCH {
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}.search"
     """
-    atac-search --train ${train} --val ${val} --out ${prefix} ${args}
+    atac-search --train ${train} --val ${val} --outdir ${prefix} ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

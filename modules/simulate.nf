@@ -22,7 +22,7 @@ process SIMULATE {
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}"
     """
-    atac-simulate --out-dir ${prefix} --prefix ${prefix} ${args}
+    atac-simulate --outdir ${prefix} --prefix ${prefix} ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

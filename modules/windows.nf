@@ -28,7 +28,7 @@ process WINDOWS {
     def annotation_files = annotations instanceof Path ? [annotations] : annotations.collect()
     def annotation_args = [annotation_names, annotation_files].transpose().collect { name, file -> "--annotation ${name}=${file}" }.join(' ')
     """
-    atac-prepare --insertions ${insertions} --clean-bigwig ${clean_bigwig} --clean-peaks ${clean_peaks} --chrom-sizes ${chrom_sizes} --clean-insertions ${insertions} ${fasta_arg} ${annotation_args} --out ${prefix} ${args}
+    atac-prepare --insertions ${insertions} --clean-bigwig ${clean_bigwig} --clean-peaks ${clean_peaks} --chrom-sizes ${chrom_sizes} --clean-insertions ${insertions} ${fasta_arg} ${annotation_args} --outdir ${prefix} ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

@@ -9,6 +9,7 @@ from pathlib import Path
 import pysam
 import pytest
 
+from atacdenoise.cli_args import setup_logging
 from atacdenoise.cli_pipeline import add_align_parser
 from atacdenoise.errors import InputError
 from atacdenoise.io.align import align, build_index, find_index_prefix
@@ -34,6 +35,7 @@ def run_cli(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="atacdenoise")
     add_align_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
+    setup_logging()  # as cli.main does: its messages are log lines on stderr
     args.func(args)
 
 

@@ -213,7 +213,7 @@ def test_a_second_run_on_a_locked_output_fails_at_once_and_a_dead_holder_is_take
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "pyscripts")})
     try:
         assert holder.stdout.readline().strip() == "held"
-        command = ["bin", "--input", reads, "--chrom-sizes", sizes, "--output-prefix", prefix]
+        command = ["bin", "--input", reads, "--chrom-sizes", sizes, "--out-prefix", prefix]
         started = time.monotonic()
         second = run_cli(command)
         assert second.returncode == 2 and time.monotonic() - started < 30
@@ -236,7 +236,7 @@ def test_a_second_run_on_a_locked_output_fails_at_once_and_a_dead_holder_is_take
 
 
 def test_two_concurrent_searches_into_one_folder_cannot_both_write(tmp_path):
-    """Two real 'search' runs started together on one --out: at most one writes, the other names it."""
+    """Two real 'search' runs started together on one --outdir: at most one writes, the other names it."""
     pytest.importorskip("torch")
     from atacdenoise.search.data import load_pairs, save_pairs
 
@@ -249,7 +249,7 @@ def test_two_concurrent_searches_into_one_folder_cannot_both_write(tmp_path):
     save_pairs(tmp_path / "train.npz", train)
     out = tmp_path / "search"
     command = [sys.executable, "-m", "atacdenoise.cli", "search", "--train", tmp_path / "train.npz", "--val", val,
-               "--out", out,
+               "--outdir", out,
                "--space", "hilbert2d", "--iterations", "0", "--initial-draws", "1", "--initial-epochs", "1",
                "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(REPO / "pyscripts"), "OMP_NUM_THREADS": "1"}
@@ -330,7 +330,7 @@ def inputs(tmp_path):
 def test_corrupt_input_is_one_line_and_writes_nothing(inputs, source, sizes, expected):
     pytest.importorskip("pysam")
     for command, output in (("insertions", ["--output", inputs / "out" / "x.bed.gz"]),
-                            ("bin", ["--output-prefix", inputs / "out" / "x"])):
+                            ("bin", ["--out-prefix", inputs / "out" / "x"])):
         result = run_cli([command, "--input", source, *(["--chrom-sizes", sizes] if sizes else []), *output],
                          cwd=inputs)  # relative names, as a user types them
         assert result.returncode == 2, (command, result.stderr[-2000:])
@@ -400,7 +400,7 @@ def test_fuzzed_inputs_never_traceback_hang_or_leave_partial_output(tmp_path, ca
         (folder / ("f.tsv.gz" if target == 1 else "f.tsv")).write_bytes(frag)
         (folder / "sizes").write_bytes(_mutate(sizes, rng) if target == 2 else sizes)
         command = ["insertions", "--output", str(folder / "out" / "x.bed")] if case % 2 else \
-            ["bin", "--output-prefix", str(folder / "out" / "x"), "--bin-size", "100"]
+            ["bin", "--out-prefix", str(folder / "out" / "x"), "--bin-size", "100"]
         one = time.monotonic()
         code = main([*command, "--input", str(folder / ("f.tsv.gz" if target == 1 else "f.tsv")),
                      "--format", "fragments", "--chrom-sizes", str(folder / "sizes")])
@@ -432,7 +432,7 @@ def test_prepare_refuses_impossible_sizes_naming_the_option(tmp_path, capsys, ex
     (tmp_path / "sizes").write_text("chr1\t50000\nchr2\t50000\n")
     code = main(["prepare", "--insertions", str(tmp_path / "ins.bed"), "--clean-bigwig", str(tmp_path / "c.bw"),
                  "--clean-peaks", str(tmp_path / "p.bed"), "--chrom-sizes", str(tmp_path / "sizes"),
-                 "--train-chroms", "chr1", "--val-chroms", "chr2", "--out", str(tmp_path / "out" / "pairs"), *extra])
+                 "--train-chroms", "chr1", "--val-chroms", "chr2", "--outdir", str(tmp_path / "out" / "pairs"), *extra])
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith(f"atacdenoise: error: {expected}"), err

@@ -97,7 +97,7 @@ def test_cli_low_threshold_finds_at_least_as_many(sim, called, tmp_path):
     from atacdenoise.cli import main
 
     prefix = tmp_path / "low"
-    assert main(["peaks", "--input", sim["bam"], "--output-prefix", str(prefix), "--low-threshold"]) == 0
+    assert main(["peaks", "--input", sim["bam"], "--out-prefix", str(prefix), "--low-threshold"]) == 0
     assert _n_peaks(f"{prefix}.narrowPeak") >= _n_peaks(called["narrowpeak"]) > 0
     assert Path(f"{prefix}.signal.bw").exists()
 

@@ -57,7 +57,7 @@ def test_local_pipeline_trains_registers_and_denoises(tmp_path, capsys):
 
 def test_a_failing_step_stops_the_run_with_its_log(tmp_path):
     missing = tmp_path / "missing.bam"
-    steps = [Step("BIN", [_bin("atac-bin"), "--input", missing, "--output-prefix", tmp_path / "x"], [tmp_path / "x.bw"]),
+    steps = [Step("BIN", [_bin("atac-bin"), "--input", missing, "--out-prefix", tmp_path / "x"], [tmp_path / "x.bw"]),
              Step("NEVER", ["false"], [])]
     with pytest.raises(InputError, match=r"step BIN failed \(exit 2\).*missing.bam") as err:
         run_steps(steps, tmp_path / "logs")

@@ -45,14 +45,14 @@ def test_bam_to_binned_tracks(name, shared_data, tmp_path, capsys):
             n = sum(1 for _ in fh.fetch(until_eof=True))
         assert abs(n / n_full - fraction) < 0.05
 
-    assert main(["peaks", "--input", str(bam), "--output-prefix", str(tmp_path / "deep")]) == 0
-    assert main(["peaks", "--input", str(tmp_path / "sub_0.1.bam"), "--output-prefix", str(tmp_path / "shallow"),
+    assert main(["peaks", "--input", str(bam), "--out-prefix", str(tmp_path / "deep")]) == 0
+    assert main(["peaks", "--input", str(tmp_path / "sub_0.1.bam"), "--out-prefix", str(tmp_path / "shallow"),
                  "--low-threshold"]) == 0
     deep = read_peaks(tmp_path / "deep.narrowPeak")
     assert chrom in deep and len(deep[chrom].starts) > 0
     assert read_peaks(tmp_path / "shallow.narrowPeak") is not None
 
-    assert main(["bin", "--input", str(bam), "--output-prefix", str(tmp_path / "cov"), "--stat", "sum",
+    assert main(["bin", "--input", str(bam), "--out-prefix", str(tmp_path / "cov"), "--stat", "sum",
                  "--extend", "0", "--bin-size", "25"]) == 0
     store = open_store(tmp_path / "cov.tracks")
     assert "chrM" not in store.chroms
@@ -70,7 +70,7 @@ def test_peak_signal_track_is_max_of_overlapping_peaks(shared_data, tmp_path):
     sizes.write_text((shared_data / "hsc/chrom.sizes").read_text())
     peaks_file = shared_data / "hsc/noisy_5M.macs2_peaks.bed"
     assert main(["bin", "--input", str(peaks_file), "--chrom-sizes", str(sizes), "--representation", "peak-signal",
-                 "--output-prefix", str(tmp_path / "sig")]) == 0
+                 "--out-prefix", str(tmp_path / "sig")]) == 0
     track = open_store(tmp_path / "sig.tracks").array("chr1")
     peaks = read_peaks(peaks_file)["chr1"]
     inside = np.zeros(track.size, bool)

@@ -225,7 +225,7 @@ def test_prepare_resample_writes_a_source_and_regions_filter_validation(tmp_path
             "--clean-peaks", str(tmp_path / "peaks.bed"), "--chrom-sizes", str(tmp_path / "sizes"),
             "--train-chroms", "chrA", "--val-chroms", "chrB", "--depths", "0.2,1.0", "--n-train", "50",
             "--window", "256", "--target", "64", "--regions", str(tmp_path / "regions.bed"), "--resample",
-            "--out", str(tmp_path / "out")]
+            "--outdir", str(tmp_path / "out")]
     assert main(argv) == 0
     assert is_source(tmp_path / "out" / "train.npz")
     source = load_source(tmp_path / "out" / "train.npz")

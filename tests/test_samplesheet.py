@@ -9,6 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from atacdenoise.cli_args import setup_logging
 from atacdenoise.cli_pipeline import add_samplesheet_parser
 from atacdenoise.errors import InputError
 from atacdenoise.samplesheet import SCHEMA_PATH, read_libraries, read_samplesheet, samplesheet_problems
@@ -35,6 +36,7 @@ def run_check(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="atacdenoise")
     add_samplesheet_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
+    setup_logging()  # as cli.main does: its messages are log lines on stderr
     args.func(args)
 
 
@@ -55,7 +57,7 @@ def test_paired_single_free_bam_rows_are_read(files):
 
 
 def test_shipped_test_samplesheet_validates_against_simulated_files(tmp_path):
-    """assets/samplesheet_test.csv points at what `atacdenoise simulate --out-dir test_data` writes."""
+    """assets/samplesheet_test.csv points at what `atacdenoise simulate --outdir test_data` writes."""
     from atacdenoise.tracks.simulate import simulate
 
     simulate(tmp_path / "test_data", n_chroms=1, chrom_length=20_000, n_fragments=500, seed=3)

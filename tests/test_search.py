@@ -152,7 +152,7 @@ def cli_search(data_files, out: Path, *extra: str) -> subprocess.Popen:
     code = ("import sys, torch; torch.set_num_threads(1); from atacdenoise.cli import main; "
             "sys.exit(main(sys.argv[1:]))")
     argv = [sys.executable, "-c", code, "search", "--train", str(data_files["train"]), "--val",
-            str(data_files["val"]), "--out", str(out), *SMALL_CLI, *extra]
+            str(data_files["val"]), "--outdir", str(out), *SMALL_CLI, *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -220,7 +220,7 @@ def test_mismatched_train_and_val_files(tmp_path, capsys):
         assert str(train) in str(err.value) and str(val) in str(err.value) and problem in str(err.value)
     # Through the command: one line, exit status 2, nothing written.
     out = tmp_path / "out"
-    assert main(["search", "--train", str(train), "--val", str(same_chrom), "--out", str(out), "--quiet"]) == 2
+    assert main(["search", "--train", str(train), "--val", str(same_chrom), "--outdir", str(out), "--quiet"]) == 2
     assert "held out" in capsys.readouterr().err and not out.exists()
 
 
@@ -344,7 +344,7 @@ def test_prepare_command_writes_compatible_files(hsc, tmp_path):
     argv = ["prepare", "--insertions", str(hsc / "noisy_5M.tn5_insertions.bed.gz"),
             "--clean-bigwig", str(hsc / "clean_80M.coverage.bw"), "--clean-peaks", str(hsc / "clean_80M.peaks.bed"),
             "--chrom-sizes", str(hsc / "chrom.sizes"), "--train-chroms", "chr1", "--val-chroms", "chr2",
-            "--depths", "0.1,1.0", "--n-train", "10", "--window", "256", "--target", "64", "--out", str(tmp_path)]
+            "--depths", "0.1,1.0", "--n-train", "10", "--window", "256", "--target", "64", "--outdir", str(tmp_path)]
     assert main(argv) == 0
     train, val = load_pairs(tmp_path / "train.npz"), load_pairs(tmp_path / "val.npz")
     check_compatible(train, val)

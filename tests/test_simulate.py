@@ -205,7 +205,7 @@ def test_bowtie2_aligns_reads_back(tmp_path):
 def test_cli_simulate(tmp_path):
     from atacdenoise.cli import main
 
-    assert main(["simulate", "--out-dir", str(tmp_path), "--chroms", "1", "--chrom-length", "200000",
+    assert main(["simulate", "--outdir", str(tmp_path), "--chroms", "1", "--chrom-length", "200000",
                  "--fragments", "3000", "--prefix", "demo"]) == 0
     assert (tmp_path / "demo.bam.bai").exists() and (tmp_path / "demo_R2.fastq.gz").exists()
 

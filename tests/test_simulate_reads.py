@@ -155,7 +155,7 @@ def test_cli_simulate_with_fasta_and_a_bad_fragments_value(tmp_path):
     rng = np.random.default_rng(5)
     fasta, _ = write_genome(tmp_path, rng, {"chrA": 2_000})
     write_fragments(tmp_path / "f.tsv.gz", [("chrA", 100, 300, 1)])
-    cli = [sys.executable, "-m", "atacdenoise.cli", "simulate", "--out-dir", str(tmp_path / "o")]
+    cli = [sys.executable, "-m", "atacdenoise.cli", "simulate", "--outdir", str(tmp_path / "o")]
     ok = subprocess.run(cli + ["--fragments", str(tmp_path / "f.tsv.gz"), "--fasta", str(fasta), "--read-length", "36",
                                "--prefix", "x"], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr

@@ -5,17 +5,25 @@ library function; all the work lives in the library.
 from __future__ import annotations
 
 import argparse
-import logging
 import json
+import logging
+import os
 import sys
 
 from atacdenoise import __version__
 from atacdenoise.cli_pipeline import add_align_parser, add_pipeline_parser, add_samplesheet_parser
 from atacdenoise.cli_evaluate import add_evaluate_parser, add_report_parser
-from atacdenoise.cli_args import add_filter_args, add_format_arg, chrom_sizes_of, read_filter
+from atacdenoise.cli_args import (COMMON, HelpFormatter, add_filter_args, add_format_arg, add_output_arg,
+                                  chrom_sizes_of, progress_wanted, read_filter, setup_logging)
 from atacdenoise.cli_qc import add_qc_parser
 from atacdenoise.cli_registry import add_denoise_parser, add_genome_args, add_registry_parsers
 from atacdenoise.errors import InputError
+
+log = logging.getLogger("atacdenoise.cli")
+
+CHROM_SIZES_HELP = "chromosome sizes (name, length) to keep (default: the BAM header)"
+WINDOW_HELP = "model input window in bins"
+TARGET_HELP = "scored centre of each window in bins (at most --window)"
 
 
 def _check_sizes(args) -> None:
@@ -37,7 +45,7 @@ def cmd_insertions(args) -> None:
     counts = FilterCounts()
     sizes = chrom_sizes_of(args)
     n = write_insertions_bed(args.output, iter_insertions(args.input, sizes, args.fmt, read_filter(args), counts))
-    print(f"wrote {n:,} insertions to {args.output}", file=sys.stderr)
+    log.info("wrote %s insertions to %s", f"{n:,}", args.output)
     if args.stats:
         print(json.dumps(counts.__dict__, indent=1))
 
@@ -45,7 +53,8 @@ def cmd_insertions(args) -> None:
 def cmd_subsample(args) -> None:
     from atacdenoise.tracks.subsample import parse_fractions, subsample
 
-    outputs = subsample(args.input, args.output, parse_fractions(args.fraction), seed=args.seed, fmt=args.fmt)
+    outputs = subsample(args.input, args.output, parse_fractions(args.fraction), seed=args.seed, fmt=args.fmt,
+                        progress=progress_wanted(args))
     for path in outputs:
         print(path)
 
@@ -53,7 +62,7 @@ def cmd_subsample(args) -> None:
 def cmd_peaks(args) -> None:
     from atacdenoise.tracks.peaks import call_peaks
 
-    outputs = call_peaks(args.input, args.output_prefix, chrom_sizes_of(args), genome_size=args.genome_size,
+    outputs = call_peaks(args.input, args.out_prefix, chrom_sizes_of(args), genome_size=args.genome_size,
                          fmt=args.fmt, low_threshold=args.low_threshold, qvalue=args.qvalue,
                          read_filter=read_filter(args), mode=args.mode)
     for path in outputs.values():
@@ -64,9 +73,9 @@ def cmd_bin(args) -> None:
     from atacdenoise.tracks.binning import bin_track
 
     _check_sizes(args)
-    outputs = bin_track(args.input, chrom_sizes_of(args), args.output_prefix, representation=args.representation,
+    outputs = bin_track(args.input, chrom_sizes_of(args), args.out_prefix, representation=args.representation,
                         bin_size=args.bin_size, extend=args.extend, stat=args.stat, normalize=args.normalize,
-                        fmt=args.fmt, read_filter=read_filter(args))
+                        fmt=args.fmt, read_filter=read_filter(args), progress=progress_wanted(args))
     for path in outputs.values():
         print(path)
 
@@ -87,7 +96,7 @@ def cmd_windows(args) -> None:
     with atomic_path(args.output) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **pairs, window_bins=spec.window_bins, target_bins=spec.target_bins)
-    print(f"wrote {len(pairs['inputs']):,} windows to {args.output}", file=sys.stderr)
+    log.info("wrote %s windows to %s", f"{len(pairs['inputs']):,}", args.output)
 
 
 def cmd_simulate(args) -> None:
@@ -98,9 +107,10 @@ def cmd_simulate(args) -> None:
             raise InputError(args.fragments, "with --fasta, --fragments must be a fragments file "
                                              "(chrom, start, end, barcode, count)")
         chroms = [c for c in (args.keep_chroms or "").split(",") if c] or None
-        summary = simulate_fastq(args.fragments, args.fasta, args.out_dir, prefix=args.prefix,
+        summary = simulate_fastq(args.fragments, args.fasta, args.outdir, prefix=args.prefix,
                                  read_length=args.read_length, error_rate=args.error_rate, chroms=chroms,
-                                 max_fragments=args.max_fragments, seed=args.seed)
+                                 max_fragments=args.max_fragments, seed=args.seed,
+                                 progress=progress_wanted(args))
         for path in (summary.r1, summary.r2, summary.truth):
             print(path)
         return
@@ -111,7 +121,7 @@ def cmd_simulate(args) -> None:
     except ValueError:
         raise InputError(args.fragments, "--fragments is a number of fragments to simulate; to read a fragments "
                                          "file give its genome with --fasta") from None
-    outputs = simulate(args.out_dir, n_chroms=args.chroms, chrom_length=args.chrom_length,
+    outputs = simulate(args.outdir, n_chroms=args.chroms, chrom_length=args.chrom_length,
                        n_fragments=n_fragments, seed=args.seed, prefix=args.prefix, read_length=args.read_length)
     for path in outputs.values():
         print(path)
@@ -134,7 +144,7 @@ def cmd_prepare(args) -> None:
     genome = training_genome({c: chrom_sizes[c] for c in train_chroms + val_chroms if c in chrom_sizes},
                              args.bin_size, args.fasta, args.annotation, args.sequence)
     outputs = prepare(args.insertions, args.clean_bigwig, args.clean_peaks, chrom_sizes, train_chroms, val_chroms,
-                      args.out, depths=depths, n_train=args.n_train,
+                      args.outdir, depths=depths, n_train=args.n_train,
                       spec=WindowSpec(args.window, args.target), bin_size=args.bin_size, seed=args.seed,
                       regions=read_peaks(args.regions) if args.regions else None, resample=args.resample,
                       clean_insertions=args.clean_insertions, genome=genome)
@@ -145,12 +155,12 @@ def cmd_prepare(args) -> None:
 def cmd_search(args) -> None:
     from atacdenoise.search.nash import run_search
 
-    summary = run_search(args.train, args.val, args.out, space=args.space, iterations=args.iterations,
+    summary = run_search(args.train, args.val, args.outdir, space=args.space, iterations=args.iterations,
                          children=args.children, epochs=args.epochs, lr_max=args.lr_max, lr_min=args.lr_min,
                          batch_size=args.batch_size, device=args.device, seed=args.seed, resume=args.resume,
                          initial_random_draws=args.initial_draws, initial_epochs=args.initial_epochs,
                          peak_weight=args.peak_weight, max_train_windows=args.max_train_windows,
-                         loss=args.loss, max_parameters=args.max_parameters, progress=not args.quiet,
+                         loss=args.loss, max_parameters=args.max_parameters, progress=progress_wanted(args),
                          initial_model=args.initial_model, mirror=not args.no_mirror,
                          parallel_children=args.parallel_children, grad_clip=args.grad_clip)
     print(json.dumps({k: summary[k] for k in ("best_val_loss", "best_val_pearson", "best_val_auprc",
@@ -161,21 +171,22 @@ def cmd_search(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="atacdenoise", description="Denoise shallow ATAC-seq: from reads to the track a deep library would give.")
+        prog="atacdenoise", description="Denoise shallow ATAC-seq: from reads to the track a deep library would give.",
+        epilog=MAIN_EPILOG, formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"atacdenoise {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("insertions", help="Tn5 insertions (BED6) from BAM, fragments or insertions")
-    p.add_argument("--input", required=True)
+    p = sub.add_parser("insertions", parents=[COMMON], help="Tn5 insertions (BED6) from BAM, fragments or insertions")
+    p.add_argument("--input", required=True, help="BAM, fragments (.tsv[.gz]) or insertions BED")
     p.add_argument("--output", required=True, help="BED6 output (.bed or .bed.gz)")
-    p.add_argument("--chrom-sizes", help="chromosomes to keep (default: the BAM header)")
+    p.add_argument("--chrom-sizes", help=CHROM_SIZES_HELP)
     p.add_argument("--stats", action="store_true", help="print filter counts as JSON")
     add_format_arg(p)
     add_filter_args(p)
     p.set_defaults(func=cmd_insertions)
 
-    p = sub.add_parser("subsample", help="the seed's low-quality twin: keep reads with probability F")
-    p.add_argument("--input", required=True)
+    p = sub.add_parser("subsample", parents=[COMMON], help="the seed's low-quality twin: keep reads with probability F")
+    p.add_argument("--input", required=True, help="BAM, fragments or insertions BED to thin")
     p.add_argument("--fraction", required=True, help="one or more fractions in (0, 1], comma-separated")
     # samtools' seed 0 hashes short numeric read names unevenly; 1 behaves well.
     p.add_argument("--seed", type=int, default=1, help="subsampling seed (default 1)")
@@ -183,12 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_format_arg(p)
     p.set_defaults(func=cmd_subsample)
 
-    p = sub.add_parser("peaks", help="call peaks with MACS3 (ATAC settings)")
-    p.add_argument("--input", required=True)
-    p.add_argument("--output-prefix", required=True)
-    p.add_argument("--chrom-sizes")
+    p = sub.add_parser("peaks", parents=[COMMON], help="call peaks with MACS3 (ATAC settings)")
+    p.add_argument("--input", required=True, help="BAM, fragments or insertions BED")
+    add_output_arg(p, "--out-prefix", ("--output-prefix",), required=True,
+                   help="writes PREFIX.narrowPeak and PREFIX.signal.bw")
+    p.add_argument("--chrom-sizes", help=CHROM_SIZES_HELP)
     p.add_argument("--genome-size", help="MACS3 -g (default: sum of chrom sizes)")
-    p.add_argument("--qvalue", type=float, default=0.05)
+    p.add_argument("--qvalue", type=float, default=0.05, help="MACS3 -q: q-value cutoff")
     p.add_argument("--low-threshold", action="store_true", help="the seed's low threshold (-p 0.01)")
     p.add_argument("--mode", default="insertions", choices=["insertions", "bampe"],
                    help="MACS3 input: shifted insertions (-f BED, default) or whole fragments (-f BAMPE)")
@@ -196,12 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_filter_args(p)
     p.set_defaults(func=cmd_peaks)
 
-    p = sub.add_parser("bin", help="binned tracks as bigWig and as a training array store")
+    p = sub.add_parser("bin", parents=[COMMON], help="binned tracks as bigWig and as a training array store")
     p.add_argument("--input", required=True, help="reads (BAM/insertions/fragments/bigWig) or narrowPeak for peak-signal")
-    p.add_argument("--output-prefix", required=True, help="writes PREFIX.bw and PREFIX.tracks/")
-    p.add_argument("--chrom-sizes")
-    p.add_argument("--representation", default="coverage", choices=["coverage", "peak-signal"])
-    p.add_argument("--bin-size", type=int, default=25)
+    add_output_arg(p, "--out-prefix", ("--output-prefix",), required=True, help="writes PREFIX.bw and PREFIX.tracks/")
+    p.add_argument("--chrom-sizes", help=CHROM_SIZES_HELP)
+    p.add_argument("--representation", default="coverage", choices=["coverage", "peak-signal"],
+                   help="coverage of the reads, or a peak-signal track from a narrowPeak")
+    p.add_argument("--bin-size", type=int, default=25, help="bin width in bp")
     p.add_argument("--extend", type=int, default=100, help="extend each insertion +-N bp (coverage)")
     p.add_argument("--stat", default="mean", choices=["mean", "max", "sum"], help="per-bin summary (coverage)")
     p.add_argument("--normalize", action="store_true", help="scale to insertions per million")
@@ -209,24 +222,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_filter_args(p)
     p.set_defaults(func=cmd_bin)
 
-    p = sub.add_parser("windows", help="cut noisy/clean window pairs from two array stores")
+    p = sub.add_parser("windows", parents=[COMMON], help="cut noisy/clean window pairs from two array stores")
     p.add_argument("--noisy", required=True, help="noisy .tracks store")
     p.add_argument("--clean", required=True, help="clean .tracks store")
     p.add_argument("--clean-peaks", help="clean peak-signal .tracks store (peak labels)")
     p.add_argument("--chroms", required=True, help="comma-separated chromosomes to draw from")
     p.add_argument("--n", type=int, default=10_000, help="windows to sample")
     p.add_argument("--tile", action="store_true", help="tile the chromosomes instead of sampling")
-    p.add_argument("--window", type=int, default=4096)
-    p.add_argument("--target", type=int, default=1024)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--output", required=True, help=".npz output")
+    p.add_argument("--window", type=int, default=4096, help=WINDOW_HELP)
+    p.add_argument("--target", type=int, default=1024, help=TARGET_HELP)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    add_output_arg(p, "--output", required=True, help=".npz output")
     p.set_defaults(func=cmd_windows)
 
-    p = sub.add_parser("simulate", help="a small synthetic ATAC-seq data set (genome, FASTQ, BAM, truth); with "
+    p = sub.add_parser("simulate", parents=[COMMON],
+                       help="a small synthetic ATAC-seq data set (genome, FASTQ, BAM, truth); with "
                                         "--fasta, paired FASTQ at a real fragments file's molecules")
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--chroms", type=int, default=2)
-    p.add_argument("--chrom-length", type=int, default=2_000_000)
+    add_output_arg(p, "--outdir", ("--out-dir",), required=True, help="folder for the simulated files")
+    p.add_argument("--chroms", type=int, default=2, help="synthetic chromosomes")
+    p.add_argument("--chrom-length", type=int, default=2_000_000, help="bp per synthetic chromosome")
     p.add_argument("--fragments", metavar="N|FILE",
                    help="fragments to simulate (default 200000); with --fasta: a fragments file (chrom, start, end, "
                         "barcode, count; Tn5-shifted +4/-5 as 10x writes them) whose molecules are read")
@@ -237,8 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --fasta: mean substitution rate, rising along the read; qualities state it (default 0.002)")
     p.add_argument("--keep-chroms", help="with --fasta: comma-separated chromosomes to read (default: all)")
     p.add_argument("--max-fragments", type=int, help="with --fasta: stop after this many fragment lines")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--prefix", default="sim")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--prefix", default="sim", help="file name prefix inside --outdir")
     p.set_defaults(func=cmd_simulate)
     add_align_parser(sub)
     add_samplesheet_parser(sub)
@@ -249,11 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_qc_parser(sub)
 
     add_pipeline_parser(sub)
-    p = sub.add_parser("prepare", help="training and validation pairs (.npz) for the search, at several depths")
+    p = sub.add_parser("prepare", parents=[COMMON],
+                       help="training and validation pairs (.npz) for the search, at several depths")
     p.add_argument("--insertions", required=True, help="noisy Tn5 insertions (BED6, or any reads input)")
     p.add_argument("--clean-bigwig", required=True, help="clean per-base coverage bigWig")
     p.add_argument("--clean-peaks", required=True, help="clean peaks (BED/narrowPeak): peak labels")
-    p.add_argument("--chrom-sizes", required=True)
+    p.add_argument("--chrom-sizes", required=True, help="chromosome sizes (name, length)")
     p.add_argument("--train-chroms", required=True, help="comma-separated training chromosomes")
     p.add_argument("--val-chroms", required=True, help="comma-separated validation chromosomes (tiled)")
     p.add_argument("--depths", default="0.1,0.2,1.0", help="keep-probabilities of the noisy inputs (default 0.1,0.2,1.0)")
@@ -271,14 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sequence", choices=("fixed", "learned", "both"), default="fixed",
                    help="with --fasta: per-bin features (GC, CpG, N), each bin's bases for a learned sequence "
                         "tower, or both (default fixed)")
-    p.add_argument("--window", type=int, default=4096)
-    p.add_argument("--target", type=int, default=1024)
-    p.add_argument("--bin-size", type=int, default=25)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="folder for train.npz and val.npz")
+    p.add_argument("--window", type=int, default=4096, help=WINDOW_HELP)
+    p.add_argument("--target", type=int, default=1024, help=TARGET_HELP)
+    p.add_argument("--bin-size", type=int, default=25, help="bin width in bp")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    add_output_arg(p, "--outdir", ("--out",), required=True, help="folder for train.npz and val.npz")
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("search", help="NASH architecture search (hill climbing with network morphisms + SGDR)")
+    p = sub.add_parser("search", parents=[COMMON],
+                       help="NASH architecture search (hill climbing with network morphisms + SGDR)")
     p.add_argument("--train", required=True, help="train.npz from 'prepare'")
     p.add_argument("--val", required=True, help="val.npz from 'prepare'")
     p.add_argument("--space", default="dilated1d", choices=["hilbert2d", "dilated1d", "atacworks"],
@@ -293,14 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, default=60, help="hill-climbing iterations (default 60)")
     p.add_argument("--children", type=int, default=8, help="children per iteration (default 8)")
     p.add_argument("--epochs", type=int, default=17, help="epochs per child, one cosine cycle (default 17)")
-    p.add_argument("--lr-max", type=float, default=0.05)
-    p.add_argument("--lr-min", type=float, default=0.0)
+    p.add_argument("--lr-max", type=float, default=0.05, help="SGDR learning rate at the start of each cycle")
+    p.add_argument("--lr-min", type=float, default=0.0, help="SGDR learning rate at the end of each cycle")
     p.add_argument("--initial-draws", type=int, default=10, help="random initial models (default 10)")
     p.add_argument("--initial-epochs", type=int, default=20, help="epochs per random initial model (default 20)")
     p.add_argument("--initial-model", help="start from this search folder's best model instead of a random search "
                                            "(continue an earlier search, or improve the champion)")
     p.add_argument("--peak-weight", type=float, default=1.0, help="weight of the peak BCE in the loss")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="training windows per step")
     p.add_argument("--grad-clip", type=float, default=1.0,
                    help="clip each step's gradient norm to this (default 1.0; 0: off, as the seed trained)")
     p.add_argument("--max-train-windows", type=int, help="use only the first M training windows")
@@ -309,18 +325,95 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto: cuda when available)")
     p.add_argument("--parallel-children", type=int, default=1,
                    help="train K candidates at once in worker processes on the same device (same results)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue the search saved in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--out", required=True, help="output folder (must be empty unless --resume)")
+    p.add_argument("--seed", type=int, default=0, help="search seed")
+    p.add_argument("--resume", action="store_true", help="continue the search saved in --outdir")
+    add_output_arg(p, "--outdir", ("--out",), required=True, help="output folder (must be empty unless --resume)")
     p.set_defaults(func=cmd_search)
+    _finish_subcommands(parser)
     return parser
+
+
+MAIN_EPILOG = """\
+Where to write: --output FILE (one file), --out-prefix PREFIX (files sharing a prefix), --outdir DIR (a folder).
+Every subcommand takes -v/--verbose, -q/--quiet and --progress auto|always|never; 'atacdenoise COMMAND --help'
+ends with examples.
+
+exit codes:
+  0    done
+  1    internal error (a bug: please report it; -v shows the traceback)
+  2    bad input or usage (one line names the file or option)
+  130  interrupted (Ctrl-C); no partial output kept
+  143  terminated (SIGTERM); no partial output kept
+
+examples:
+  atacdenoise simulate --outdir sim
+  atacdenoise denoise --input sample.bam --chrom-sizes hg19.chrom.sizes --out-prefix out/sample
+"""
+
+# One or two real examples at the end of each subcommand's --help, by its command path.
+EXAMPLES = {
+    "insertions": ["atacdenoise insertions --input sim/sim.bam --output sim.insertions.bed.gz --stats"],
+    "subsample": ["atacdenoise subsample --input sample.bam --fraction 0.1 --output sample.0.1.bam",
+                  "atacdenoise subsample --input sample.bam --fraction 0.1,0.2 --output 'sample.{fraction}.bam'"],
+    "peaks": ["atacdenoise peaks --input s.insertions.bed.gz --chrom-sizes chrom.sizes --out-prefix out/s"],
+    "bin": ["atacdenoise bin --input s.insertions.bed.gz --chrom-sizes chrom.sizes --out-prefix out/s.coverage",
+            "atacdenoise bin --input out/s.narrowPeak --chrom-sizes chrom.sizes --representation peak-signal "
+            "--out-prefix out/s.peaks"],
+    "windows": ["atacdenoise windows --noisy shallow.tracks --clean deep.tracks --chroms chr1 --n 1000 "
+                "--output pairs.npz"],
+    "simulate": ["atacdenoise simulate --outdir sim",
+                 "atacdenoise simulate --fragments fragments.tsv.gz --fasta genome.fa.gz --outdir reads "
+                 "--prefix yeast"],
+    "align": ["atacdenoise align --fastq1 s_R1.fastq.gz --fastq2 s_R2.fastq.gz --fasta genome.fa --output s.bam",
+              "atacdenoise align --fasta genome.fa --build-index index/"],
+    "samplesheet check": ["atacdenoise samplesheet check assets/samplesheet_test.csv --no-file-check"],
+    "registry serve": ["atacdenoise registry serve --workdir mlflow --port 5000"],
+    "registry register": ["atacdenoise registry register search/ --data pairs/val.npz --genome hg19 "
+                          "--tracking-uri http://127.0.0.1:5000 --alias challenger"],
+    "registry resolve": ["atacdenoise registry resolve models:/atac-denoiser@champion "
+                         "--tracking-uri http://127.0.0.1:5000"],
+    "registry export": ["atacdenoise registry export search/ --data pairs/val.npz --genome hg19 --output model.onnx"],
+    "registry promote": ["atacdenoise registry promote --version 3 --tracking-uri http://127.0.0.1:5000"],
+    "registry compare": ["atacdenoise registry compare --challenger-version 3 --data pairs/val.npz "
+                         "--tracking-uri http://127.0.0.1:5000"],
+    "denoise": ["atacdenoise denoise --input new.bam --chrom-sizes hg19.chrom.sizes --out-prefix out/new",
+                "atacdenoise denoise --input fragments.tsv.gz --model model.onnx --chrom-sizes S --out-prefix out/new"],
+    "evaluate": ["atacdenoise evaluate --prediction new.denoised.bw --truth deep.bw --truth-peaks deep.narrowPeak "
+                 "--peakprob new.peakprob.bw --json"],
+    "report": ["atacdenoise report --denoised P.denoised.bw --peakprob P.peakprob.bw --peaks P.peaks.narrowPeak "
+               "--noisy s.bam --chrom-sizes S --output P.report.html",
+               "atacdenoise report --samplesheet reports.csv --chrom-sizes S --output all.report.html"],
+    "qc": ["atacdenoise qc --input sample.bam --gtf genes.gtf --peaks sample.narrowPeak --out-prefix qc/sample"],
+    "pipeline": ["atacdenoise pipeline --outdir results",
+                 "atacdenoise pipeline --samplesheet samples.csv --fasta genome.fa.gz --outdir results"],
+    "prepare": ["atacdenoise prepare --insertions s.insertions.bed.gz --clean-bigwig deep.bw --clean-peaks deep.bed "
+                "--chrom-sizes S --train-chroms chr1,chr2 --val-chroms chr3 --outdir pairs"],
+    "search": ["atacdenoise search --train pairs/train.npz --val pairs/val.npz --outdir search",
+               "atacdenoise search --train pairs/train.npz --val pairs/val.npz --outdir search --resume"],
+}
+
+
+def subcommand_parsers(parser: argparse.ArgumentParser, path: str = ""):
+    """(command path, parser) of every subcommand that runs something, e.g. ('registry serve', p)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from subcommand_parsers(sub, f"{path} {name}".strip())
+    if path and parser.get_default("func") is not None:
+        yield path, parser
+
+
+def _finish_subcommands(parser: argparse.ArgumentParser) -> None:
+    """The same voice everywhere: defaults in the help, examples at the end."""
+    for path, p in subcommand_parsers(parser):
+        p.formatter_class = HelpFormatter
+        p.epilog = "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[path])
 
 
 # The output (folder, file or prefix) each command writes, locked for the run (io/lock.py): a second run
 # on the same output fails at once naming the first; a lock left by a dead run is taken over.
-LOCKED_OUTPUTS = {"insertions": "output", "subsample": "output", "peaks": "output_prefix", "bin": "output_prefix",
-                  "windows": "output", "simulate": "out_dir", "prepare": "out", "search": "out",
+LOCKED_OUTPUTS = {"insertions": "output", "subsample": "output", "peaks": "out_prefix", "bin": "out_prefix",
+                  "windows": "output", "simulate": "outdir", "prepare": "outdir", "search": "outdir",
                   "denoise": "out_prefix", "align": "output", "report": "output", "pipeline": "outdir"}
 
 
@@ -342,8 +435,13 @@ def _raise_terminated(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; return the exit code: 0 done, 2 bad input or usage, 130 interrupted, 143
+    terminated, 1 internal error (the traceback only under -v)."""
+    setup_logging()  # before parsing: a deprecated spelling logs its note while it is parsed
     args = build_parser().parse_args(argv)
-    logging.basicConfig(format="atacdenoise: %(message)s", level=logging.INFO)
+    setup_logging(args.verbose, args.quiet)
+    if not progress_wanted(args):
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # third-party bars follow too
     import signal
     import threading
 
@@ -353,12 +451,16 @@ def main(argv: list[str] | None = None) -> int:
         with _output_lock(args):
             args.func(args)
     except InputError as err:
-        print(f"atacdenoise: error: {err}", file=sys.stderr)
+        log.error("error: %s", err)
         return 2
     except KeyboardInterrupt as err:
-        print(f"atacdenoise: {'terminated' if isinstance(err, Terminated) else 'interrupted'}; no partial output "
-              f"kept", file=sys.stderr)
+        log.error("%s; no partial output kept", "terminated" if isinstance(err, Terminated) else "interrupted")
         return 143 if isinstance(err, Terminated) else 130
+    except Exception as err:  # a bug, not the user's input
+        log.error("internal error: %s: %s", type(err).__name__, err, exc_info=bool(args.verbose))
+        log.error("this is a bug in atacdenoise %s: please report it with the command line%s", __version__,
+                  "" if args.verbose else " and the traceback that -v shows")
+        return 1
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous)

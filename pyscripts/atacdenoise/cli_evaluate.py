@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+from atacdenoise.cli_args import COMMON, add_output_arg
+
 
 def cmd_evaluate(args) -> None:
     from atacdenoise.evaluate.evaluate import evaluate, format_table
@@ -54,7 +56,8 @@ def _split(text: str | None) -> list[str] | None:
 
 
 def add_evaluate_parser(subparsers) -> None:
-    p = subparsers.add_parser("evaluate", help="per-base metrics (AtacWorks') and the seed's window MSE vs a truth")
+    p = subparsers.add_parser("evaluate", parents=[COMMON],
+                              help="per-base metrics (AtacWorks') and the seed's window MSE vs a truth")
     p.add_argument("--prediction", required=True, help="predicted track (bigWig), e.g. PREFIX.denoised.bw")
     p.add_argument("--truth", required=True, help="truth track (bigWig), e.g. the deep library's coverage")
     p.add_argument("--peakprob", help="peak probability bigWig: the score for AUROC/AUPRC (default: the prediction)")
@@ -73,7 +76,8 @@ def add_evaluate_parser(subparsers) -> None:
 
 
 def add_report_parser(subparsers) -> None:
-    p = subparsers.add_parser("report", help="one self-contained HTML report of one or several denoised samples")
+    p = subparsers.add_parser("report", parents=[COMMON],
+                              help="one self-contained HTML report of one or several denoised samples")
     p.add_argument("--denoised", help="PREFIX.denoised.bw (one sample; or use --samplesheet)")
     p.add_argument("--peakprob", help="PREFIX.peakprob.bw")
     p.add_argument("--peaks", help="PREFIX.peaks.narrowPeak")
@@ -82,8 +86,8 @@ def add_report_parser(subparsers) -> None:
                    help="CSV, one row per sample: sample,denoised,peakprob,peaks,noisy[,truth,truth_peaks,regions,"
                         "provenance,qc] (paths relative to the CSV's folder); the page starts with a table across "
                         "samples")
-    p.add_argument("--chrom-sizes", required=True)
-    p.add_argument("--output", required=True, help="report .html to write")
+    p.add_argument("--chrom-sizes", required=True, help="chromosome sizes (name, length)")
+    add_output_arg(p, "--output", required=True, help="report .html to write")
     p.add_argument("--truth", help="truth bigWig (deep library): adds truth panels, scatter and metrics")
     p.add_argument("--truth-peaks", help="truth peaks (BED)")
     p.add_argument("--regions", help="BED of where the truth is defined (default: everywhere)")
@@ -108,5 +112,4 @@ def add_report_parser(subparsers) -> None:
     p.add_argument("--extend", type=int, default=100, help="insertion extension for coverage (default 100)")
     p.add_argument("--format", dest="fmt", default="auto", choices=["auto", "bam", "insertions", "fragments", "bigwig"],
                    help="format of --noisy (default: detect)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_report)

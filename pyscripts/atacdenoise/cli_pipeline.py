@@ -14,12 +14,15 @@ Each handler raises :class:`InputError` for bad input; ``cli.main`` prints it as
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-import sys
 
 from atacdenoise.cli_registry import ANNOTATION_HELP
 from atacdenoise.errors import InputError
+from atacdenoise.cli_args import COMMON, add_output_arg
 from atacdenoise.io.align import NEXTERA_ADAPTER
+
+log = logging.getLogger("atacdenoise.cli")
 
 
 def cmd_align(args) -> None:
@@ -29,26 +32,27 @@ def cmd_align(args) -> None:
         if not args.fasta:
             raise InputError(None, "--build-index needs --fasta")
         prefix = build_index(args.fasta, args.build_index, threads=args.threads)
-        print(f"built bowtie2 index {prefix}", file=sys.stderr)
+        log.info("built bowtie2 index %s", prefix)
         return
     if not args.fastq1 or not args.output:
         raise InputError(None, "--fastq1 and --output are required (or --build-index DIR with --fasta)")
     summary = align(args.fastq1, args.output, fastq2=args.fastq2, fasta=args.fasta, index=args.index,
                     threads=args.threads, sample=args.sample, adapter=None if args.no_trim else args.adapter)
-    print(f"wrote {summary.bam}: {summary.alignment_rate:.2f}% aligned, {summary.duplicates:,} duplicate reads flagged",
-          file=sys.stderr)
+    log.info("wrote %s: %.2f%% aligned, %s duplicate reads flagged", summary.bam, summary.alignment_rate,
+             f"{summary.duplicates:,}")
 
 
 def add_align_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("align", help="FASTQ -> sorted, duplicate-marked, indexed BAM (cutadapt + bowtie2 + samtools)")
+    p = subparsers.add_parser("align", parents=[COMMON],
+                              help="FASTQ -> sorted, duplicate-marked, indexed BAM (cutadapt + bowtie2 + samtools)")
     p.add_argument("--fastq1", help="read 1 FASTQ (or the only FASTQ for single-end reads)")
     p.add_argument("--fastq2", help="read 2 FASTQ for paired-end reads")
     ref = p.add_mutually_exclusive_group(required=True)
     ref.add_argument("--fasta", help="genome FASTA; a bowtie2 index is built from it first")
     ref.add_argument("--index", help="bowtie2 index prefix, or a folder holding one index")
-    p.add_argument("--output", help="output BAM (its .bai is written beside it)")
+    add_output_arg(p, "--output", help="output BAM (its .bai is written beside it)")
     p.add_argument("--sample", help="read-group sample name (default: the output name without .bam)")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="cutadapt, bowtie2 and samtools threads")
     p.add_argument("--adapter", default=NEXTERA_ADAPTER,
                    help=f"3' adapter trimmed from both reads with cutadapt first (default: Nextera {NEXTERA_ADAPTER})")
     p.add_argument("--no-trim", action="store_true", help="align the reads as they are (no adapter trimming)")
@@ -63,13 +67,14 @@ def cmd_samplesheet_check(args) -> None:
     samples = read_samplesheet(args.file, base_dir=args.base_dir, check_files=not args.no_file_check)
     kinds = ", ".join(f"{k}: {sum(s.kind == k for s in samples)}" for k in ("paired", "single", "bam")
                       if any(s.kind == k for s in samples))
-    print(f"{args.file}: {len(samples)} samples OK ({kinds})", file=sys.stderr)
+    log.info("%s: %d samples OK (%s)", args.file, len(samples), kinds)
 
 
 def add_samplesheet_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("samplesheet", help="check a pipeline samplesheet (sample,fastq_1,fastq_2,bam)")
     actions = p.add_subparsers(dest="samplesheet_command", required=True, metavar="ACTION")
-    check = actions.add_parser("check", help="validate against assets/schema_input.json plus cross-row checks")
+    check = actions.add_parser("check", parents=[COMMON],
+                               help="validate against assets/schema_input.json plus cross-row checks")
     check.add_argument("file", help="samplesheet CSV")
     check.add_argument("--base-dir", help="resolve relative paths against this folder (default: current folder)")
     check.add_argument("--no-file-check", action="store_true", help="do not check that the files exist")
@@ -98,20 +103,19 @@ def cmd_pipeline(args) -> None:
                                   seed=args.seed, threads=args.threads)
         outdir = run_samplesheet(args.outdir, args.samplesheet, settings, resume=args.resume, force=args.force)
         reports = sorted((outdir / "report").glob("*.report.html"))
-        print(f"pipeline finished: results in {outdir}"
-              + (f"; the reports are {', '.join(map(str, reports))}" if reports else ""), file=sys.stderr)
+        log.info("pipeline finished: results in %s%s", outdir,
+                 f"; the reports are {', '.join(map(str, reports))}" if reports else "")
         return
     if args.fasta or args.model:
         raise InputError(None, "--fasta and --model go with --samplesheet (the test profile simulates its genome)")
     outdir = run_pipeline(args.outdir, profile=args.profile, samplesheet=args.samplesheet,
                           settings=pipeline_settings(args), resume=args.resume, force=args.force)
     report = report_path(outdir)
-    print(f"pipeline finished: results in {outdir}" + (f"; the report is {report}" if report.exists() else ""),
-          file=sys.stderr)
+    log.info("pipeline finished: results in %s%s", outdir, f"; the report is {report}" if report.exists() else "")
 
 
 def add_pipeline_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("pipeline", help="run the pipeline's steps locally, without Nextflow")
+    p = subparsers.add_parser("pipeline", parents=[COMMON], help="run the pipeline's steps locally, without Nextflow")
     p.add_argument("--samplesheet", help="CSV of samples (sample,fastq_1,fastq_2,bam; see assets/schema_input.json): "
                                          "each is aligned (FASTQ rows), filtered, thinned to --fraction, denoised "
                                          "and reported against its own deep library; without it: --profile test")
@@ -120,10 +124,11 @@ def add_pipeline_parser(subparsers) -> argparse.ArgumentParser:
                                    "model trained on the --fasta genome, e.g. sacCer3)")
     p.add_argument("--fraction", type=float, default=0.1,
                    help="with --samplesheet: the shallow twin's share of the deep insertions (default 0.1)")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="with --samplesheet: align threads")
-    p.add_argument("--outdir", required=True)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="with --samplesheet: align threads (default: all cores)")
+    add_output_arg(p, "--outdir", required=True, help="folder for every step's results")
     p.add_argument("--profile", default="test", choices=["test"], help="test: simulate a small data set first")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="seed of the simulation, thinning and search")
     p.add_argument("--resume", action="store_true",
                    help="continue a run in --outdir: steps it finished (their outputs exist) are skipped")
     p.add_argument("--force", action="store_true", help="delete what --outdir holds and start over")

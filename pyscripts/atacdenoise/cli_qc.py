@@ -7,7 +7,11 @@
 from __future__ import annotations
 
 import json
-import sys
+import logging
+
+from atacdenoise.cli_args import COMMON
+
+log = logging.getLogger("atacdenoise.cli")
 
 
 def cmd_qc(args) -> None:
@@ -20,13 +24,14 @@ def cmd_qc(args) -> None:
                                       "pbc2", "tss_enrichment", "frip") if qc.get(k) is not None}
     print(json.dumps(summary))
     for path in written:
-        print(path, file=sys.stderr)
+        log.info("wrote %s", path)
 
 
 def add_qc_parser(subparsers) -> None:
-    from atacdenoise.cli_args import add_filter_args
+    from atacdenoise.cli_args import add_filter_args, add_output_arg
 
-    p = subparsers.add_parser("qc", help="ATAC QC: TSS enrichment, fragment lengths, chrM, duplicates, "
+    p = subparsers.add_parser("qc", parents=[COMMON],
+                              help="ATAC QC: TSS enrichment, fragment lengths, chrM, duplicates, "
                                          "complexity, FRiP; plots and MultiQC files")
     p.add_argument("--input", required=True, help="BAM, fragments (.tsv[.gz]) or insertions BED")
     p.add_argument("--format", dest="fmt", default="auto", choices=["auto", "bam", "insertions", "fragments"],
@@ -35,7 +40,7 @@ def add_qc_parser(subparsers) -> None:
                                          "measure fraction_chrM")
     p.add_argument("--gtf", help="genes (GTF/GFF3 'gene' records, or BED6 of TSSs): TSS enrichment and profile")
     p.add_argument("--peaks", help="peaks (narrowPeak/BED): FRiP")
-    p.add_argument("--out-prefix", required=True,
+    add_output_arg(p, "--out-prefix", required=True,
                    help="writes PREFIX.qc.json, PREFIX.fragment_lengths.png, PREFIX.tss_profile.png and "
                         "PREFIX.atacdenoise_qc_*_mqc.json (MultiQC custom content)")
     p.add_argument("--sample", help="sample name in the MultiQC files (default: the prefix's file name)")

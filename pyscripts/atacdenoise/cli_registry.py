@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
-import sys
+
+
+from atacdenoise.cli_args import COMMON, add_format_arg, add_output_arg
+
+log = logging.getLogger("atacdenoise.cli")
 
 
 def _tracking_uri(args) -> str:
@@ -47,7 +52,7 @@ def cmd_registry_promote(args) -> None:
     from atacdenoise.registry.register import promote
 
     promote(_tracking_uri(args), args.name, args.version, args.alias)
-    print(f"models:/{args.name}@{args.alias} -> version {args.version}", file=sys.stderr)
+    log.info("models:/%s@%s -> version %s", args.name, args.alias, args.version)
 
 
 def cmd_registry_resolve(args) -> None:
@@ -55,7 +60,7 @@ def cmd_registry_resolve(args) -> None:
 
     result = resolve_model(args.model, args.tracking_uri)
     print(json.dumps(result, indent=2))
-    print(f"{result['model']} -> {result['resolved_uri']} (onnx sha256 {result['onnx_sha256'][:12]})", file=sys.stderr)
+    log.info("%s -> %s (onnx sha256 %s)", result["model"], result["resolved_uri"], result["onnx_sha256"][:12])
 
 
 def cmd_registry_compare(args) -> None:
@@ -66,6 +71,7 @@ def cmd_registry_compare(args) -> None:
 
 
 def cmd_denoise(args) -> None:
+    from atacdenoise.cli_args import progress_wanted
     from atacdenoise.denoise import bundled_model, denoise
     from atacdenoise.io.chromsizes import read_chrom_sizes
 
@@ -75,7 +81,7 @@ def cmd_denoise(args) -> None:
     model = args.model or bundled_model(annotations, args.fasta)
     outputs = denoise(args.input, model, read_chrom_sizes(args.chrom_sizes), args.out_prefix, fmt=args.fmt,
                       batch_size=args.batch_size, threads=args.threads, genome=args.genome,
-                      tracking_uri=args.tracking_uri, threshold=args.threshold, progress=not args.quiet,
+                      tracking_uri=args.tracking_uri, threshold=args.threshold, progress=progress_wanted(args),
                       fasta=args.fasta, annotations=annotations, library_size=args.library_size,
                       chroms=args.chroms.split(",") if args.chroms else None)
     for path in outputs.values():
@@ -100,21 +106,23 @@ def add_registry_parsers(subparsers) -> None:
     registry = subparsers.add_parser("registry", help="MLflow model registry: serve, register, promote, compare, resolve")
     sub = registry.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
 
-    p = sub.add_parser("serve", help="start an MLflow tracking server and wait until healthy")
-    p.add_argument("--workdir", default="mlflow", help="folder for the SQLite database, artifacts and log")
+    p = sub.add_parser("serve", parents=[COMMON], help="start an MLflow tracking server and wait until healthy")
+    p.add_argument("--workdir", default="mlflow", help="folder for the SQLite database, artifacts and log "
+                                                      "(kept and reused by the next serve)")
     p.add_argument("--backend", help="backend store URI (default: SQLite in --workdir; e.g. postgresql://...)")
     p.add_argument("--artifacts", help="artifact store (default: --workdir/artifacts; e.g. s3://bucket, with "
                                        "MLFLOW_S3_ENDPOINT_URL for S3-compatible stores)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, help="default: a free port")
+    p.add_argument("--host", default="127.0.0.1", help="address the server listens on")
+    p.add_argument("--port", type=int, help="port to listen on (default: a free port)")
     p.set_defaults(func=cmd_registry_serve)
 
-    p = sub.add_parser("register", help="log a finished search folder and register its best model (ONNX)")
+    p = sub.add_parser("register", parents=[COMMON],
+                       help="log a finished search folder and register its best model (ONNX)")
     p.add_argument("search_dir", help="search output folder (best_model.json/.pt, history.jsonl, summary.json)")
     p.add_argument("--name", default="atac-denoiser", help="registered model name (default atac-denoiser)")
     p.add_argument("--data", help="pairs .npz (e.g. val.npz): input contract and parity-check windows")
     p.add_argument("--genome", default="unknown", help="genome build of the training data (e.g. hg19)")
-    p.add_argument("--experiment", default="atacdenoise-search")
+    p.add_argument("--experiment", default="atacdenoise-search", help="MLflow experiment of the logged run")
     p.add_argument("--attempts", type=int, default=5, help="tries to reach the server (default 5)")
     p.add_argument("--backoff", type=float, default=1.0, help="first retry delay in s, doubled each time")
     p.add_argument("--timeout", type=float, default=30.0,
@@ -124,29 +132,32 @@ def add_registry_parsers(subparsers) -> None:
     _add_tracking_arg(p)
     p.set_defaults(func=cmd_registry_register)
 
-    p = sub.add_parser("resolve", help="pin models:/NAME@ALIAS to its current version and ONNX sha256 (JSON)")
+    p = sub.add_parser("resolve", parents=[COMMON],
+                       help="pin models:/NAME@ALIAS to its current version and ONNX sha256 (JSON)")
     p.add_argument("model", help="models:/NAME@ALIAS (or models:/NAME/VERSION)")
     _add_tracking_arg(p)
     p.set_defaults(func=cmd_registry_resolve)
 
-    p = sub.add_parser("export", help="export a search's best model to ONNX (parity-checked), without a server")
+    p = sub.add_parser("export", parents=[COMMON],
+                       help="export a search's best model to ONNX (parity-checked), without a server")
     p.add_argument("search_dir", help="search output folder")
-    p.add_argument("--output", required=True, help="model.onnx to write")
+    add_output_arg(p, "--output", required=True, help="model.onnx to write")
     p.add_argument("--data", help="pairs .npz (e.g. val.npz): input contract and parity-check windows")
     p.add_argument("--genome", default="unknown", help="genome build of the training data (e.g. hg19)")
     p.add_argument("--device", default="cpu", help="device to export from: cpu or cuda (default cpu)")
     p.set_defaults(func=cmd_registry_export)
 
-    p = sub.add_parser("promote", help="point an alias (default champion) at a model version")
-    p.add_argument("--name", default="atac-denoiser")
-    p.add_argument("--version", required=True)
-    p.add_argument("--alias", default="champion")
+    p = sub.add_parser("promote", parents=[COMMON], help="point an alias (default champion) at a model version")
+    p.add_argument("--name", default="atac-denoiser", help="registered model name")
+    p.add_argument("--version", required=True, help="model version to point the alias at")
+    p.add_argument("--alias", default="champion", help="alias to set")
     _add_tracking_arg(p)
     p.set_defaults(func=cmd_registry_promote)
 
-    p = sub.add_parser("compare", help="champion vs challenger (MSE, Pearson, AUPRC) on held-out windows")
-    p.add_argument("--name", default="atac-denoiser")
-    p.add_argument("--challenger-version", required=True)
+    p = sub.add_parser("compare", parents=[COMMON],
+                       help="champion vs challenger (MSE, Pearson, AUPRC) on held-out windows")
+    p.add_argument("--name", default="atac-denoiser", help="registered model name")
+    p.add_argument("--challenger-version", required=True, help="model version to compare with the alias")
     p.add_argument("--alias", default="champion", help="the alias to compare against (default champion)")
     p.add_argument("--data", required=True, help="held-out pairs .npz")
     _add_tracking_arg(p)
@@ -154,11 +165,12 @@ def add_registry_parsers(subparsers) -> None:
 
 
 def add_denoise_parser(subparsers) -> None:
-    p = subparsers.add_parser("denoise", help="denoise a shallow library with an ONNX model (no torch needed)")
+    p = subparsers.add_parser("denoise", parents=[COMMON],
+                              help="denoise a shallow library with an ONNX model (no torch needed)")
     p.add_argument("--input", required=True, help="BAM, insertions BED, fragments or coverage bigWig")
     p.add_argument("--model", help="model.onnx or models:/NAME@ALIAS (default: the bundled model)")
-    p.add_argument("--chrom-sizes", required=True)
-    p.add_argument("--out-prefix", required=True,
+    p.add_argument("--chrom-sizes", required=True, help="chromosome sizes (name, length) of the input's genome")
+    add_output_arg(p, "--out-prefix", required=True,
                    help="writes PREFIX.denoised.bw, PREFIX.peakprob.bw, PREFIX.peaks.narrowPeak, "
                         "PREFIX.provenance.json")
     p.add_argument("--library-size", type=float, metavar="N",
@@ -168,11 +180,10 @@ def add_denoise_parser(subparsers) -> None:
     p.add_argument("--chroms", help="comma-separated chromosomes to denoise (default: all with insertions); "
                                     "the depth is measured on the whole input all the same")
     p.add_argument("--genome", help="genome build of the input; must match the model's")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="windows per ONNX Runtime call")
     p.add_argument("--threads", type=int, help="onnxruntime threads (default: all cores)")
     p.add_argument("--threshold", type=float, default=0.5, help="peak probability threshold (default 0.5)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--format", dest="fmt", default="auto", choices=["auto", "bam", "insertions", "fragments", "bigwig"])
+    add_format_arg(p)
     add_genome_args(p)
     _add_tracking_arg(p)
     p.set_defaults(func=cmd_denoise)

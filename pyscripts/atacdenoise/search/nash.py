@@ -612,7 +612,7 @@ def _start_or_resume(out_dir: Path, settings: SearchSettings, resume: bool) -> d
     has_files = out_dir.is_dir() and any(out_dir.iterdir())
     if not resume:
         if has_files:
-            raise InputError(out_dir, "output folder is not empty: use --resume or another --out")
+            raise InputError(out_dir, "output folder is not empty: use --resume or another --outdir")
         return {"format": CHECKPOINT_FORMAT, "settings": asdict(settings), "iteration": 0, "next_child": 0,
                 "parent": None, "best": None, "history": []}
     if not checkpoint.exists():
@@ -638,7 +638,7 @@ def _check_same_search(out_dir: Path, saved: dict, now: dict) -> None:
                  for key in now if key not in RESUMABLE_CHANGES and _plain(saved.get(key)) != _plain(now[key])]
     if differing:
         raise InputError(out_dir, "cannot resume: the saved search differs in " + "; ".join(differing)
-                         + ". Nothing was changed; use the same settings or another --out")
+                         + ". Nothing was changed; use the same settings or another --outdir")
 
 
 def _plain(value):

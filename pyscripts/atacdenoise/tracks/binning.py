@@ -200,6 +200,7 @@ def bin_track(
     normalize: bool = False,
     fmt: str = "auto",
     read_filter=None,
+    progress: bool = True,
 ) -> dict[str, str]:
     """Write ``{prefix}.bw`` and the array store ``{prefix}.tracks/``; return both paths.
 
@@ -228,7 +229,8 @@ def bin_track(
 
     store_path, bigwig_path = f"{output_prefix}.tracks", f"{output_prefix}.bw"
     params = {"extend": extend, "stat": stat, "normalize": normalize, "format": fmt} if representation == "coverage" else {}
-    progress = tqdm(total=len(chrom_sizes), desc=f"binning {os.path.basename(input_path)}", unit="chrom", file=sys.stderr)
+    progress = tqdm(total=len(chrom_sizes), desc=f"binning {os.path.basename(input_path)}", unit="chrom", file=sys.stderr,
+                    disable=not progress)
     with progress, StoreWriter(store_path, bin_size, representation, chrom_sizes,
                                source=os.fspath(input_path), params=params) as writer:
         if representation == "peak-signal":
@@ -249,6 +251,7 @@ def bin_track(
             if chrom not in writer.added and chrom not in skipped:
                 writer.add(chrom, np.zeros(n_bins(length, bin_size), dtype=np.float32))
                 progress.update()
+        progress.update(progress.total - progress.n)  # skipped contigs (chrM ...) count as done: ends at 100 %
 
     store = open_store(store_path)
     try:

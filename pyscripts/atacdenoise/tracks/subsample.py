@@ -163,7 +163,7 @@ def _record_total(bam) -> int | None:
         return None
 
 
-def _subsample_bam(input_path, paths: list[str], fractions: list[float], seed: int) -> None:
+def _subsample_bam(input_path, paths: list[str], fractions: list[float], seed: int, progress: bool = True) -> None:
     import pysam
     from tqdm import tqdm
 
@@ -181,7 +181,7 @@ def _subsample_bam(input_path, paths: list[str], fractions: list[float], seed: i
         total = 0
         records = bam.fetch(until_eof=True)
         with tqdm(total=_record_total(bam), desc=f"subsampling {Path(input_path).name}", unit="read",
-                  unit_scale=True, file=sys.stderr) as progress:
+                  unit_scale=True, file=sys.stderr, disable=not progress) as bar:
             while batch := list(itertools.islice(records, _BATCH)):
                 values = _keep_values([r.query_name.encode() if r.query_name else b"" for r in batch], seed)
                 for out_index, (out, fraction) in enumerate(zip(outputs, fractions)):
@@ -190,7 +190,7 @@ def _subsample_bam(input_path, paths: list[str], fractions: list[float], seed: i
                         out.write(record)
                     kept[out_index] += int(keep.sum())
                 total += len(batch)
-                progress.update(len(batch))
+                bar.update(len(batch))
         for out in outputs:
             out.close()
         for tmp, bai in zip(tmp_paths, index_tmp):
@@ -234,6 +234,7 @@ def subsample(
     fractions: list[float],
     seed: int = 0,
     fmt: str = "auto",
+    progress: bool = True,
 ) -> list[str]:
     """Write one subsample per fraction in a single pass; return the output paths.
 
@@ -252,7 +253,7 @@ def subsample(
         fmt = detect_format(input_path)
     paths = _output_paths(os.fspath(output_template), fractions, input_path)
     if fmt == "bam":
-        _subsample_bam(input_path, paths, fractions, seed)
+        _subsample_bam(input_path, paths, fractions, seed, progress)
     elif fmt in ("insertions", "fragments"):
         _subsample_text(input_path, paths, fractions, seed)
     else:
