@@ -142,3 +142,11 @@ def test_hsc_chromosome_denoises_the_same_alone_and_inside_a_larger_library(tmp_
     alone = denoise(alone_file, COUNTS_MODEL, {"chr2": length}, tmp_path / "alone", progress=False)
     np.testing.assert_allclose(denoised(alone, "chr2", length), denoised(inside, "chr2", length),
                                rtol=1e-6, atol=1e-7)
+    # ... and scores inside the larger library what its card states for 5M (Pearson 0.969, AUPRC 0.828).
+    from atacdenoise.evaluate.evaluate import evaluate
+
+    hsc = SHARED_DATA / "hsc"
+    scored = evaluate(inside["denoised"], hsc / "clean_80M.coverage.bw", truth_peaks=hsc / "clean_80M.peaks.bed",
+                      regions=hsc / "clean_80M.labelled_regions.bed", peakprob=inside["peakprob"], chroms=["chr2"],
+                      per_chrom=False)["overall"]
+    assert scored["pearson"] == pytest.approx(0.969, abs=0.005) and scored["auprc"] == pytest.approx(0.828, abs=0.005)
