@@ -1,5 +1,6 @@
 """A real genome end to end: reads made at the real yeast library's fragments go through the local runner's
-samplesheet mode (BOWTIE2_BUILD, ALIGN, FILTER_SHIFT, ... REPORT) and the insertions come back exactly.
+samplesheet mode with --train (BOWTIE2_BUILD, ALIGN, FILTER_SHIFT, ..., WINDOWS, NASH_SEARCH, EXPORT_ONNX,
+REGISTER_MODEL, PROMOTE, DENOISE with @champion, QC, REPORT) and the insertions come back exactly.
 
 Uses ``../shared/data/yeast`` (skipped without it). To stay near a minute on a 2-core machine it takes a
 subset: the smallest nuclear chromosomes the fragments file holds, until at least 20,000 fragments (on the
@@ -54,7 +55,7 @@ def test_simulated_reads_of_real_fragments_come_back_at_their_exact_insertions(s
                                         "yeast,reads/yeast_R1.fastq.gz,reads/yeast_R2.fastq.gz,\n")
     out = run_samplesheet(tmp_path / "out", "sheet.csv",
                           SampleSettings(fasta=str(yeast / "genome.fa.gz"), gtf=str(yeast / "genes.gff3.gz"),
-                                         threads=2))
+                                         threads=2, train=True))
     elapsed = time.time() - started
     r = insertion_recovery(reads.truth, out / "filter_shift" / "yeast.insertions.bed.gz", yeast / "chrom.sizes",
                            fasta=yeast / "genome.fa.gz")
@@ -66,4 +67,7 @@ def test_simulated_reads_of_real_fragments_come_back_at_their_exact_insertions(s
     assert r.misplaced <= 0.001 * r.insertions_observed, r.as_dict()   # what comes back, comes back exactly
     assert (out / "report" / "yeast.shallow.report.html").stat().st_size > 0
     assert (out / "qc" / "yeast.qc.json").exists()
-    assert "atac-denoiser-sacCer3" in (out / "denoise" / "yeast.shallow.provenance.json").read_text()
+    # The model that denoised is the one this run trained on the sample, registered and promoted.
+    assert "models:/atac-denoiser@champion" in (out / "denoise" / "yeast.shallow.provenance.json").read_text()
+    assert (out / "nash_search" / "best_model.json").exists() and (out / "export_onnx" / "model.onnx").exists()
+    assert list((out / "logs").glob("*promote.done"))

@@ -100,14 +100,15 @@ def cmd_pipeline(args) -> None:
             raise InputError(None, "--annotation and --sequence-channels train the demo model; a samplesheet run "
                                    "denoises with --model (or the bundled model of the genome) and takes --gtf")
         settings = SampleSettings(fasta=args.fasta, gtf=args.gtf, model=args.model, fraction=args.fraction,
-                                  seed=args.seed, threads=args.threads)
+                                  seed=args.seed, threads=args.threads, train=args.train)
         outdir = run_samplesheet(args.outdir, args.samplesheet, settings, resume=args.resume, force=args.force)
         reports = sorted((outdir / "report").glob("*.report.html"))
         log.info("pipeline finished: results in %s%s", outdir,
                  f"; the reports are {', '.join(map(str, reports))}" if reports else "")
         return
-    if args.fasta or args.model:
-        raise InputError(None, "--fasta and --model go with --samplesheet (the test profile simulates its genome)")
+    if args.fasta or args.model or args.train:
+        raise InputError(None, "--fasta, --model and --train go with --samplesheet (the test profile simulates its "
+                               "genome and always trains)")
     outdir = run_pipeline(args.outdir, profile=args.profile, samplesheet=args.samplesheet,
                           settings=pipeline_settings(args), resume=args.resume, force=args.force)
     report = report_path(outdir)
@@ -122,6 +123,10 @@ def add_pipeline_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--fasta", help="with --samplesheet: the genome FASTA (plain or gzip)")
     p.add_argument("--model", help="with --samplesheet: ONNX model or models:/NAME@ALIAS (default: the bundled "
                                    "model trained on the --fasta genome, e.g. sacCer3)")
+    p.add_argument("--train", action="store_true",
+                   help="with --samplesheet: train a model on the first sample's deep library (WINDOWS, NASH_SEARCH "
+                        "with the demo's small search, EXPORT_ONNX), register and promote it in a local MLflow "
+                        "server and denoise every sample with models:/atac-denoiser@champion")
     p.add_argument("--fraction", type=float, default=0.1,
                    help="with --samplesheet: the shallow twin's share of the deep insertions (default 0.1)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1,

@@ -18,6 +18,7 @@ Genome channels mirror the Nextflow params ``gtf``, ``annotation`` and
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import shutil
@@ -30,6 +31,7 @@ from pathlib import Path
 from atacdenoise.errors import InputError
 
 BIN_DIR = Path(__file__).resolve().parents[2] / "bin"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -134,11 +136,12 @@ def qc_step(name: str, reads, peaks, prefix: Path, sizes: Path, s: DemoSettings)
                        "--sample", prefix.name, "--out-prefix", prefix], [f"{prefix}.qc.json"])
 
 
-def registry_steps(out: Path, s: DemoSettings, tracking_uri: str) -> list[Step]:
+def registry_steps(out: Path, model_name: str, tracking_uri: str, genome: str = "sim") -> list[Step]:
+    """REGISTER_MODEL (out/nash_search, contract from out/windows/val.npz) and PROMOTE it to @champion."""
     return [
         Step("REGISTER_MODEL", [_bin("atac-register"), out / "nash_search", "--tracking-uri", tracking_uri,
-                                "--name", s.model_name, "--data", out / "windows" / "val.npz", "--genome", "sim"]),
-        Step("PROMOTE", ["atacdenoise", "registry", "promote", "--tracking-uri", tracking_uri, "--name", s.model_name,
+                                "--name", model_name, "--data", out / "windows" / "val.npz", "--genome", genome]),
+        Step("PROMOTE", ["atacdenoise", "registry", "promote", "--tracking-uri", tracking_uri, "--name", model_name,
                          "--version", "1", "--alias", "champion"]),
     ]
 
@@ -281,6 +284,7 @@ class SampleSettings:
     fraction: float = 0.1          # the shallow twin denoised: this share of the deep library's insertions
     seed: int = 1
     threads: int = os.cpu_count() or 1
+    train: bool = False            # train on the first sample's deep library, register, denoise with @champion
 
     @property
     def gtf_specs(self) -> list[str]:
@@ -329,17 +333,29 @@ def bundled_model_for(md5: dict[str, str], models_dir: Path = BUNDLED_MODELS) ->
     return None
 
 
-def sample_steps(out: Path, sample, sizes: Path, index: Path, model: str, s: SampleSettings) -> list[Step]:
+def sample_steps(out: Path, sample, sizes: Path, index: Path, model: str, s: SampleSettings,
+                 tracking_uri: str | None = None) -> list[Step]:
     """One sample's steps, as main.nf runs them: ALIGN (FASTQ rows) -> FILTER_SHIFT -> CALL_PEAKS, BIN ->
     SUBSAMPLE -> CALL_PEAKS_SHALLOW -> QC, QC_SHALLOW -> DENOISE -> QC_DENOISED -> REPORT. The deep library's
     coverage and peaks are the truth the denoised shallow twin is scored against."""
-    sid, gtf = sample.id, s.gtf_specs
+    return (sample_preprocess_steps(out, sample, sizes, index, s)
+            + sample_denoise_steps(out, sample, sizes, model, s, tracking_uri))
+
+
+def _sample_files(out: Path, sid: str, s: SampleSettings) -> dict[str, Path]:
+    return {"deep": out / "filter_shift" / f"{sid}.insertions.bed.gz",
+            "shallow": out / "subsample" / f"{sid}.sub{s.fraction:g}.insertions.bed.gz",
+            "peaks": out / "call_peaks" / f"{sid}.narrowPeak", "coverage": out / "bin" / f"{sid}.coverage.bw",
+            "shallow_peaks": out / "shallow" / f"{sid}.shallow.narrowPeak", "prefix": out / "denoise" / f"{sid}.shallow"}
+
+
+def sample_preprocess_steps(out: Path, sample, sizes: Path, index: Path, s: SampleSettings) -> list[Step]:
+    """ALIGN (FASTQ rows) -> FILTER_SHIFT -> CALL_PEAKS, BIN -> SUBSAMPLE -> CALL_PEAKS_SHALLOW -> QC, QC_SHALLOW."""
+    sid = sample.id
     qc_settings = DemoSettings(gtf=s.gtf)
     bam = Path(sample.bam) if sample.bam else out / "align" / f"{sid}.bam"
-    deep = out / "filter_shift" / f"{sid}.insertions.bed.gz"
-    shallow = out / "subsample" / f"{sid}.sub{s.fraction:g}.insertions.bed.gz"
-    peaks, shallow_peaks = out / "call_peaks" / f"{sid}.narrowPeak", out / "shallow" / f"{sid}.shallow.narrowPeak"
-    coverage, prefix = out / "bin" / f"{sid}.coverage.bw", out / "denoise" / f"{sid}.shallow"
+    f = _sample_files(out, sid, s)
+    deep, shallow, peaks, shallow_peaks, coverage = f["deep"], f["shallow"], f["peaks"], f["shallow_peaks"], f["coverage"]
     steps = []
     if not sample.bam:
         reads = ["--fastq1", sample.fastq_1, *(["--fastq2", sample.fastq_2] if sample.fastq_2 else [])]
@@ -360,8 +376,21 @@ def sample_steps(out: Path, sample, sizes: Path, index: Path, model: str, s: Sam
         qc_step(f"QC.{sid}", bam, peaks, out / "qc" / sid, sizes, qc_settings),
         qc_step(f"QC_SHALLOW.{sid}", shallow, shallow_peaks, out / "qc_shallow" / f"{sid}.sub{s.fraction:g}", sizes,
                 qc_settings),
+    ]
+    return steps
+
+
+def sample_denoise_steps(out: Path, sample, sizes: Path, model: str, s: SampleSettings,
+                         tracking_uri: str | None = None) -> list[Step]:
+    """DENOISE the shallow twin -> QC_DENOISED (FRiP of its peaks) -> REPORT against the sample's deep library."""
+    sid, gtf, qc_settings = sample.id, s.gtf_specs, DemoSettings(gtf=s.gtf)
+    f = _sample_files(out, sid, s)
+    shallow, peaks, coverage, prefix = f["shallow"], f["peaks"], f["coverage"], f["prefix"]
+    uri = ["--tracking-uri", tracking_uri] if tracking_uri else []
+    shallow_peaks = ["--shallow-peaks", f["shallow_peaks"]]
+    steps = [
         Step(f"DENOISE.{sid}", [_bin("atac-denoise"), "--input", shallow, "--model", model, "--chrom-sizes", sizes,
-                                "--out-prefix", prefix, "--fasta", s.fasta,
+                                "--out-prefix", prefix, "--fasta", s.fasta, *uri,
                                 *(arg for spec in gtf for arg in ("--annotation", spec))],
              [f"{prefix}.denoised.bw", f"{prefix}.peakprob.bw", f"{prefix}.peaks.narrowPeak",
               f"{prefix}.provenance.json"]),
@@ -372,7 +401,7 @@ def sample_steps(out: Path, sample, sizes: Path, index: Path, model: str, s: Sam
     steps.append(Step(f"REPORT.{sid}", [
         _bin("atac-report"), "--denoised", f"{prefix}.denoised.bw", "--peakprob", f"{prefix}.peakprob.bw",
         "--peaks", f"{prefix}.peaks.narrowPeak", "--noisy", shallow, "--chrom-sizes", sizes,
-        "--truth", coverage, "--truth-peaks", peaks, "--provenance", f"{prefix}.provenance.json",
+        "--truth", coverage, "--truth-peaks", peaks, "--provenance", f"{prefix}.provenance.json", *shallow_peaks,
         *(["--genes", s.gtf] if s.gtf else []),
         "--model-note", f"{model}; the truth is this sample's own deep library (its coverage and MACS3 peaks), "
                         f"the input its {s.fraction:g} twin",
@@ -380,12 +409,51 @@ def sample_steps(out: Path, sample, sizes: Path, index: Path, model: str, s: Sam
     return steps
 
 
+def training_chroms(deep_insertions: str | os.PathLike, sizes: dict[str, int]) -> tuple[list[str], str]:
+    """(training chromosomes, validation chromosome) of a deep library: the nuclear chromosomes it has insertions
+    on; the one with the median count validates (held out, as chr2 of the HSC data), the others train."""
+    from atacdenoise.io.reads import iter_insertions
+    from atacdenoise.tracks.depth import is_mitochondrial
+
+    counts = {chrom: len(p) for chrom, p in iter_insertions(deep_insertions, sizes)
+              if len(p) and not is_mitochondrial(chrom)}
+    if len(counts) < 2:
+        raise InputError(deep_insertions, f"training needs insertions on two nuclear chromosomes at least "
+                                          f"(one to validate on); found {', '.join(counts) or 'none'}")
+    ranked = sorted(counts, key=counts.get)
+    val = ranked[len(ranked) // 2]
+    return [c for c in counts if c != val], val
+
+
+def sample_training_steps(out: Path, sid: str, sizes: Path, train: list[str], val: str,
+                          s: SampleSettings) -> list[Step]:
+    """WINDOWS -> NASH_SEARCH -> EXPORT_ONNX on sample ``sid``'s deep library: the demo's small search, noisy
+    inputs drawn from the deep library at 1/4 to 1 times the shallow twin's depth, its gene starts as a channel."""
+    f, demo = _sample_files(out, sid, s), DemoSettings()
+    return [
+        Step("WINDOWS", [_bin("atac-prepare"), "--insertions", f["deep"], "--clean-bigwig", f["coverage"],
+                         "--clean-peaks", f["peaks"], "--chrom-sizes", sizes, "--outdir", out / "windows",
+                         "--train-chroms", ",".join(train), "--val-chroms", val,
+                         "--depths", f"{s.fraction / 4:g},{s.fraction:g}", "--n-train", demo.n_train,
+                         "--seed", s.seed, "--resample", "--clean-insertions", f["deep"],
+                         *(arg for spec in s.gtf_specs for arg in ("--annotation", spec))],
+             [out / "windows" / "train.npz", out / "windows" / "val.npz"]),
+        Step("NASH_SEARCH", [_bin("atac-search"), "--train", out / "windows" / "train.npz", "--val",
+                             out / "windows" / "val.npz", "--outdir", out / "nash_search", *demo.search,
+                             "--seed", s.seed], [out / "nash_search" / "best_model.json"]),
+        Step("EXPORT_ONNX", [_bin("atac-export"), out / "nash_search", "--output", out / "export_onnx" / "model.onnx",
+                             "--data", out / "windows" / "val.npz"], [out / "export_onnx" / "model.onnx"]),
+    ]
+
+
 def run_samplesheet(outdir: str | os.PathLike, samplesheet: str | os.PathLike, settings: SampleSettings,
                     resume: bool = False, force: bool = False) -> Path:
     """Every sample of ``samplesheet`` through the real steps (see :func:`sample_steps`) on ``settings.fasta``.
 
-    The bowtie2 index is built once (BOWTIE2_BUILD) when any row holds FASTQ. Without ``settings.model`` the
-    bundled model trained on this genome (same chromosome sequences) denoises; there is none for other genomes.
+    The bowtie2 index is built once (BOWTIE2_BUILD) when any row holds FASTQ. With ``settings.train`` a model is
+    trained on the first sample's deep library (:func:`sample_training_steps`), registered in a local MLflow
+    server and promoted, and ``models:/NAME@champion`` denoises every sample. Otherwise ``settings.model``, or
+    without it the bundled model trained on this genome (same chromosome sequences); none for other genomes.
     Relative paths in the sheet are resolved against the current folder, as Nextflow resolves them.
     """
     from atacdenoise.samplesheet import read_samplesheet
@@ -399,7 +467,9 @@ def run_samplesheet(outdir: str | os.PathLike, samplesheet: str | os.PathLike, s
         raise InputError(None, f"--fraction must be between 0 and 1, got {settings.fraction}")
     out = Path(outdir)
     scanned, model = scan_genome(settings.fasta), settings.model
-    if model is None:  # chosen before the output folder is touched: a refusal leaves nothing behind
+    if settings.train and model:
+        raise InputError(None, "--train trains the model that denoises; give --model or --train, not both")
+    if model is None and not settings.train:  # chosen before the output folder is touched: a refusal leaves nothing
         bundled = bundled_model_for(scanned[1])
         if bundled is None:
             raise InputError(settings.fasta, "no --model given and no bundled model was trained on this genome "
@@ -413,9 +483,36 @@ def run_samplesheet(outdir: str | os.PathLike, samplesheet: str | os.PathLike, s
     if any(not sample.bam for sample in samples):
         steps.append(Step("BOWTIE2_BUILD", [_bin("atac-align"), "--fasta", settings.fasta, "--build-index", index,
                                             "--threads", settings.threads], [index]))
+    if not settings.train:
+        for sample in samples:
+            steps += sample_steps(out, sample, sizes, index, model, settings)
+        run_steps(steps, out / "logs", 1, len(steps), resume)
+        return out
     for sample in samples:
-        steps += sample_steps(out, sample, sizes, index, model, settings)
-    run_steps(steps, out / "logs", 1, len(steps), resume)
+        steps += sample_preprocess_steps(out, sample, sizes, index, settings)
+    total = len(steps) + 3 + 2 + 3 * len(samples)  # + training, registry, and three denoise steps a sample
+    run_steps(steps, out / "logs", 1, total, resume)
+    return _train_register_denoise(out, samples, sizes, settings, len(steps) + 1, total, resume)
+
+
+def _train_register_denoise(out: Path, samples, sizes: Path, s: SampleSettings, first: int, total: int,
+                            resume: bool) -> Path:
+    """After every sample's preprocessing: train on the first one, register, promote, denoise them all."""
+    from atacdenoise.io.chromsizes import read_chrom_sizes
+    from atacdenoise.registry.server import start_server
+
+    train, val = training_chroms(_sample_files(out, samples[0].id, s)["deep"], read_chrom_sizes(sizes))
+    log.info("training on %s (%s), validating on %s", samples[0].id, ",".join(train), val)
+    training = sample_training_steps(out, samples[0].id, sizes, train, val, s)
+    run_steps(training, out / "logs", first, total, resume)
+    first += len(training)
+    with start_server(out / "mlflow") as server:
+        run_steps(registry_steps(out, DemoSettings().model_name, server.url, genome="unknown"), out / "logs",
+                  first, total, resume)
+        model = f"models:/{DemoSettings().model_name}@champion"
+        denoising = [step for sample in samples for step in sample_denoise_steps(out, sample, sizes, model, s,
+                                                                                   server.url)]
+        run_steps(denoising, out / "logs", first + 2, total, resume)
     return out
 
 
@@ -439,7 +536,7 @@ def run_pipeline(outdir: str | os.PathLike, profile: str = "test", samplesheet: 
     run_steps(train, out / "logs", 1, total, resume)
     print(f"[{len(train) + 1}/{total}] starting a local MLflow server in {out / 'mlflow'} ...", file=sys.stderr)
     with start_server(out / "mlflow") as server:
-        run_steps(registry_steps(out, settings, server.url), out / "logs", len(train) + 1, total, resume)
+        run_steps(registry_steps(out, settings.model_name, server.url), out / "logs", len(train) + 1, total, resume)
         model = f"models:/{settings.model_name}@champion"
         run_steps(denoise_steps(out, settings, model, server.url), out / "logs", len(train) + 3, total, resume)
         print(f"MLflow UI with the registered model: {server.url} (stopped now; restart with "
