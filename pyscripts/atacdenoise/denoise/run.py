@@ -79,20 +79,33 @@ def denoise(
     of it (the depth is then that over the whole nuclear genome of
     ``chrom_sizes``); by default it is measured on ``input`` (``tracks.depth``).
     ``chroms``: denoise only these (the depth is still that of the whole input).
-    Returns the three output paths. Every mismatch between the model's contract
+    Returns the four output paths. Every mismatch between the model's contract
     and the input is an InputError raised before anything is written.
     """
-    from atacdenoise.io.reads import detect_format
-
     if batch_size < 1:
         raise InputError(None, f"batch size must be >= 1, got {batch_size}")
     if not 0 < threshold < 1:
         raise InputError(None, f"peak threshold must lie in (0, 1), got {threshold}")
     denoiser = load_denoiser(model, tracking_uri, threads)
     check_contract(denoiser, input, chrom_sizes, genome)
+    fmt, tracks = input_tracks(input, fmt, chrom_sizes, denoiser.contract, read_filter, library_size, chroms)
+    genome = model_genome(denoiser, {c: chrom_sizes[c] for c in tracks.order}, fasta, annotations or {})
+    outputs = write_outputs(denoiser, tracks, out_prefix, batch_size, threshold, progress, genome)
+    inputs = {"input": os.fspath(input), "format": fmt, "chroms": tracks.order, "fasta": fasta and os.fspath(fasta),
+              "annotations": {name: os.fspath(path) for name, path in (annotations or {}).items()}, "threshold": threshold}
+    write_provenance(outputs["provenance"], denoiser, tracks.depth, inputs)
+    return outputs
+
+
+def input_tracks(input, fmt: str, chrom_sizes: dict[str, int], contract: ModelContract, read_filter=None,
+                 library_size: float | None = None, chroms: list[str] | None = None):
+    """``(format, tracks)``: the input binned in model units one chromosome at a time, its depth measured on
+    all of it (or given as ``library_size``), restricted to ``chroms`` when asked."""
+    from atacdenoise.io.reads import detect_format
+
     fmt = detect_format(input) if fmt == "auto" else fmt
-    tracks = (BigWigTracks(input, chrom_sizes, denoiser.contract) if fmt == "bigwig"
-              else InsertionTracks(input, chrom_sizes, denoiser.contract, fmt, read_filter))
+    tracks = (BigWigTracks(input, chrom_sizes, contract) if fmt == "bigwig"
+              else InsertionTracks(input, chrom_sizes, contract, fmt, read_filter))
     if library_size is not None:
         from atacdenoise.tracks.depth import given_depth
 
@@ -103,12 +116,7 @@ def denoise(
         if absent:
             raise InputError(input, f"no insertions on {', '.join(absent)} (asked for with --chroms)")
         tracks.order = [c for c in tracks.order if c in chroms]
-    genome = model_genome(denoiser, {c: chrom_sizes[c] for c in tracks.order}, fasta, annotations or {})
-    outputs = write_outputs(denoiser, tracks, out_prefix, batch_size, threshold, progress, genome)
-    inputs = {"input": os.fspath(input), "format": fmt, "chroms": tracks.order, "fasta": fasta and os.fspath(fasta),
-              "annotations": {name: os.fspath(path) for name, path in (annotations or {}).items()}, "threshold": threshold}
-    write_provenance(outputs["provenance"], denoiser, tracks.depth, inputs)
-    return outputs
+    return fmt, tracks
 
 
 def write_provenance(path, denoiser: OnnxDenoiser, depth, inputs: dict) -> None:
