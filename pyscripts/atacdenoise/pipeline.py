@@ -111,9 +111,9 @@ def train_steps(out: Path, s: DemoSettings) -> list[Step]:
         Step("CALL_PEAKS_SHALLOW", [_bin("atac-peaks"), "--input", shallow, "--chrom-sizes", sizes,
                                     "--out-prefix", out / "shallow" / "sim.shallow"],
              [out / "shallow" / "sim.shallow.narrowPeak"]),
-        qc_step("QC", out / "align" / "sim.bam", out / "call_peaks" / "sim.narrowPeak", out / "qc" / "sim", sizes, s),
+        qc_step("QC", out / "align" / "sim.bam", out / "call_peaks" / "sim.narrowPeak", out / "qc" / "sim", sizes, s.gtf),
         qc_step("QC_SHALLOW", shallow, out / "shallow" / "sim.shallow.narrowPeak",
-                out / "qc_shallow" / f"sim.sub{s.fraction:g}", sizes, s),
+                out / "qc_shallow" / f"sim.sub{s.fraction:g}", sizes, s.gtf),
         Step("WINDOWS", [_bin("atac-prepare"), "--insertions", deep, "--clean-bigwig", out / "bin" / "sim.coverage.bw",
                          "--clean-peaks", out / "call_peaks" / "sim.narrowPeak", "--chrom-sizes", sizes,
                          "--outdir", out / "windows", "--train-chroms", "chr1", "--val-chroms", "chr2",
@@ -129,9 +129,9 @@ def train_steps(out: Path, s: DemoSettings) -> list[Step]:
     ]
 
 
-def qc_step(name: str, reads, peaks, prefix: Path, sizes: Path, s: DemoSettings) -> Step:
-    """QC of one library (``atacdenoise qc``): FRiP against ``peaks``, TSS enrichment when ``s.gtf`` is given."""
-    gtf = ["--gtf", s.gtf] if s.gtf else []
+def qc_step(name: str, reads, peaks, prefix: Path, sizes: Path, gtf: str | None = None) -> Step:
+    """QC of one library (``atacdenoise qc``): FRiP against ``peaks``, TSS enrichment when ``gtf`` is given."""
+    gtf = ["--gtf", gtf] if gtf else []
     return Step(name, [_bin("atac-qc"), "--input", reads, "--chrom-sizes", sizes, "--peaks", peaks, *gtf,
                        "--sample", prefix.name, "--out-prefix", prefix], [f"{prefix}.qc.json"])
 
@@ -162,7 +162,7 @@ def denoise_steps(out: Path, s: DemoSettings, model: str, tracking_uri: str | No
                    f"{prefix}.provenance.json"]),
              # FRiP of the denoised peaks: the shallow input's insertions inside them
              qc_step("QC_DENOISED", shallow, f"{prefix}.peaks.narrowPeak",
-                     out / "qc_denoised" / "sim.shallow.denoised_peaks", out / "simulate" / "chrom.sizes", s)]
+                     out / "qc_denoised" / "sim.shallow.denoised_peaks", out / "simulate" / "chrom.sizes", s.gtf)]
     steps.append(Step("REPORT", [_bin("atac-report"), "--denoised", f"{prefix}.denoised.bw",
                                  "--peakprob", f"{prefix}.peakprob.bw", "--peaks", f"{prefix}.peaks.narrowPeak",
                                  "--noisy", shallow, "--chrom-sizes", out / "simulate" / "chrom.sizes",
@@ -352,7 +352,6 @@ def _sample_files(out: Path, sid: str, s: SampleSettings) -> dict[str, Path]:
 def sample_preprocess_steps(out: Path, sample, sizes: Path, index: Path, s: SampleSettings) -> list[Step]:
     """ALIGN (FASTQ rows) -> FILTER_SHIFT -> CALL_PEAKS, BIN -> SUBSAMPLE -> CALL_PEAKS_SHALLOW -> QC, QC_SHALLOW."""
     sid = sample.id
-    qc_settings = DemoSettings(gtf=s.gtf)
     bam = Path(sample.bam) if sample.bam else out / "align" / f"{sid}.bam"
     f = _sample_files(out, sid, s)
     deep, shallow, peaks, shallow_peaks, coverage = f["deep"], f["shallow"], f["peaks"], f["shallow_peaks"], f["coverage"]
@@ -373,9 +372,9 @@ def sample_preprocess_steps(out: Path, sample, sizes: Path, index: Path, s: Samp
              [shallow]),
         Step(f"CALL_PEAKS_SHALLOW.{sid}", [_bin("atac-peaks"), "--input", shallow, "--chrom-sizes", sizes,
                                            "--out-prefix", out / "shallow" / f"{sid}.shallow"], [shallow_peaks]),
-        qc_step(f"QC.{sid}", bam, peaks, out / "qc" / sid, sizes, qc_settings),
+        qc_step(f"QC.{sid}", bam, peaks, out / "qc" / sid, sizes, s.gtf),
         qc_step(f"QC_SHALLOW.{sid}", shallow, shallow_peaks, out / "qc_shallow" / f"{sid}.sub{s.fraction:g}", sizes,
-                qc_settings),
+                s.gtf),
     ]
     return steps
 
@@ -383,7 +382,7 @@ def sample_preprocess_steps(out: Path, sample, sizes: Path, index: Path, s: Samp
 def sample_denoise_steps(out: Path, sample, sizes: Path, model: str, s: SampleSettings,
                          tracking_uri: str | None = None) -> list[Step]:
     """DENOISE the shallow twin -> QC_DENOISED (FRiP of its peaks) -> REPORT against the sample's deep library."""
-    sid, gtf, qc_settings = sample.id, s.gtf_specs, DemoSettings(gtf=s.gtf)
+    sid, gtf = sample.id, s.gtf_specs
     f = _sample_files(out, sid, s)
     shallow, peaks, coverage, prefix = f["shallow"], f["peaks"], f["coverage"], f["prefix"]
     uri = ["--tracking-uri", tracking_uri] if tracking_uri else []
@@ -395,7 +394,7 @@ def sample_denoise_steps(out: Path, sample, sizes: Path, model: str, s: SampleSe
              [f"{prefix}.denoised.bw", f"{prefix}.peakprob.bw", f"{prefix}.peaks.narrowPeak",
               f"{prefix}.provenance.json"]),
         qc_step(f"QC_DENOISED.{sid}", shallow, f"{prefix}.peaks.narrowPeak",
-                out / "qc_denoised" / f"{sid}.shallow.denoised_peaks", sizes, qc_settings),
+                out / "qc_denoised" / f"{sid}.shallow.denoised_peaks", sizes, s.gtf),
     ]
     report = out / "report" / f"{sid}.shallow.report.html"
     steps.append(Step(f"REPORT.{sid}", [

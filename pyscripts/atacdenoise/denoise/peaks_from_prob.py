@@ -54,7 +54,6 @@ def _ranges(first: np.ndarray, last: np.ndarray) -> np.ndarray:
     return np.arange(lengths.sum()) + offsets
 
 
-
 class PeakStream:
     """:func:`peaks_from_prob` fed one chunk of a chromosome's probabilities at a time, with the same peaks.
 

@@ -183,17 +183,16 @@ class InsertionTracks:
 
     def __init__(self, path, chrom_sizes: dict[str, int], contract: ModelContract, fmt: str, read_filter=None):
         from atacdenoise.io.reads import iter_insertions
-
-        self.path, self.chrom_sizes, self.contract = path, chrom_sizes, contract
         from atacdenoise.tracks.depth import block_counts, measure_depth
 
+        self.path, self.chrom_sizes, self.contract = path, chrom_sizes, contract
         self._read = lambda: iter_insertions(path, chrom_sizes, fmt, read_filter)
         # A first streaming pass measures the library's depth (the scale needs it) and
         # fixes the chromosome order of the outputs (text inputs come in file order).
         blocks = {chrom: block_counts(positions, chrom_sizes[chrom]) for chrom, positions in self._read()}
-        if not any(b.sum() for b in blocks.values()):
-            raise InputError(path, "no insertions on the chromosomes of the chrom sizes")
         self.order = [c for c in blocks if blocks[c].sum()]
+        if not self.order:
+            raise InputError(path, "no insertions on the chromosomes of the chrom sizes")
         self.depth = measure_depth(blocks.items(), chrom_sizes, path)
 
     def __iter__(self):
@@ -319,11 +318,3 @@ def denoise_chunks(denoiser: OnnxDenoiser, read_bins, n_bins: int, batch_size: i
         yield first_bin, signal.ravel()[:n], prob.ravel()[:n]
         on_windows(len(chunk_starts))
 
-
-def denoise_track(denoiser: OnnxDenoiser, bins: np.ndarray, batch_size: int = 64,
-                  on_windows=lambda n: None, channels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One chromosome's bins (and its ``(F, n_bins)`` genome channels) -> (denoised signal, peak probability),
-    same length as ``bins`` (:func:`denoise_chunks` over an array in memory)."""
-    parts = list(denoise_chunks(denoiser, lambda lo, hi: bins[lo:hi], len(bins), batch_size, on_windows, channels))
-    return (np.concatenate([s for _, s, _ in parts]) if parts else np.zeros(0, np.float32),
-            np.concatenate([p for _, _, p in parts]) if parts else np.zeros(0, np.float32))

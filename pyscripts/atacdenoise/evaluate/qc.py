@@ -158,7 +158,7 @@ def _stream(path, chrom_sizes, fmt, rf, totals: _Totals):
 def _bam_stream(path, chrom_sizes, rf, totals: _Totals):
     # The reader's own checks (BGZF, sort order, index) and read filter, so QC counts what `insertions` keeps.
     from atacdenoise.io.reads import (DUPLICATE, PAIRED, PROPER_PAIR, REVERSE, FilterCounts, _apply_read_filter,
-                                      _open_checked_bam, check_shared_chroms)
+                                      _open_checked_bam, check_shared_chroms, contig_records)
 
     bam = _open_checked_bam(Path(path))
     with bam:
@@ -166,18 +166,8 @@ def _bam_stream(path, chrom_sizes, rf, totals: _Totals):
         for chrom, length in chrom_sizes.items():
             if chrom in rf.exclude_chroms or chrom not in bam.references:
                 continue
-            flags, mapqs, starts, ends, tlens = [], [], [], [], []
-            try:
-                for read in bam.fetch(chrom):
-                    flags.append(read.flag)
-                    mapqs.append(read.mapping_quality)
-                    starts.append(read.reference_start)
-                    ends.append(read.reference_end or 0)
-                    tlens.append(read.template_length)
-            except OSError as err:
-                raise InputError(path, f"cannot read records on {chrom} ({err}); the file may be truncated") from None
-            flags, mapqs, starts, ends, tlens = (np.asarray(a, dtype=np.int64)
-                                                 for a in (flags, mapqs, starts, ends, tlens))
+            r = contig_records(Path(path), bam, chrom)
+            flags, mapqs, starts, ends, tlens = r["flags"], r["mapqs"], r["starts"], r["ends"], r["tlens"]
             # Before de-duplication (complexity, duplicate fraction): every other filter applies.
             undeduped = _apply_read_filter(flags, mapqs, replace(rf, keep_duplicates=True), FilterCounts())
             dup = (flags & DUPLICATE) != 0

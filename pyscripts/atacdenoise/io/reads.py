@@ -350,15 +350,17 @@ def _count_skipped_contigs(bam, chrom_sizes: dict[str, int], rf: ReadFilter, cou
     counts.unmapped += bam.nocoordinate
 
 
-def _chrom_insertions(path: Path, bam, chrom: str, rf: ReadFilter, counts: FilterCounts) -> np.ndarray:
-    """Insertions of one contig: gather four numbers per record, then filter and shift with numpy."""
-    flags, mapqs, starts, ends = [], [], [], []
+def contig_records(path: Path, bam, chrom: str) -> dict[str, np.ndarray]:
+    """One contig's records as int64 arrays: ``flags``, ``mapqs``, ``starts``, ``ends`` (0 when unmapped) and
+    ``tlens``; a corrupt file, a stale index or records out of order are one clear InputError."""
+    flags, mapqs, starts, ends, tlens = [], [], [], [], []
     try:
         for read in bam.fetch(chrom):
             flags.append(read.flag)
             mapqs.append(read.mapping_quality)
             starts.append(read.reference_start)
-            ends.append(read.reference_end or 0)  # None when unmapped; those are dropped below
+            ends.append(read.reference_end or 0)  # None when unmapped; the read filter drops those
+            tlens.append(read.template_length)
     except OSError as err:
         index = next((i for i in (f"{path}.bai", f"{path}.csi", str(path.with_suffix(".bai")))
                       if os.path.exists(i)), f"{path}.bai")
@@ -366,13 +368,19 @@ def _chrom_insertions(path: Path, bam, chrom: str, rf: ReadFilter, counts: Filte
             raise InputError(path, f"its index {index} does not match it (a stale index, from another or an older "
                                    f"file?); rebuild it with samtools index {path}") from None
         raise InputError(path, f"cannot read records on {chrom} ({err}): the file is corrupt or truncated") from None
-    flags = np.asarray(flags, dtype=np.int64)
-    starts = np.asarray(starts, dtype=np.int64)
-    if np.any(starts[1:] < starts[:-1]):
+    records = {name: np.asarray(values, dtype=np.int64) for name, values in
+               (("flags", flags), ("mapqs", mapqs), ("starts", starts), ("ends", ends), ("tlens", tlens))}
+    if np.any(records["starts"][1:] < records["starts"][:-1]):
         raise InputError(path, f"BAM is not coordinate-sorted (records out of order on {chrom}); run samtools sort")
-    keep = _apply_read_filter(flags, np.asarray(mapqs, dtype=np.int64), rf, counts)
-    reverse = (flags & REVERSE) != 0
-    positions = np.where(reverse, np.asarray(ends, dtype=np.int64) - 1 + rf.shift_minus, starts + rf.shift_plus)
+    return records
+
+
+def _chrom_insertions(path: Path, bam, chrom: str, rf: ReadFilter, counts: FilterCounts) -> np.ndarray:
+    """Insertions of one contig: its records' numbers, then filter and shift with numpy."""
+    r = contig_records(path, bam, chrom)
+    keep = _apply_read_filter(r["flags"], r["mapqs"], rf, counts)
+    reverse = (r["flags"] & REVERSE) != 0
+    positions = np.where(reverse, r["ends"] - 1 + rf.shift_minus, r["starts"] + rf.shift_plus)
     return positions[keep]
 
 

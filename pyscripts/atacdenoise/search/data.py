@@ -26,10 +26,10 @@ import numpy as np
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
 from atacdenoise.io.bigwig import coverage_block_counts
-from atacdenoise.tracks.binning import bigwig_bins, n_bins
-from atacdenoise.tracks.depth import BLOCK_BP, REFERENCE_DENSITY, block_counts, measure_depth
 from atacdenoise.search.targets import (channel_meta, check_depths, peak_label_bins, scored_bins,
                                          windows_in_regions)
+from atacdenoise.tracks.binning import bigwig_bins, n_bins
+from atacdenoise.tracks.depth import BLOCK_BP, REFERENCE_DENSITY, block_counts, measure_depth
 from atacdenoise.tracks.windows import WindowSpec
 
 PAIRS_FORMAT = "atacdenoise-pairs/1"
@@ -149,7 +149,6 @@ def _window_plan(n_bins_by_chrom: dict[str, int], n_windows: int | None, spec: W
 
 def _keep_scored_windows(plan: dict, regions, chrom_sizes: dict[str, int], spec: WindowSpec, bin_size: int,
                          genome=None) -> dict:
-
     kept = {}
     for chrom, rows in plan.items():
         scored = scored_bins(regions, chrom, chrom_sizes[chrom], bin_size, genome)
