@@ -22,9 +22,7 @@ import numpy as np
 
 from atacdenoise.io.chromsizes import read_chrom_sizes
 from atacdenoise.io.genome import iter_sequence_bins, read_base_codes
-from atacdenoise.io.reads import iter_fragments, iter_insertions
-
-TN5_SHIFT_PLUS, TN5_SHIFT_MINUS = 4, 5  # fragment start = molecule start + 4, end = molecule end - 5
+from atacdenoise.io.reads import fragment_molecules, iter_fragments, iter_insertions
 
 
 def _kmer_codes(codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +112,7 @@ def insertion_recovery(truth_fragments: str | os.PathLike, insertions: str | os.
         seen = observed.get(chrom, np.zeros(0, np.int64))
         ok = np.isin(starts, seen) & np.isin(ends - 1, seen)
         if unique is not None:
-            mol_start, mol_end = starts - TN5_SHIFT_PLUS, ends + TN5_SHIFT_MINUS
+            mol_start, mol_end = fragment_molecules(starts, ends)
             mask = unique[chrom]
             last = len(mask) - 1
             mappable = ((mol_end - mol_start >= k) & (mol_start >= 0) & (mol_end - k <= last)

@@ -65,6 +65,12 @@ class ReadFilter:
     shift_minus: int = -5
 
 
+def fragment_molecules(starts: np.ndarray, ends: np.ndarray, rf: ReadFilter = ReadFilter()):
+    """The sequenced molecules ``[start, end)`` of a fragments file's fragments: a fragments file (10x style)
+    holds them Tn5-shifted the read filter's way (its insertions at ``start`` and ``end - 1``), so undo it."""
+    return starts - rf.shift_plus, ends - rf.shift_minus
+
+
 @dataclass
 class FilterCounts:
     """Why records were dropped; filled while streaming, reported by the CLI.

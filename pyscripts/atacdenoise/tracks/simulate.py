@@ -478,7 +478,6 @@ def simulate(
 MOSAIC_END = "CTGTCTCTTATACACATCT"
 NEXTERA_R1_ADAPTER = MOSAIC_END + "CCGAGCCCACGAGACTAAGGCGAATCTCGTATGCCGTCTTCTGCTTG"
 NEXTERA_R2_ADAPTER = MOSAIC_END + "GACGCTGCCGACGATAGATCGCGTGTAGATCTCGGTGGTCGCCGTATCATT"
-TN5_SHIFT_PLUS, TN5_SHIFT_MINUS = 4, 5   # fragments file start = molecule start + 4, end = molecule end - 5
 CODE_TO_BASE = np.frombuffer(b"NACGT", dtype=np.uint8)  # io/genome.py BASE_CODE -> ASCII
 MAX_PHRED = 41
 
@@ -581,7 +580,7 @@ def simulate_fastq(
 
     from atacdenoise.io.atomic import atomic_path
     from atacdenoise.io.genome import iter_sequence_bins, read_base_codes
-    from atacdenoise.io.reads import iter_fragment_chunks
+    from atacdenoise.io.reads import fragment_molecules, iter_fragment_chunks
 
     log = logging.getLogger(__name__)
     if read_length < 10:
@@ -621,7 +620,7 @@ def simulate_fastq(
                     summary.chroms.append(chrom)
                 summary.fragments += len(starts)
                 bar.update(len(starts))
-                mol_start, mol_end = starts - TN5_SHIFT_PLUS, ends + TN5_SHIFT_MINUS
+                mol_start, mol_end = fragment_molecules(starts, ends)
                 ok = (mol_start >= 0) & (mol_end <= len(sequence))
                 summary.off_edge += int((~ok).sum())
                 starts, ends, counts, mol_start, mol_end = (a[ok] for a in (starts, ends, counts, mol_start, mol_end))
