@@ -528,3 +528,23 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
     assert code == 2
     assert err.count("\n") == 1 and err.startswith(f"atacdenoise: error: {bad}: line 2")
     assert not out.exists()
+
+
+def test_interval_sums_per_bin_equal_the_per_base_mask():
+    """covered_bases and bins_inside work on intervals (memory per peak, not per base) and agree with
+    summarising interval_mask's per-base array, on random overlapping, touching and out-of-range peaks."""
+    from atacdenoise.io.narrowpeak import Peaks, bins_inside, covered_bases, interval_mask
+
+    rng = np.random.default_rng(1)
+    for _ in range(500):
+        length, bin_size, n = int(rng.integers(1, 3000)), int(rng.integers(1, 60)), int(rng.integers(0, 30))
+        starts = rng.integers(-50, length + 50, n)
+        peaks = Peaks("c", starts, starts + rng.integers(1, 300, n), np.ones(n, np.float32))
+        mask = interval_mask(peaks, length)
+        assert covered_bases(peaks, length) == mask.sum()
+        centres = bins_inside(peaks, length, bin_size, rule="centre")
+        expected = mask[bin_size // 2::bin_size]
+        assert (centres[:expected.size] == expected).all() and not centres[expected.size:].any()
+        padded = np.zeros(-(-length // bin_size) * bin_size, bool)
+        padded[:length] = mask
+        assert (bins_inside(peaks, length, bin_size, rule="whole") == padded.reshape(-1, bin_size).all(axis=1)).all()

@@ -399,3 +399,21 @@ def test_macs3_on_the_shallow_input_is_a_metrics_column(sample, tmp_path):
     assert "MACS3 on the shallow input (this sample)" in header
     f1_row = re.search(r"<td>peak_f1</td>(.*?)</tr>", metrics, re.S).group(1)
     assert "undefined" not in f1_row.split("</td>")[1]  # the MACS3 column has an F1 (its peaks were given)
+
+
+def test_genome_pass_in_small_chunks_equals_one_read_per_chromosome(sample, tmp_path, monkeypatch):
+    """The genome pass reads each chromosome in pieces (memory bounded by GENOME_PASS_CHUNK_BINS): the page's
+    numbers, loci and 2D histogram do not depend on the piece size."""
+    from atacdenoise.evaluate import report
+
+    def page(chunk_bins: int, name: str) -> str:
+        monkeypatch.setattr(report, "GENOME_PASS_CHUNK_BINS", chunk_bins)
+        output = tmp_path / name
+        make_report(sample["denoised"], sample["peakprob"], sample["peaks"], sample["noisy"], sample["chrom_sizes"],
+                    output, truth=sample["truth"], truth_peaks=sample["truth_peaks"], regions=sample["truth_peaks"],
+                    progress=False)
+        return re.sub(r"\d+(\.\d+)? s\b|generated [^<]*", "", output.read_text())  # timings differ
+
+    whole, pieces = page(10**9, "whole.html"), page(997, "pieces.html")
+    assert "Pearson, denoised vs shallow input" in whole
+    assert pieces == whole

@@ -25,6 +25,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -41,12 +42,13 @@ from atacdenoise.evaluate.report_inputs import (Inputs, Sample, Settings, bin_no
 from atacdenoise.evaluate.report_loci import Locus, Tracks, bins, loci_figure, random_loci, strongest_loci
 from atacdenoise.io.atomic import atomic_path
 from atacdenoise.io.chromsizes import read_chrom_sizes
-from atacdenoise.io.narrowpeak import interval_mask
+from atacdenoise.io.narrowpeak import bins_inside, covered_bases
 from atacdenoise.tracks.binning import bigwig_bins
 
 __all__ = ["Sample", "Settings", "make_report", "make_samples_report", "read_report_samplesheet", "markdown_to_html"]
 
 log = logging.getLogger(__name__)
+GENOME_PASS_CHUNK_BINS = 400_000  # 10 Mb of 25 bp bins per read: the genome pass's memory
 HIST_BINS = 120          # cells per axis of the denoised-vs-truth 2D histogram
 LONG_VALUE = 160         # provenance values longer than this are cut on the page
 # Scalars of an `atacdenoise qc` JSON shown in the table across samples, when a sample has one.
@@ -266,19 +268,31 @@ def _genome_pass(inputs: Inputs, bin_size: int) -> Overview:
         view.edges = (_log_edges(s.denoised), _log_edges(s.truth))
         view.histogram = np.zeros((HIST_BINS, HIST_BINS), np.int64)
     for chrom, length in inputs.sizes.items():
-        denoised = bigwig_bins(s.denoised, chrom, length, bin_size)
-        noisy = bigwig_bins(inputs.noisy_bigwig, chrom, length, bin_size)
-        view.bins += denoised.size
-        view.denoised_sum += float(denoised.sum())
-        view.probable_bins += int((bigwig_bins(s.peakprob, chrom, length, bin_size) >= 0.5).sum())
-        view.vs_noisy.add(denoised, noisy)
-        if denoised.any() or noisy.any():
-            view.with_data.add(chrom)
-        top = int(np.argmax(denoised))
-        view.hottest.append((float(denoised[top]), chrom, top * bin_size + bin_size // 2))
-        if chrom in inputs.truth_chroms:
-            _add_truth(view, inputs, chrom, length, denoised, bin_size)
+        hottest = (-np.inf, chrom, 0)
+        centres = (bins_inside(inputs.regions.get(chrom), length, bin_size, rule="centre")
+                   if inputs.regions is not None and chrom in inputs.truth_chroms else None)
+        for lo, hi in _bin_chunks(length, bin_size):
+            read = partial(bigwig_bins, chrom=chrom, length=length, bin_size=bin_size, bins=(lo, hi))
+            denoised, noisy = read(s.denoised), read(inputs.noisy_bigwig)
+            view.bins += denoised.size
+            view.denoised_sum += float(denoised.sum())
+            view.probable_bins += int((read(s.peakprob) >= 0.5).sum())
+            view.vs_noisy.add(denoised, noisy)
+            if denoised.any() or noisy.any():
+                view.with_data.add(chrom)
+            top = int(np.argmax(denoised))
+            if denoised[top] > hottest[0]:
+                hottest = (float(denoised[top]), chrom, (lo + top) * bin_size + bin_size // 2)
+            if chrom in inputs.truth_chroms:
+                _add_truth(view, read(s.truth), denoised, None if centres is None else centres[lo:hi])
+        view.hottest.append(hottest)
     return view
+
+
+def _bin_chunks(length: int, bin_size: int) -> list[tuple[int, int]]:
+    """(first, end) bins of the pieces one chromosome is read in, so memory does not follow its length."""
+    total = -(-length // bin_size)
+    return [(lo, min(lo + GENOME_PASS_CHUNK_BINS, total)) for lo in range(0, total, GENOME_PASS_CHUNK_BINS)]
 
 
 def _log_edges(path: str) -> np.ndarray:
@@ -289,11 +303,10 @@ def _log_edges(path: str) -> np.ndarray:
     return np.linspace(0.0, np.log1p(max(top, 1e-6)) * 1.0001, HIST_BINS + 1)
 
 
-def _add_truth(view: Overview, inputs: Inputs, chrom: str, length: int, denoised: np.ndarray, bin_size: int):
-    truth = bigwig_bins(inputs.sample.truth, chrom, length, bin_size)
-    if inputs.regions is not None:  # a bin counts when its centre base is where the truth is defined
-        centres = interval_mask(inputs.regions.get(chrom), length)[bin_size // 2::bin_size]
-        denoised, truth = denoised[:centres.size][centres], truth[:centres.size][centres]
+def _add_truth(view: Overview, truth: np.ndarray, denoised: np.ndarray, centres: np.ndarray | None):
+    """Add one chunk of bins; with regions, a bin counts when its centre base is where the truth is defined."""
+    if centres is not None:
+        denoised, truth = denoised[centres], truth[centres]
     view.truth_bins += truth.size
     view.truth_sum += float(truth.sum())
     view.vs_truth.add(denoised, truth)
@@ -341,7 +354,7 @@ def _scored_or_note(track: str, notes: list[str], name: str, **kwargs) -> dict |
 
 def _summary_section(inputs: Inputs, view: Overview) -> Section:
     n_peaks = _n_peaks(inputs)
-    peak_bp = sum(int(interval_mask(p, inputs.sizes[c]).sum()) for c, p in inputs.called.items() if c in inputs.sizes)
+    peak_bp = sum(covered_bases(p, inputs.sizes[c]) for c, p in inputs.called.items() if c in inputs.sizes)
     genome_bp = sum(inputs.sizes.values())
     peaks = (f"{n_peaks:,} called, covering {peak_bp:,} bp ({100 * peak_bp / genome_bp:.2f} % of the genome)"
              if n_peaks else "no peaks called")

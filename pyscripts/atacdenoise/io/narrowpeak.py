@@ -35,6 +35,51 @@ def interval_mask(peaks: Peaks | None, length: int, offset: int = 0) -> np.ndarr
     return np.cumsum(diff[:-1]) > 0
 
 
+def peak_union(peaks: Peaks | None, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The union of the intervals, clipped to ``[0, length)``, as sorted disjoint (starts, ends).
+
+    Touching intervals merge. Works on the intervals, never on a per-base array, so its memory follows
+    the number of peaks, not the chromosome's length.
+    """
+    if peaks is None or not len(peaks.starts):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    starts = np.clip(np.asarray(peaks.starts, np.int64), 0, length)
+    ends = np.clip(np.asarray(peaks.ends, np.int64), 0, length)
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], ends[order]
+    keep = ends > starts
+    starts, ends = starts[keep], ends[keep]
+    if not len(starts):
+        return starts, ends
+    reach = np.maximum.accumulate(ends)
+    new = np.concatenate([[True], starts[1:] > reach[:-1]])  # an interval that opens a new union
+    return starts[new], np.maximum.reduceat(ends, np.flatnonzero(new))
+
+
+def covered_bases(peaks: Peaks | None, length: int) -> int:
+    """Bases of ``[0, length)`` inside at least one interval (``interval_mask(...).sum()`` without the mask)."""
+    starts, ends = peak_union(peaks, length)
+    return int((ends - starts).sum())
+
+
+def bins_inside(peaks: Peaks | None, length: int, bin_size: int, rule: str) -> np.ndarray:
+    """Per bin of ``[0, length)``: True when the union of the intervals holds the bin's centre base
+    (``rule="centre"``) or all of its bases (``rule="whole"``; a last partial bin never is).
+
+    The same as summarising ``interval_mask(peaks, length)`` per bin, in memory per bin, not per base.
+    """
+    n = -(-length // bin_size)
+    first = np.arange(n, dtype=np.int64) * bin_size
+    starts, ends = peak_union(peaks, length)
+    if not len(starts):
+        return np.zeros(n, bool)
+    probe = first + bin_size // 2 if rule == "centre" else first
+    last = probe + 1 if rule == "centre" else first + bin_size  # exclusive end of the bases that must be inside
+    owner = np.searchsorted(starts, probe, side="right") - 1  # the union interval starting at or before the probe
+    safe = np.maximum(owner, 0)
+    return (owner >= 0) & (last <= ends[safe]) & (last <= length)
+
+
 def read_peaks(path: str | os.PathLike) -> dict[str, Peaks]:
     """Read narrowPeak (10 columns) or plain BED (>= 3 columns) into per-chrom Peaks.
 

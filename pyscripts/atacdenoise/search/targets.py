@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from atacdenoise.errors import InputError
-from atacdenoise.io.narrowpeak import interval_mask
+from atacdenoise.io.narrowpeak import bins_inside
 from atacdenoise.tracks.binning import n_bins
 from atacdenoise.tracks.windows import WindowSpec
 
@@ -43,11 +43,7 @@ def scored_bins(regions, chrom: str, length: int, bin_size: int, genome=None) ->
     blacklisted = genome.blacklist_bins(chrom) if genome is not None else None
     if regions is None:
         return None if blacklisted is None else ~blacklisted
-    inside = interval_mask(regions.get(chrom), length)
-    whole = n_bins(length, bin_size) * bin_size
-    padded = np.zeros(whole, bool)
-    padded[:length] = inside
-    scored = padded.reshape(-1, bin_size).all(axis=1)
+    scored = bins_inside(regions.get(chrom), length, bin_size, rule="whole")
     return scored if blacklisted is None else scored & ~blacklisted
 
 
