@@ -17,6 +17,7 @@ from atacdenoise.cli_args import (COMMON, HelpFormatter, add_filter_args, add_fo
                                   chrom_sizes_of, progress_wanted, read_filter, setup_logging)
 from atacdenoise.cli_qc import add_qc_parser
 from atacdenoise.cli_registry import add_denoise_parser, add_genome_args, add_registry_parsers
+from atacdenoise.cli_scatter import add_scatter_parsers
 from atacdenoise.errors import InputError
 
 log = logging.getLogger("atacdenoise.cli")
@@ -258,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_samplesheet_parser(sub)
     add_registry_parsers(sub)  # registry serve | register | promote | compare | export
     add_denoise_parser(sub)
+    add_scatter_parsers(sub)  # denoise-groups | merge
     add_evaluate_parser(sub)
     add_report_parser(sub)
     add_qc_parser(sub)
@@ -377,7 +379,10 @@ EXAMPLES = {
     "registry compare": ["atacdenoise registry compare --challenger-version 3 --data pairs/val.npz "
                          "--tracking-uri http://127.0.0.1:5000"],
     "denoise": ["atacdenoise denoise --input new.bam --chrom-sizes hg19.chrom.sizes --out-prefix out/new",
-                "atacdenoise denoise --input fragments.tsv.gz --model model.onnx --chrom-sizes S --out-prefix out/new"],
+                "atacdenoise denoise --input fragments.tsv.gz --model model.onnx --chrom-sizes S --out-prefix out/new",
+                "atacdenoise denoise --input new.bam --chrom-sizes S --group 1/4 --out-prefix parts/new.1"],
+    "denoise-groups": ["atacdenoise denoise-groups --chrom-sizes hg38.chrom.sizes --groups 4"],
+    "merge": ["atacdenoise merge parts/new.1 parts/new.2 parts/new.3 parts/new.4 --out-prefix out/new"],
     "evaluate": ["atacdenoise evaluate --prediction new.denoised.bw --truth deep.bw --truth-peaks deep.narrowPeak "
                  "--peakprob new.peakprob.bw --json"],
     "report": ["atacdenoise report --denoised P.denoised.bw --peakprob P.peakprob.bw --peaks P.peaks.narrowPeak "
@@ -414,7 +419,7 @@ def _finish_subcommands(parser: argparse.ArgumentParser) -> None:
 # on the same output fails at once naming the first; a lock left by a dead run is taken over.
 LOCKED_OUTPUTS = {"insertions": "output", "subsample": "output", "peaks": "out_prefix", "bin": "out_prefix",
                   "windows": "output", "simulate": "outdir", "prepare": "outdir", "search": "outdir",
-                  "denoise": "out_prefix", "align": "output", "report": "output", "pipeline": "outdir"}
+                  "denoise": "out_prefix", "merge": "out_prefix", "align": "output", "report": "output", "pipeline": "outdir"}
 
 
 def _output_lock(args):
