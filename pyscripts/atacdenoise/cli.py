@@ -163,7 +163,8 @@ def cmd_search(args) -> None:
                          peak_weight=args.peak_weight, max_train_windows=args.max_train_windows,
                          loss=args.loss, max_parameters=args.max_parameters, progress=progress_wanted(args),
                          initial_model=args.initial_model, mirror=not args.no_mirror,
-                         parallel_children=args.parallel_children, grad_clip=args.grad_clip)
+                         parallel_children=args.parallel_children, grad_clip=args.grad_clip,
+                         devices=args.devices.split(",") if args.devices else None)
     print(json.dumps({k: summary[k] for k in ("best_val_loss", "best_val_pearson", "best_val_auprc",
                                               "best_parameters", "iterations_finished")}))
 
@@ -324,9 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-train-windows", type=int, help="use only the first M training windows")
     p.add_argument("--no-mirror", action="store_true",
                    help="do not reverse half of each training batch (on by default: coverage is strand-symmetric)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto: cuda when available)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto: cuda when available)")
+    where.add_argument("--devices", metavar="D1,D2,...",
+                       help="spread the --parallel-children workers over these devices of one node, in turn (e.g. "
+                            "cuda:0,cuda:1; same results as one device)")
     p.add_argument("--parallel-children", type=int, default=1,
-                   help="train K candidates at once in worker processes on the same device (same results)")
+                   help="train K candidates at once in worker processes on the same device, or spread over "
+                        "--devices (same results)")
     p.add_argument("--seed", type=int, default=0, help="search seed")
     p.add_argument("--resume", action="store_true", help="continue the search saved in --outdir")
     add_output_arg(p, "--outdir", ("--out",), required=True, help="output folder (must be empty unless --resume)")
