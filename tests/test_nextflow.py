@@ -868,12 +868,12 @@ def test_contract_denoise_in_groups_and_merge_denoised(runner):
                          {**reads_values(prefix), "model": "model.onnx", "group_arg": f"--group {group}/2",
                           **genome_values()[1]}, task=f"denoise_group{group}")
         assert {f"{prefix}.denoised.bw", f"{prefix}.provenance.json"} <= set(out)
-        parts.update({f"parts/{name}": path for name, path in out.items() if name != "versions.yml"})
+        parts.update({name: path for name, path in out.items() if name != "versions.yml"})
     proc = read_process(REPO / "modules" / "merge_denoised.nf")
     # the Groovy that finds the group prefixes among the staged files, as the module computes it
     assert ("def group_prefixes = parts.findAll { it.name.endsWith('.provenance.json') }.collect { it.name - "
             "'.provenance.json' }.sort().join(' ')") in proc.script_block
-    merged = runner.run("merge_denoised", ["merge"], {name.removeprefix("parts/"): path for name, path in parts.items()},
+    merged = runner.run("merge_denoised", ["merge"], parts,
                         {"meta.id": "sim", "prefix": "sim", "args": "",
                          "group_prefixes": "sim.group1of2 sim.group2of2"})
     for track in ("sim.denoised.bw", "sim.peakprob.bw"):
@@ -938,7 +938,8 @@ def test_qc_runs_on_every_library_in_main():
     assert re.search(r"QC\(ch_qc, ch_chrom_sizes, gtfInput\(\)\)", main)
     assert re.search(r"QC_SHALLOW\(ch_shallow\.join\(CALL_PEAKS_SHALLOW\.out\.peaks\), ch_chrom_sizes, gtfInput\(\)\)", main)
     assert re.search(r"QC_DENOISED\(ch_insertions\.join\(ch_denoised_peaks\), ch_chrom_sizes, gtfInput\(\)\)", main)
-    assert "ch_denoised_peaks = ch_denoised.map { meta, denoised, peakprob, peaks, provenance -> [meta, peaks] }" in main
+    assert ("ch_denoised_peaks = ch_denoised.map { meta, denoised, peakprob, peaks, provenance -> [meta, peaks] }"
+            in main)
     modules_config = (REPO / "conf" / "modules.config").read_text()
     assert re.search(r"withName: 'QC_DENOISED' \{\s*ext\.prefix = \{ \"\$\{meta\.id\}\.denoised_peaks\" \}", modules_config)
 

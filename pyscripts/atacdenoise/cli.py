@@ -425,7 +425,8 @@ def _finish_subcommands(parser: argparse.ArgumentParser) -> None:
 # on the same output fails at once naming the first; a lock left by a dead run is taken over.
 LOCKED_OUTPUTS = {"insertions": "output", "subsample": "output", "peaks": "out_prefix", "bin": "out_prefix",
                   "windows": "output", "simulate": "outdir", "prepare": "outdir", "search": "outdir",
-                  "denoise": "out_prefix", "merge": "out_prefix", "align": "output", "report": "output", "pipeline": "outdir"}
+                  "denoise": "out_prefix", "merge": "out_prefix", "align": "output", "report": "output",
+                  "pipeline": "outdir"}
 
 
 def _output_lock(args):
