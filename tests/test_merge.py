@@ -170,3 +170,16 @@ def test_merge_reads_chromosome_by_chromosome_in_chunks(halves, tmp_path, monkey
     for kind in ("denoised", "peakprob"):
         for chrom in SIZES:
             assert intervals(merged[kind], chrom) == intervals(reference[kind], chrom)
+
+
+def test_chroms_not_in_the_chrom_sizes_are_refused(library, tmp_path, capsys):
+    """A chromosome without insertions is left empty (a group may hold only such); a name not in the chrom sizes
+    is a typo, refused with one line."""
+    out = tmp_path / "typo"
+    assert_refused(["denoise", "--input", str(library["input"]), "--model", str(BUNDLED_COUNTS_MODEL),
+                    "--chrom-sizes", str(library["sizes"]), "--chroms", "chrA,chrZ", "--out-prefix", str(out)],
+                   out, capsys, "--chroms chrZ: not in the chrom sizes")
+    assert cli_denoise(library, tmp_path / "empty", "--chroms", "chrE") == 0
+    with pyBigWig.open(str(output_paths(tmp_path / "empty")["denoised"])) as bw:
+        assert list(bw.chroms()) == list(SIZES) and all(not bw.intervals(chrom) for chrom in SIZES)
+    assert output_paths(tmp_path / "empty")["peaks"].read_text() == ""

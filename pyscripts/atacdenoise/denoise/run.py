@@ -87,6 +87,9 @@ def denoise(
         raise InputError(None, f"batch size must be >= 1, got {batch_size}")
     if not 0 < threshold < 1:
         raise InputError(None, f"peak threshold must lie in (0, 1), got {threshold}")
+    unknown = [c for c in chroms or () if c not in chrom_sizes]
+    if unknown:  # a typo, told before the input is read
+        raise InputError(None, f"--chroms {', '.join(unknown)}: not in the chrom sizes")
     denoiser = load_denoiser(model, tracking_uri, threads)
     check_contract(denoiser, input, chrom_sizes, genome)
     fmt, tracks = input_tracks(input, fmt, chrom_sizes, denoiser.contract, read_filter, library_size, chroms)
@@ -115,9 +118,6 @@ def input_tracks(input, fmt: str, chrom_sizes: dict[str, int], contract: ModelCo
     log.info("%s", tracks.depth.describe())
     tracks.input_order = list(tracks.order)  # the order a whole run writes; merge restores it
     if chroms is not None:  # [] too: a --group with no chromosome writes an empty output set
-        unknown = [c for c in chroms if c not in chrom_sizes]
-        if unknown:
-            raise InputError(input, f"--chroms {', '.join(unknown)}: not in the chrom sizes")
         # A chromosome without insertions is left empty, as a whole run leaves it (a group of --chroms may
         # hold only such contigs: denoise --group splits the chrom sizes, not the input).
         empty = [c for c in chroms if c not in tracks.order]
