@@ -34,6 +34,7 @@ include { EXPORT_ONNX    } from './modules/export_onnx'
 include { REGISTER_MODEL } from './modules/register_model'
 include { RESOLVE_MODEL  } from './modules/resolve_model'
 include { DENOISE        } from './modules/denoise'
+include { MERGE_DENOISED } from './modules/merge_denoised'
 include { REPORT         } from './modules/report'
 include { QC             } from './modules/qc'
 include { QC as QC_SHALLOW  } from './modules/qc'
@@ -253,6 +254,30 @@ workflow TRAIN_MODEL {
     versions = ch_versions
 }
 
+// --denoise_chunks N > 1: each sample becomes N DENOISE tasks, task I denoising chromosome group I of N
+// (`atacdenoise denoise --group I/N`: groups balanced by length, made from the chrom sizes by the one rule in
+// pyscripts/atacdenoise/denoise/scatter.py); 1 keeps one task per sample.
+def denoiseTasks(ch_insertions, int chunks) {
+    if (chunks <= 1) {
+        return ch_insertions
+    }
+    return ch_insertions.flatMap { meta, insertions ->
+        (1..chunks).collect { group -> [meta + [group: group, groups: chunks], insertions] }
+    }
+}
+
+// The DENOISE tasks of one sample -> [meta, every group's files] for MERGE_DENOISED, the meta without the
+// group keys. groupKey knows how many groups to wait for, so each sample is merged once its own are done.
+def groupsOfSample(ch_denoised) {
+    return ch_denoised
+        .map { meta, denoised, peakprob, peaks, provenance ->
+            def sample = meta.findAll { key, value -> !(key in ['group', 'groups']) }
+            [groupKey(sample, meta.groups), [denoised, peakprob, peaks, provenance]]
+        }
+        .groupTuple()
+        .map { sample, parts -> [sample.getGroupTarget(), parts.flatten()] }
+}
+
 // Insertions of new samples -> denoised track, peak probabilities, peaks, report.
 workflow DENOISE_SAMPLES {
     take:
@@ -264,20 +289,28 @@ workflow DENOISE_SAMPLES {
     ch_annotations  // value channel: [[NAME, ...], [file, ...]], or [[], []]
 
     main:
-    DENOISE(ch_insertions, ch_model_file, model_uri, ch_chrom_sizes, ch_genome_fasta, ch_annotations)
+    def chunks = params.denoise_chunks as int
+    DENOISE(denoiseTasks(ch_insertions, chunks), ch_model_file, model_uri, ch_chrom_sizes, ch_genome_fasta,
+            ch_annotations)
+    ch_versions = DENOISE.out.versions
+    // [meta, denoised.bw, peakprob.bw, peaks.narrowPeak, provenance.json]: one run's output set per sample
+    ch_denoised = DENOISE.out.denoised.join(DENOISE.out.peakprob).join(DENOISE.out.peaks).join(DENOISE.out.provenance)
+    if (chunks > 1) {
+        MERGE_DENOISED(groupsOfSample(ch_denoised))
+        ch_denoised = MERGE_DENOISED.out.denoised.join(MERGE_DENOISED.out.peakprob).join(MERGE_DENOISED.out.peaks)
+            .join(MERGE_DENOISED.out.provenance)
+        ch_versions = ch_versions.mix(MERGE_DENOISED.out.versions)
+    }
     // The report sets the denoised result beside the shallow input it came from.
-    ch_report = DENOISE.out.denoised.join(DENOISE.out.peakprob).join(DENOISE.out.peaks).join(DENOISE.out.provenance)
-        .join(ch_insertions)
-    REPORT(ch_report, ch_chrom_sizes)
+    REPORT(ch_denoised.join(ch_insertions), ch_chrom_sizes)
     // FRiP of the denoised peaks: the shallow input's insertions inside them (prefix: conf/modules.config).
-    QC_DENOISED(ch_insertions.join(DENOISE.out.peaks), ch_chrom_sizes, gtfInput())
+    ch_denoised_peaks = ch_denoised.map { meta, denoised, peakprob, peaks, provenance -> [meta, peaks] }
+    QC_DENOISED(ch_insertions.join(ch_denoised_peaks), ch_chrom_sizes, gtfInput())
 
     emit:
-    denoised = DENOISE.out.denoised
-    peaks    = DENOISE.out.peaks
     report   = REPORT.out.html
     qc       = QC_DENOISED.out.mqc
-    versions = DENOISE.out.versions.mix(REPORT.out.versions, QC_DENOISED.out.versions)
+    versions = ch_versions.mix(REPORT.out.versions, QC_DENOISED.out.versions)
 }
 
 // ---------------------------------------------------------------- reference inputs

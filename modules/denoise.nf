@@ -2,6 +2,9 @@
 // Set task.ext.args '--library-size N' when the input is a slice of a larger library (tracks/depth.py).
 // Genome channel files (FASTA, NAME=FILE annotations) are always passed when given: a model reads those its
 // contract lists (and refuses to run without them) and notes and ignores the rest.
+// With meta.group and meta.groups (params.denoise_chunks > 1) the task denoises chromosome group
+// meta.group of meta.groups (balanced by length; the depth is the whole input's) as PREFIX.group<I>of<N>,
+// and MERGE_DENOISED gathers the groups.
 process DENOISE {
     tag "$meta.id"
     label 'process_medium'
@@ -27,13 +30,14 @@ process DENOISE {
 
     script:
     def args = task.ext.args ?: ''
-    prefix = task.ext.prefix ?: "${meta.id}"
+    prefix = task.ext.prefix ?: (meta.group ? "${meta.id}.group${meta.group}of${meta.groups}" : "${meta.id}")
+    def group_arg = meta.group ? "--group ${meta.group}/${meta.groups}" : ''
     def model = model_uri ?: "${model_file}"
     def fasta_arg = fasta ? "--fasta ${fasta}" : ''
     def annotation_files = annotations instanceof Path ? [annotations] : annotations.collect()
     def annotation_args = [annotation_names, annotation_files].transpose().collect { name, file -> "--annotation ${name}=${file}" }.join(' ')
     """
-    atac-denoise --input ${insertions} --model ${model} --chrom-sizes ${chrom_sizes} ${fasta_arg} ${annotation_args} --out-prefix ${prefix} ${args}
+    atac-denoise --input ${insertions} --model ${model} --chrom-sizes ${chrom_sizes} ${fasta_arg} ${annotation_args} ${group_arg} --out-prefix ${prefix} ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
@@ -43,7 +47,7 @@ process DENOISE {
     """
 
     stub:
-    prefix = task.ext.prefix ?: "${meta.id}"
+    prefix = task.ext.prefix ?: (meta.group ? "${meta.id}.group${meta.group}of${meta.groups}" : "${meta.id}")
     """
     touch ${prefix}.denoised.bw ${prefix}.peakprob.bw ${prefix}.peaks.narrowPeak ${prefix}.provenance.json versions.yml
     """

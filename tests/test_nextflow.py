@@ -211,8 +211,8 @@ def test_genome_channels_reach_windows_and_denoise_as_staged_inputs():
     """main.nf hands WINDOWS and DENOISE the FASTA and annotations as process inputs ([] when absent)."""
     main = (REPO / "main.nf").read_text()
     assert re.search(r"WINDOWS\(ch_prepare, ch_chrom_sizes, ch_sequence_fasta, ch_annotations\)", main)
-    assert re.search(r"DENOISE\(ch_insertions, ch_model_file, model_uri, ch_chrom_sizes, ch_genome_fasta, ch_annotations\)",
-                     main)
+    assert re.search(r"DENOISE\(denoiseTasks\(ch_insertions, chunks\), ch_model_file, model_uri, ch_chrom_sizes, "
+                     r"ch_genome_fasta,\s+ch_annotations\)", main)
     assert "params.sequence_channels ? ch_fasta : Channel.value([])" in main  # absent: an empty optional input
     assert "return Channel.value([names, specs.collect { file(it[1], checkIfExists: true) }])" in main
     assert "specs << ['tss', params.gtf]" in main
@@ -740,8 +740,8 @@ def denoised(runner: Runner, genome: bool = False, files: bool | None = None) ->
                                  else genome_values())
     stage = {**staged_insertions(runner), "model.onnx": model, **extra_stage}
     task = "denoise" + ("_genome" if genome else "") + ("_files" if files and not genome else "")
-    return runner.run("denoise", ["denoise"], stage, {**reads_values(), "model": "model.onnx", **extra_values},
-                      task=None if task == "denoise" else task)
+    return runner.run("denoise", ["denoise"], stage, {**reads_values(), "model": "model.onnx", "group_arg": "",
+                                                      **extra_values}, task=None if task == "denoise" else task)
 
 
 def test_contract_simulate(runner):
@@ -855,6 +855,54 @@ def test_contract_denoise_passes_files_a_counts_only_model_ignores(runner):
         b.close()
 
 
+def test_contract_denoise_in_groups_and_merge_denoised(runner):
+    """--denoise_chunks 2: DENOISE as group 1/2 and 2/2 (PREFIX.group<I>of<N>), MERGE_DENOISED over their files
+    staged together: the output set of one DENOISE task, the same values and peaks."""
+    import pyBigWig
+    whole = denoised(runner)
+    stage = {**staged_insertions(runner), "model.onnx": onnx_model(runner)}
+    parts = {}
+    for group in (1, 2):
+        prefix = f"sim.group{group}of2"
+        out = runner.run("denoise", ["denoise"], stage,
+                         {**reads_values(prefix), "model": "model.onnx", "group_arg": f"--group {group}/2",
+                          **genome_values()[1]}, task=f"denoise_group{group}")
+        assert {f"{prefix}.denoised.bw", f"{prefix}.provenance.json"} <= set(out)
+        parts.update({name: path for name, path in out.items() if name != "versions.yml"})
+    proc = read_process(REPO / "modules" / "merge_denoised.nf")
+    # the Groovy that finds the group prefixes among the staged files, as the module computes it
+    assert ("def group_prefixes = parts.findAll { it.name.endsWith('.provenance.json') }.collect { it.name - "
+            "'.provenance.json' }.sort().join(' ')") in proc.script_block
+    merged = runner.run("merge_denoised", ["merge"], parts,
+                        {"meta.id": "sim", "prefix": "sim", "args": "",
+                         "group_prefixes": "sim.group1of2 sim.group2of2"})
+    for track in ("sim.denoised.bw", "sim.peakprob.bw"):
+        with pyBigWig.open(str(merged[track])) as a, pyBigWig.open(str(whole[track])) as b:
+            assert a.chroms() == b.chroms()
+            for chrom in b.chroms():
+                assert a.intervals(chrom) == b.intervals(chrom), (track, chrom)
+    assert merged["sim.peaks.narrowPeak"].read_bytes() == whole["sim.peaks.narrowPeak"].read_bytes()
+
+
+def test_denoise_groups_are_gathered_and_only_the_merge_is_published():
+    """main.nf fans DENOISE out by meta.group of meta.groups and keys the merge by sample; conf/modules.config
+    publishes the merged set where one task's would be and hides the groups' files."""
+    main = (REPO / "main.nf").read_text()
+    assert "(1..chunks).collect { group -> [meta + [group: group, groups: chunks], insertions] }" in main
+    assert "[groupKey(sample, meta.groups), [denoised, peakprob, peaks, provenance]]" in main
+    assert re.search(r"if \(chunks > 1\) \{\s+MERGE_DENOISED\(groupsOfSample\(ch_denoised\)\)", main)
+    proc = read_process(REPO / "modules" / "denoise.nf")
+    assert 'def group_arg = meta.group ? "--group ${meta.group}/${meta.groups}" : \'\'' in proc.script_block
+    assert 'meta.group ? "${meta.id}.group${meta.group}of${meta.groups}" : "${meta.id}"' in proc.script_block
+    config = (REPO / "conf" / "modules.config").read_text()
+    hidden = re.search(r"withName: 'DENOISE' \{.*?filename ==~ /(.*?)/ \? null", config, flags=re.S).group(1)
+    assert re.fullmatch(hidden, "S1_REP1.group3of12.peaks.narrowPeak")
+    assert not re.fullmatch(hidden, "S1_REP1.denoised.bw") and not re.fullmatch(hidden, "group1of2.bw")
+    for name in ("DENOISE", "MERGE_DENOISED"):
+        block = re.search(rf"withName: '{name}' \{{(.*?)\n    \}}", config, flags=re.S).group(1)
+        assert 'path: { "${params.outdir}/denoise" }' in block, name
+
+
 def test_contract_report(runner):
     den = denoised(runner)
     stage = {"d.bw": den["sim.denoised.bw"], "p.bw": den["sim.peakprob.bw"], "p.narrowPeak": den["sim.peaks.narrowPeak"],
@@ -889,7 +937,9 @@ def test_qc_runs_on_every_library_in_main():
     assert "def peaks_arg = peaks ? \"--peaks ${peaks}\" : ''" in proc.script_block
     assert re.search(r"QC\(ch_qc, ch_chrom_sizes, gtfInput\(\)\)", main)
     assert re.search(r"QC_SHALLOW\(ch_shallow\.join\(CALL_PEAKS_SHALLOW\.out\.peaks\), ch_chrom_sizes, gtfInput\(\)\)", main)
-    assert re.search(r"QC_DENOISED\(ch_insertions\.join\(DENOISE\.out\.peaks\), ch_chrom_sizes, gtfInput\(\)\)", main)
+    assert re.search(r"QC_DENOISED\(ch_insertions\.join\(ch_denoised_peaks\), ch_chrom_sizes, gtfInput\(\)\)", main)
+    assert ("ch_denoised_peaks = ch_denoised.map { meta, denoised, peakprob, peaks, provenance -> [meta, peaks] }"
+            in main)
     modules_config = (REPO / "conf" / "modules.config").read_text()
     assert re.search(r"withName: 'QC_DENOISED' \{\s*ext\.prefix = \{ \"\$\{meta\.id\}\.denoised_peaks\" \}", modules_config)
 

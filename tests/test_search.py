@@ -427,3 +427,31 @@ def test_children_trained_in_parallel_give_the_sequential_history(data_files, fi
     with pytest.raises(InputError, match="parallel children"):
         run_search(data_files["train"], data_files["val"], tmp_path / "zero", progress=False,
                    parallel_children=0, **SMALL)
+
+
+def test_children_spread_over_devices_give_the_one_device_history(data_files, finished, tmp_path):
+    """--devices cpu,cpu with 2 workers (each takes its device as it starts): the history of one device."""
+    process = cli_search(data_files, tmp_path / "devices", "--devices", "cpu,cpu", "--parallel-children", "2")
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert comparable(read_history(tmp_path / "devices" / "history.jsonl")) == \
+        comparable(read_history(finished / "history.jsonl"))
+    assert json.loads(stdout)["best_val_loss"] == json.loads((finished / "summary.json").read_text())["best_val_loss"]
+
+
+def test_devices_are_dealt_to_workers_in_turn_and_checked():
+    from atacdenoise.cli import main
+    from atacdenoise.search.workers import worker_devices
+
+    assert worker_devices(3, ["cuda:0", "cuda:1"]) == ["cuda:0", "cuda:1", "cuda:0"]
+    assert worker_devices(2, ["cpu"]) == ["cpu", "cpu"]
+    assert nash.worker_device_list(["cpu", " cpu"], 2) == ["cpu", "cpu"]
+    for bad in ("gpu", "cuda:x", ""):
+        with pytest.raises(InputError, match="--device must be"):
+            nash.worker_device_list(["cpu", bad], 2)
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="CUDA is not available"):
+            nash.worker_device_list(["cuda:0", "cuda:1"], 2)
+    with pytest.raises(SystemExit) as exit_:  # one of --device and --devices
+        main(["search", "--train", "t", "--val", "v", "--outdir", "o", "--device", "cpu", "--devices", "cpu,cpu"])
+    assert exit_.value.code == 2

@@ -17,6 +17,7 @@ from atacdenoise.cli_args import (COMMON, HelpFormatter, add_filter_args, add_fo
                                   chrom_sizes_of, progress_wanted, read_filter, setup_logging)
 from atacdenoise.cli_qc import add_qc_parser
 from atacdenoise.cli_registry import add_denoise_parser, add_genome_args, add_registry_parsers
+from atacdenoise.cli_scatter import add_scatter_parsers
 from atacdenoise.errors import InputError
 
 log = logging.getLogger("atacdenoise.cli")
@@ -162,7 +163,8 @@ def cmd_search(args) -> None:
                          peak_weight=args.peak_weight, max_train_windows=args.max_train_windows,
                          loss=args.loss, max_parameters=args.max_parameters, progress=progress_wanted(args),
                          initial_model=args.initial_model, mirror=not args.no_mirror,
-                         parallel_children=args.parallel_children, grad_clip=args.grad_clip)
+                         parallel_children=args.parallel_children, grad_clip=args.grad_clip,
+                         devices=args.devices.split(",") if args.devices else None)
     print(json.dumps({k: summary[k] for k in ("best_val_loss", "best_val_pearson", "best_val_auprc",
                                               "best_parameters", "iterations_finished")}))
 
@@ -258,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_samplesheet_parser(sub)
     add_registry_parsers(sub)  # registry serve | register | promote | compare | export
     add_denoise_parser(sub)
+    add_scatter_parsers(sub)  # denoise-groups | merge
     add_evaluate_parser(sub)
     add_report_parser(sub)
     add_qc_parser(sub)
@@ -322,9 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-train-windows", type=int, help="use only the first M training windows")
     p.add_argument("--no-mirror", action="store_true",
                    help="do not reverse half of each training batch (on by default: coverage is strand-symmetric)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto: cuda when available)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto: cuda when available)")
+    where.add_argument("--devices", metavar="D1,D2,...",
+                       help="spread the --parallel-children workers over these devices of one node, in turn (e.g. "
+                            "cuda:0,cuda:1; same results as one device)")
     p.add_argument("--parallel-children", type=int, default=1,
-                   help="train K candidates at once in worker processes on the same device (same results)")
+                   help="train K candidates at once in worker processes on the same device, or spread over "
+                        "--devices (same results)")
     p.add_argument("--seed", type=int, default=0, help="search seed")
     p.add_argument("--resume", action="store_true", help="continue the search saved in --outdir")
     add_output_arg(p, "--outdir", ("--out",), required=True, help="output folder (must be empty unless --resume)")
@@ -377,7 +385,10 @@ EXAMPLES = {
     "registry compare": ["atacdenoise registry compare --challenger-version 3 --data pairs/val.npz "
                          "--tracking-uri http://127.0.0.1:5000"],
     "denoise": ["atacdenoise denoise --input new.bam --chrom-sizes hg19.chrom.sizes --out-prefix out/new",
-                "atacdenoise denoise --input fragments.tsv.gz --model model.onnx --chrom-sizes S --out-prefix out/new"],
+                "atacdenoise denoise --input fragments.tsv.gz --model model.onnx --chrom-sizes S --out-prefix out/new",
+                "atacdenoise denoise --input new.bam --chrom-sizes S --group 1/4 --out-prefix parts/new.1"],
+    "denoise-groups": ["atacdenoise denoise-groups --chrom-sizes hg38.chrom.sizes --groups 4"],
+    "merge": ["atacdenoise merge parts/new.1 parts/new.2 parts/new.3 parts/new.4 --out-prefix out/new"],
     "evaluate": ["atacdenoise evaluate --prediction new.denoised.bw --truth deep.bw --truth-peaks deep.narrowPeak "
                  "--peakprob new.peakprob.bw --json"],
     "report": ["atacdenoise report --denoised P.denoised.bw --peakprob P.peakprob.bw --peaks P.peaks.narrowPeak "
@@ -414,7 +425,8 @@ def _finish_subcommands(parser: argparse.ArgumentParser) -> None:
 # on the same output fails at once naming the first; a lock left by a dead run is taken over.
 LOCKED_OUTPUTS = {"insertions": "output", "subsample": "output", "peaks": "out_prefix", "bin": "out_prefix",
                   "windows": "output", "simulate": "outdir", "prepare": "outdir", "search": "outdir",
-                  "denoise": "out_prefix", "align": "output", "report": "output", "pipeline": "outdir"}
+                  "denoise": "out_prefix", "merge": "out_prefix", "align": "output", "report": "output",
+                  "pipeline": "outdir"}
 
 
 def _output_lock(args):

@@ -79,13 +79,23 @@ def cmd_denoise(args) -> None:
 
     annotations = parse_annotation_args(args.annotation)
     model = args.model or bundled_model(annotations, args.fasta)
-    outputs = denoise(args.input, model, read_chrom_sizes(args.chrom_sizes), args.out_prefix, fmt=args.fmt,
+    chrom_sizes = read_chrom_sizes(args.chrom_sizes)
+    outputs = denoise(args.input, model, chrom_sizes, args.out_prefix, fmt=args.fmt,
                       batch_size=args.batch_size, threads=args.threads, genome=args.genome,
                       tracking_uri=args.tracking_uri, threshold=args.threshold, progress=progress_wanted(args),
                       fasta=args.fasta, annotations=annotations, library_size=args.library_size,
-                      chroms=args.chroms.split(",") if args.chroms else None)
+                      chroms=_chroms_to_denoise(args, chrom_sizes))
     for path in outputs.values():
         print(path)
+
+
+def _chroms_to_denoise(args, chrom_sizes: dict[str, int]) -> list[str] | None:
+    """--chroms as a list, --group I/N as its chromosomes, or None (all)."""
+    if args.group:
+        from atacdenoise.denoise.scatter import group_chroms
+
+        return group_chroms(chrom_sizes, args.group)
+    return args.chroms.split(",") if args.chroms else None
 
 
 ANNOTATION_HELP = ("annotation channel, repeatable: tss=GTF/GFF3/BED6, cpg_islands=BED, ctcf_sites=BED, "
@@ -177,8 +187,12 @@ def add_denoise_parser(subparsers) -> None:
                    help="insertions in the whole library, when --input holds only part of it (e.g. one "
                         "chromosome); the depth is then N over the nuclear genome of --chrom-sizes. "
                         "Default: measured on the input (mitochondria and pile-ups left out)")
-    p.add_argument("--chroms", help="comma-separated chromosomes to denoise (default: all with insertions); "
-                                    "the depth is measured on the whole input all the same")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--chroms", help="comma-separated chromosomes to denoise (default: all with insertions); "
+                                        "the depth is measured on the whole input all the same")
+    which.add_argument("--group", metavar="I/N",
+                       help="denoise the I-th of N chromosome groups balanced by length (see 'atacdenoise "
+                            "denoise-groups'); 'atacdenoise merge' gathers the N output sets into one run's")
     p.add_argument("--genome", help="genome build of the input; must match the model's")
     p.add_argument("--batch-size", type=int, default=64, help="windows per ONNX Runtime call")
     p.add_argument("--threads", type=int, help="onnxruntime threads (default: all cores)")

@@ -78,7 +78,8 @@ def denoise(
     ``library_size``: insertions of the whole library when ``input`` is a slice
     of it (the depth is then that over the whole nuclear genome of
     ``chrom_sizes``); by default it is measured on ``input`` (``tracks.depth``).
-    ``chroms``: denoise only these (the depth is still that of the whole input).
+    ``chroms``: denoise only these (the depth is still that of the whole input; the others are left
+    empty, and ``atacdenoise merge`` gathers such runs into one).
     Returns the four output paths. Every mismatch between the model's contract
     and the input is an InputError raised before anything is written.
     """
@@ -86,12 +87,16 @@ def denoise(
         raise InputError(None, f"batch size must be >= 1, got {batch_size}")
     if not 0 < threshold < 1:
         raise InputError(None, f"peak threshold must lie in (0, 1), got {threshold}")
+    unknown = [c for c in chroms or () if c not in chrom_sizes]
+    if unknown:  # a typo, told before the input is read
+        raise InputError(None, f"--chroms {', '.join(unknown)}: not in the chrom sizes")
     denoiser = load_denoiser(model, tracking_uri, threads)
     check_contract(denoiser, input, chrom_sizes, genome)
     fmt, tracks = input_tracks(input, fmt, chrom_sizes, denoiser.contract, read_filter, library_size, chroms)
     genome = model_genome(denoiser, {c: chrom_sizes[c] for c in tracks.order}, fasta, annotations or {})
     outputs = write_outputs(denoiser, tracks, out_prefix, batch_size, threshold, progress, genome)
-    inputs = {"input": os.fspath(input), "format": fmt, "chroms": tracks.order, "fasta": fasta and os.fspath(fasta),
+    inputs = {"input": os.fspath(input), "format": fmt, "chroms": tracks.order, "input_chroms": tracks.input_order,
+              "fasta": fasta and os.fspath(fasta),
               "annotations": {name: os.fspath(path) for name, path in (annotations or {}).items()}, "threshold": threshold}
     write_provenance(outputs["provenance"], denoiser, tracks.depth, inputs)
     return outputs
@@ -111,10 +116,13 @@ def input_tracks(input, fmt: str, chrom_sizes: dict[str, int], contract: ModelCo
 
         tracks.depth = given_depth(library_size, chrom_sizes)
     log.info("%s", tracks.depth.describe())
-    if chroms:
-        absent = [c for c in chroms if c not in tracks.order]
-        if absent:
-            raise InputError(input, f"no insertions on {', '.join(absent)} (asked for with --chroms)")
+    tracks.input_order = list(tracks.order)  # the order a whole run writes; merge restores it
+    if chroms is not None:  # [] too: a --group with no chromosome writes an empty output set
+        # A chromosome without insertions is left empty, as a whole run leaves it (a group of --chroms may
+        # hold only such contigs: denoise --group splits the chrom sizes, not the input).
+        empty = [c for c in chroms if c not in tracks.order]
+        if empty:
+            log.info("no insertions on %s (asked for with --chroms): left empty", ", ".join(empty))
         tracks.order = [c for c in tracks.order if c in chroms]
     return fmt, tracks
 

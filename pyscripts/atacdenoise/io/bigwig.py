@@ -156,3 +156,43 @@ def coverage_block_counts(path: str | os.PathLike, chrom_sizes: dict[str, int], 
             yield chrom, np.nan_to_num(np.asarray(sums, np.float64)) / (2 * extend + 1)
     finally:
         bw.close()
+
+
+def binned_chunks(path: str | os.PathLike, chrom: str, bin_size: int, chunk_bins: int = 400_000):
+    """Yield ``(first_bin, float32 values)`` of a binned bigWig's ``chrom``, ``chunk_bins`` bins at a time.
+
+    Reads the stored intervals (not per-base values), so a chunk costs its
+    intervals; bins without data read as 0. Every interval must start on the
+    ``bin_size`` grid and end on it or at the chromosome end, as
+    :class:`BigWigWriter` writes them (an interval may span several bins).
+    """
+    bw = _open_bigwig(path)
+    try:
+        length = bw.chroms(chrom)
+        if length is None:
+            raise InputError(path, f"chromosome {chrom} is not in this bigWig")
+        total = -(-length // bin_size)
+        for lo in range(0, total, chunk_bins):
+            hi = min(lo + chunk_bins, total)
+            intervals = bw.intervals(chrom, lo * bin_size, min(hi * bin_size, length)) or ()
+            yield lo, _intervals_to_bins(path, chrom, intervals, length, bin_size, lo, hi)
+    finally:
+        bw.close()
+
+
+def _intervals_to_bins(path, chrom: str, intervals, length: int, bin_size: int, lo: int, hi: int) -> np.ndarray:
+    """Bins ``[lo, hi)`` filled from ``(start, end, value)`` intervals that lie on the bin grid."""
+    values = np.zeros(hi - lo, np.float32)
+    if not intervals:
+        return values
+    table = np.array(intervals, dtype=np.float64)  # positions < 2**32: exact in float64
+    starts, ends = table[:, 0].astype(np.int64), table[:, 1].astype(np.int64)
+    off_grid = (starts % bin_size != 0) | ((ends % bin_size != 0) & (ends != length))
+    if off_grid.any():
+        i = int(np.argmax(off_grid))
+        raise InputError(path, f"{chrom}:{starts[i]}-{ends[i]} does not lie on the {bin_size} bp bin grid")
+    first = np.maximum(starts // bin_size, lo) - lo
+    counts = np.minimum(-(-ends // bin_size), hi) - lo - first
+    offsets = np.repeat(first - np.r_[0, np.cumsum(counts)[:-1]], counts)
+    values[np.arange(counts.sum()) + offsets] = np.repeat(table[:, 2].astype(np.float32), counts)
+    return values

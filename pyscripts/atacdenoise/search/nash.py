@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import math
+import re
 import time
 import warnings
 from contextlib import contextmanager
@@ -38,6 +40,8 @@ from atacdenoise.io.atomic import atomic_path
 from atacdenoise.search.data import check_compatible, load_pairs
 from atacdenoise.search.history import plot_search, write_history, write_json
 from atacdenoise.evaluate.metrics import auprc, pearson
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "atacdenoise-nash-checkpoint/1"
 SPACES = ("hilbert2d", "dilated1d", "atacworks")  # atacworks: the fixed baseline, trained, never morphed
@@ -420,6 +424,7 @@ def run_search(
     initial_model=None,
     mirror: bool = True,
     parallel_children: int = 1,
+    devices: list[str] | None = None,
 ) -> dict:
     """Run (or continue) a search in ``out_dir``; return the summary (also in ``summary.json``).
 
@@ -427,7 +432,9 @@ def run_search(
     loaded dicts. Writes ``best_model.json``/``best_model.pt``, ``history.jsonl``,
     ``summary.json``, ``search.png`` and ``checkpoint/checkpoint.pt``.
     ``parallel_children`` > 1 trains each iteration's candidates in that many
-    worker processes on the same device; the results are the same.
+    worker processes on the same device, or spread over ``devices`` (e.g.
+    ``["cuda:0", "cuda:1"]``; the first also holds the search's own copy of the
+    data); the results are the same.
     """
     train, val = _as_pairs(train), _as_pairs(val)
     check_compatible(train, val)
@@ -455,7 +462,8 @@ def run_search(
         settings = replace(settings, initial_random_draws=1, initial_model=model_fingerprint(start_model))
     out_dir = Path(out_dir)
     state = _start_or_resume(out_dir, settings, resume)
-    device = resolve_device(device)
+    devices = worker_device_list(devices or [device], workers)
+    device = devices[0]
     if not val["peaks"].any():
         warnings.warn(f"{val['path']}: the validation windows contain no peak; AUPRC is undefined (reported as None)")
     data = SearchData.from_pairs(train, val, settings.max_train_windows, device, draw_seed=settings.seed)
@@ -464,7 +472,7 @@ def run_search(
     if workers > 1:
         from atacdenoise.search.workers import start_pool
 
-        pool = start_pool(workers, train, val, settings.max_train_windows, device, settings.seed)
+        pool = start_pool(workers, train, val, settings.max_train_windows, devices, settings.seed)
     try:
         with _deterministic(device == "cpu"):
             search.run(pool)
@@ -689,11 +697,23 @@ def fingerprint(pairs: dict) -> str:
 def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):
+        raise InputError(None, f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(None, f"--device {device}: CUDA is not available on this machine (use --device cpu)")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise InputError(None, f"--device must be auto, cpu or cuda, got {device!r}")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        raise InputError(None, f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                               f"numbered from 0")
     return device
+
+
+def worker_device_list(devices: list[str], workers: int) -> list[str]:
+    """``--devices`` resolved (each as ``--device``), with a note when some of them will not be used."""
+    resolved = [resolve_device(device.strip()) for device in devices]
+    if len(resolved) > workers:
+        log.warning("note: %d worker(s) (--parallel-children %d) use only %s of --devices %s", workers, workers,
+                    ",".join(resolved[:workers]), ",".join(resolved))
+    return resolved
 
 
 @contextmanager
