@@ -107,11 +107,13 @@ def denoise(
 
 def write_session(outputs: dict[str, str], input, fmt: str, fasta, genome_name: str | None) -> Path:
     """``PREFIX.igv.xml`` beside the outputs: the input (when a browser shows it), denoised signal, peak
-    probability and peaks. The genome is the FASTA when it is a plain file there, else ``--genome``'s name."""
+    probability and peaks. The genome is the FASTA when IGV can open it there (a plain file, uncompressed or
+    indexed), else ``--genome``'s name."""
     from atacdenoise.io.igv import denoise_session_tracks, usable, write_igv_session
 
     prefix = outputs["provenance"].removesuffix(".provenance.json")
-    genome = fasta if usable(fasta) else genome_name
+    browsable = usable(fasta) and (not str(fasta).endswith(".gz") or Path(f"{fasta}.fai").exists())
+    genome = fasta if browsable else genome_name
     return write_igv_session(f"{prefix}.igv.xml", denoise_session_tracks(outputs, input, fmt), genome)
 
 
