@@ -76,6 +76,7 @@ def test_narrowpeak_bigbed_holds_every_peak(tmp_path):
 def test_no_peaks_means_no_bigbed_and_bad_peaks_are_refused(tmp_path):
     empty = tmp_path / "empty.narrowPeak"
     empty.write_text("")
+    bigbed_path(empty).write_bytes(b"an earlier run's")
     assert write_narrowpeak_bigbed(empty, SIZES) is None and not bigbed_path(empty).exists()
     outside = tmp_path / "outside.narrowPeak"
     outside.write_text("chr1\t10\t20\tp\t0\t.\t1\t-1\t-1\t-1\nchr3\t10\t20\tp\t0\t.\t1\t-1\t-1\t-1\n")
@@ -239,6 +240,7 @@ def test_denoise_session_opens_input_and_outputs(denoised):
     names = [t.get("name") for t in root.iter("Track")]
     assert names == ["input insertions", "denoised", "peak probability", "denoised peaks"]
     assert [r.get("path") for r in root.iter("Resource")][0] == "../data/s.insertions.bed.gz"
+    assert root.find("Panel/Track[@name='input insertions']").get("visibilityWindow") == "100000"
     assert root.get("genome") == "hg19" and root.find("Panel/Track[@name='denoised peaks']").get("id") == "s.peaks.bb"
 
 

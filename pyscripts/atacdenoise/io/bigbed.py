@@ -50,7 +50,7 @@ def write_narrowpeak_bigbed(narrowpeak: str | os.PathLike, chrom_sizes: dict[str
     """Write ``narrowpeak`` (sorted, clipped to ``chrom_sizes``, as our writers leave it) as a bigBed, atomically.
 
     Returns the bigBed's path, or None for a file without peaks (bigBed writers refuse an empty input, so
-    there is no bigBed then; the narrowPeak stands alone). Streams the narrowPeak: memory does not grow
+    there is no bigBed then, and an earlier one at ``output`` is removed; the narrowPeak stands alone). Streams the narrowPeak: memory does not grow
     with the number of peaks.
     """
     import pybigtools
@@ -58,6 +58,7 @@ def write_narrowpeak_bigbed(narrowpeak: str | os.PathLike, chrom_sizes: dict[str
     output = Path(output) if output is not None else bigbed_path(narrowpeak)
     if not _has_records(narrowpeak):
         log.info("no peaks in %s: no bigBed written", narrowpeak)
+        output.unlink(missing_ok=True)  # an earlier run's would describe other peaks
         return None
     refused: list[InputError] = []  # pybigtools prints an error raised by the iterator and carries on
     with atomic_path(output) as tmp:

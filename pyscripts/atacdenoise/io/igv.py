@@ -36,6 +36,7 @@ class IgvTrack:
     name: str
     colour: str
     data_range: tuple[float, float] | None = None  # None: autoscale
+    visibility_window: int | None = None  # features: bases above which IGV stops drawing them (None: IGV's own)
 
     @property
     def kind(self) -> str:
@@ -98,6 +99,8 @@ def _track_element(panel: ET.Element, track: IgvTrack, path: str) -> None:
     elif track.kind == "alignment":
         ET.SubElement(panel, "Track", {**attributes, "clazz": ALIGNMENT_CLASS, "displayMode": "SQUISHED"})
     else:
+        if track.visibility_window:
+            attributes["visibilityWindow"] = str(track.visibility_window)
         ET.SubElement(panel, "Track", {**attributes, "clazz": FEATURE_CLASS, "displayMode": "COLLAPSED",
                                        "height": "25"})
 
@@ -110,7 +113,8 @@ def denoise_session_tracks(outputs: dict[str, str], input_path=None, input_forma
     if input_format in ("bigwig", "bam") and usable(input_path):
         tracks.append(IgvTrack(Path(input_path), "input", COLOURS["input"]))
     elif input_format == "insertions" and usable(input_path) and usable(f"{input_path}.tbi"):
-        tracks.append(IgvTrack(Path(input_path), "input insertions", COLOURS["input"]))
+        # one 1-bp feature per insertion: drawn only within 100 kb, where they can be told apart
+        tracks.append(IgvTrack(Path(input_path), "input insertions", COLOURS["input"], visibility_window=100_000))
     tracks.append(IgvTrack(Path(outputs["denoised"]), "denoised", COLOURS["denoised"]))
     tracks.append(IgvTrack(Path(outputs["peakprob"]), "peak probability", COLOURS["peakprob"], (0.0, 1.0)))
     tracks.append(IgvTrack(Path(outputs.get("peaks_bigbed", outputs["peaks"])), "denoised peaks", COLOURS["peaks"]))
