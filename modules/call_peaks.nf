@@ -1,4 +1,4 @@
-// CALL_PEAKS: MACS3 peaks with ATAC settings (narrowPeak + signal bigWig).
+// CALL_PEAKS: MACS3 peaks with ATAC settings (narrowPeak, its bigBed, signal bigWig).
 process CALL_PEAKS {
     tag "$meta.id"
     label 'process_medium'
@@ -11,6 +11,7 @@ process CALL_PEAKS {
     output:
     tuple val(meta), path("${prefix}.narrowPeak"), emit: peaks
     tuple val(meta), path("${prefix}.signal.bw"), emit: signal
+    tuple val(meta), path("${prefix}.bb"), optional: true, emit: bigbed   // the peaks as bigBed; none without peaks
     path "versions.yml", emit: versions
 
     when:
@@ -32,6 +33,6 @@ process CALL_PEAKS {
     stub:
     prefix = task.ext.prefix ?: "${meta.id}"
     """
-    touch ${prefix}.narrowPeak ${prefix}.signal.bw versions.yml
+    touch ${prefix}.narrowPeak ${prefix}.signal.bw ${prefix}.bb versions.yml
     """
 }

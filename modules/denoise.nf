@@ -1,4 +1,5 @@
-// DENOISE: ONNX Runtime inference on a shallow sample: denoised track, peak probabilities, peaks, provenance.
+// DENOISE: ONNX Runtime inference on a shallow sample: denoised track, peak probabilities, peaks (narrowPeak, bigBed),
+// provenance and an IGV session.
 // Set task.ext.args '--library-size N' when the input is a slice of a larger library (tracks/depth.py).
 // Genome channel files (FASTA, NAME=FILE annotations) are always passed when given: a model reads those its
 // contract lists (and refuses to run without them) and notes and ignores the rest.
@@ -22,7 +23,9 @@ process DENOISE {
     tuple val(meta), path("${prefix}.denoised.bw"), emit: denoised
     tuple val(meta), path("${prefix}.peakprob.bw"), emit: peakprob
     tuple val(meta), path("${prefix}.peaks.narrowPeak"), emit: peaks
+    tuple val(meta), path("${prefix}.peaks.bb"), optional: true, emit: peaks_bigbed   // none without peaks
     tuple val(meta), path("${prefix}.provenance.json"), emit: provenance   // model sha256, library depth used, versions
+    tuple val(meta), path("${prefix}.igv.xml"), emit: igv_session   // IGV session of the tracks above (relative paths)
     path "versions.yml", emit: versions
 
     when:
@@ -49,6 +52,6 @@ process DENOISE {
     stub:
     prefix = task.ext.prefix ?: (meta.group ? "${meta.id}.group${meta.group}of${meta.groups}" : "${meta.id}")
     """
-    touch ${prefix}.denoised.bw ${prefix}.peakprob.bw ${prefix}.peaks.narrowPeak ${prefix}.provenance.json versions.yml
+    touch ${prefix}.denoised.bw ${prefix}.peakprob.bw ${prefix}.peaks.narrowPeak ${prefix}.peaks.bb ${prefix}.provenance.json ${prefix}.igv.xml versions.yml
     """
 }

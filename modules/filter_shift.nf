@@ -1,4 +1,4 @@
-// FILTER_SHIFT: filtered, Tn5-shifted insertions (BED6) from a BAM.
+// FILTER_SHIFT: filtered, Tn5-shifted insertions (BED6, bgzipped, tabix-indexed) from a BAM.
 process FILTER_SHIFT {
     tag "$meta.id"
     label 'process_low'
@@ -9,6 +9,7 @@ process FILTER_SHIFT {
 
     output:
     tuple val(meta), path("${prefix}.insertions.bed.gz"), emit: insertions
+    tuple val(meta), path("${prefix}.insertions.bed.gz.{tbi,csi}"), emit: index   // tabix (.csi past 512 Mb)
     path "versions.yml", emit: versions
 
     when:
@@ -30,6 +31,6 @@ process FILTER_SHIFT {
     prefix = task.ext.prefix ?: "${meta.id}"
     """
     echo -n | gzip > ${prefix}.insertions.bed.gz
-    touch versions.yml
+    touch ${prefix}.insertions.bed.gz.tbi versions.yml
     """
 }

@@ -10,6 +10,7 @@ process SUBSAMPLE {
 
     output:
     tuple val(meta), path("${prefix}.sub*.insertions.bed.gz"), emit: insertions
+    tuple val(meta), path("${prefix}.sub*.insertions.bed.gz.{tbi,csi}"), emit: index   // tabix: the input is sorted
     path "versions.yml", emit: versions
 
     when:
@@ -31,6 +32,6 @@ process SUBSAMPLE {
     prefix = task.ext.prefix ?: "${meta.id}"
     """
     echo -n | gzip > ${prefix}.sub0.1.insertions.bed.gz
-    touch versions.yml
+    touch ${prefix}.sub0.1.insertions.bed.gz.tbi versions.yml
     """
 }

@@ -59,9 +59,9 @@ def test_each_role_gets_only_the_python_packages_its_commands_need():
     # MACS3 compiles from source: only the peaks image (CALL_PEAKS) carries it and a compiler.
     assert [role for role in CPU_ROLES if "macs3" in packages[role]] == ["peaks"]
     assert [role for role in CPU_ROLES if re.search(r"\bgcc\b", dockerfile(role))] == ["peaks"]
-    assert {"onnxruntime", "onnx", "mlflow", "pybigwig", "pysam"} <= packages["infer"]
+    assert {"onnxruntime", "onnx", "mlflow", "pybigwig", "pybigtools", "pysam"} <= packages["infer"]
     assert {"numpy", "scipy", "pysam", "pybigwig", "tqdm"} <= packages["tracks"]
-    assert {"pysam", "pybigwig"} <= packages["peaks"]
+    assert {"pysam", "pybigwig", "pybigtools"} <= packages["peaks"]  # pybigtools: the peaks' bigBed
     assert "onnxruntime" not in packages["peaks"] | packages["tracks"] | packages["align"]
 
 

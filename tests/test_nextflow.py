@@ -59,6 +59,7 @@ class Process:
     text: str
     inputs: str
     outputs: list[str]   # path patterns as written, e.g. "${prefix}.bam"
+    optional: list[str]  # those of outputs declared `optional: true`
     script: str          # the script's Groovy string, as written
     script_block: str    # everything between `script:` and `stub:`
     stub: str
@@ -78,9 +79,11 @@ def read_process(path: Path) -> Process:
     name = re.search(r"^process\s+(\w+)\s*\{", text, flags=re.M).group(1)
     outputs_text = section(text, "output", ("when", "script"))
     outputs = re.findall(r'path\(?\s*"([^"]+)"', outputs_text)
+    optional = [o for line in outputs_text.splitlines() if "optional: true" in line
+                for o in re.findall(r'path\(?\s*"([^"]+)"', line)]
     script_block = section(text, "script", ("stub",))
     script = re.search(r'"""(.*?)"""', script_block, flags=re.S).group(1)
-    return Process(name, text, section(text, "input", ("output",)), outputs, script, script_block,
+    return Process(name, text, section(text, "input", ("output",)), outputs, optional, script, script_block,
                    section(text, "stub", ()))
 
 
@@ -527,6 +530,18 @@ def check_output(path: Path) -> None:
         bw = pyBigWig.open(str(path))
         assert bw.isBigWig() and bw.chroms()
         bw.close()
+    elif name.endswith(".bb"):
+        import pyBigWig
+        with pyBigWig.open(str(path)) as bb:
+            assert bb.isBigBed() and bb.chroms()
+    elif name.endswith(".bed.gz.tbi"):
+        import pysam
+        with pysam.TabixFile(str(path.with_suffix("")), index=str(path)) as tabix:
+            assert tabix.contigs
+    elif name.endswith(".igv.xml"):
+        import xml.etree.ElementTree as ET
+        resources = [r.get("path") for r in ET.parse(path).getroot().iter("Resource")]
+        assert resources and all((path.parent / r).is_file() for r in resources), resources
     elif name.endswith(".npz"):
         import numpy as np
         with np.load(path) as data:
@@ -590,7 +605,7 @@ class Runner:
         for pattern in proc.outputs:
             rendered = render(pattern, values)
             matches = [m for p in expand_braces(rendered) for m in sorted(workdir.glob(p))]
-            assert matches, f"{proc.name}: declared output {rendered!r} was not written"
+            assert matches or pattern in proc.optional, f"{proc.name}: declared output {rendered!r} was not written"
             for match in matches:
                 check_output(match)
                 outputs[match.name] = match

@@ -79,6 +79,14 @@ def test_narrowpeak_is_what_genome_browsers_take(sim, called):
 
 
 @needs_macs3
+def test_peaks_bigbed_holds_the_narrowpeak(sim, called):
+    from test_browser_outputs import assert_bigbed_matches
+
+    assert called["bigbed"] == f"{Path(called['narrowpeak']).with_suffix('')}.bb"
+    assert_bigbed_matches(Path(called["narrowpeak"]), sim["sizes"])
+
+
+@needs_macs3
 def test_signal_bigwig_follows_peaks(sim, called):
     found = read_peaks(called["narrowpeak"])
     with pyBigWig.open(called["signal"]) as bw:
@@ -112,7 +120,7 @@ def test_bampe_mode_also_recovers_peaks(sim, tmp_path):
 @needs_macs3
 def test_no_reads_left_gives_empty_outputs(sim, tmp_path):
     out = call_peaks(sim["bam"], tmp_path / "none", sim["sizes"], read_filter=ReadFilter(min_mapq=255))
-    assert Path(out["narrowpeak"]).read_text() == ""
+    assert Path(out["narrowpeak"]).read_text() == "" and "bigbed" not in out
     with pyBigWig.open(out["signal"]) as bw:
         assert bw.chroms() == sim["sizes"]
 

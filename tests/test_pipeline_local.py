@@ -44,6 +44,14 @@ def test_local_pipeline_trains_registers_and_denoises(tmp_path, capsys):
     assert denoised.size == 500_000 and np.isfinite(denoised).all() and denoised.max() > 0
     assert 0 <= probability.min() and probability.max() <= 1
     read_peaks(f"{prefix}.peaks.narrowPeak")  # parses (it may hold no peak after so short a search)
+    # The IGV session opens the shallow input (bgzipped and indexed by SUBSAMPLE) beside the outputs, by
+    # paths that hold wherever the results folder goes.
+    from test_browser_outputs import assert_session_resolves
+    session = assert_session_resolves(Path(f"{prefix}.igv.xml"))
+    input_track = f"../subsample/sim.sub{SMALL.fraction:g}.insertions.bed.gz"
+    assert [r.get("path") for r in session.iter("Resource")][:3] == [input_track, "sim.shallow.denoised.bw",
+                                                                       "sim.shallow.peakprob.bw"]
+    assert Path(out / "subsample" / f"sim.sub{SMALL.fraction:g}.insertions.bed.gz.tbi").exists()
 
     # QC per library: the deep BAM (fragment lengths, duplicates), the shallow twin, and the denoised peaks' FRiP
     deep = json.loads((out / "qc" / "sim.qc.json").read_text())

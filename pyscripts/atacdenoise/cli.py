@@ -76,7 +76,8 @@ def cmd_bin(args) -> None:
     _check_sizes(args)
     outputs = bin_track(args.input, chrom_sizes_of(args), args.out_prefix, representation=args.representation,
                         bin_size=args.bin_size, extend=args.extend, stat=args.stat, normalize=args.normalize,
-                        fmt=args.fmt, read_filter=read_filter(args), progress=progress_wanted(args))
+                        fmt=args.fmt, read_filter=read_filter(args), progress=progress_wanted(args),
+                        bedgraph=args.bedgraph)
     for path in outputs.values():
         print(path)
 
@@ -180,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("insertions", parents=[COMMON], help="Tn5 insertions (BED6) from BAM, fragments or insertions")
     p.add_argument("--input", required=True, help="BAM, fragments (.tsv[.gz]) or insertions BED")
-    p.add_argument("--output", required=True, help="BED6 output (.bed or .bed.gz)")
+    p.add_argument("--output", required=True, help="BED6 output (.bed, or .bed.gz: bgzipped with a tabix index)")
     p.add_argument("--chrom-sizes", help=CHROM_SIZES_HELP)
     p.add_argument("--stats", action="store_true", help="print filter counts as JSON")
     add_format_arg(p)
@@ -199,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("peaks", parents=[COMMON], help="call peaks with MACS3 (ATAC settings)")
     p.add_argument("--input", required=True, help="BAM, fragments or insertions BED")
     add_output_arg(p, "--out-prefix", ("--output-prefix",), required=True,
-                   help="writes PREFIX.narrowPeak and PREFIX.signal.bw")
+                   help="writes PREFIX.narrowPeak, PREFIX.bb (its bigBed, when there are peaks) and PREFIX.signal.bw")
     p.add_argument("--chrom-sizes", help=CHROM_SIZES_HELP)
     p.add_argument("--genome-size", help="MACS3 -g (default: sum of chrom sizes)")
     p.add_argument("--qvalue", type=float, default=0.05, help="MACS3 -q: q-value cutoff")
@@ -220,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extend", type=int, default=100, help="extend each insertion +-N bp (coverage)")
     p.add_argument("--stat", default="mean", choices=["mean", "max", "sum"], help="per-bin summary (coverage)")
     p.add_argument("--normalize", action="store_true", help="scale to insertions per million")
+    p.add_argument("--bedgraph", action="store_true",
+                   help="also write PREFIX.bedGraph.gz (bgzipped bedGraph; default: bigWig and store only)")
     add_format_arg(p)
     add_filter_args(p)
     p.set_defaults(func=cmd_bin)

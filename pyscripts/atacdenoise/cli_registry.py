@@ -84,7 +84,7 @@ def cmd_denoise(args) -> None:
                       batch_size=args.batch_size, threads=args.threads, genome=args.genome,
                       tracking_uri=args.tracking_uri, threshold=args.threshold, progress=progress_wanted(args),
                       fasta=args.fasta, annotations=annotations, library_size=args.library_size,
-                      chroms=_chroms_to_denoise(args, chrom_sizes))
+                      chroms=_chroms_to_denoise(args, chrom_sizes), bedgraph=args.bedgraph)
     for path in outputs.values():
         print(path)
 
@@ -181,8 +181,11 @@ def add_denoise_parser(subparsers) -> None:
     p.add_argument("--model", help="model.onnx or models:/NAME@ALIAS (default: the bundled model)")
     p.add_argument("--chrom-sizes", required=True, help="chromosome sizes (name, length) of the input's genome")
     add_output_arg(p, "--out-prefix", required=True,
-                   help="writes PREFIX.denoised.bw, PREFIX.peakprob.bw, PREFIX.peaks.narrowPeak, "
-                        "PREFIX.provenance.json")
+                   help="writes PREFIX.denoised.bw, PREFIX.peakprob.bw, PREFIX.peaks.narrowPeak, PREFIX.peaks.bb "
+                        "(when there are peaks), PREFIX.provenance.json and PREFIX.igv.xml (an IGV session)")
+    p.add_argument("--bedgraph", action="store_true",
+                   help="also write PREFIX.denoised.bedGraph.gz and PREFIX.peakprob.bedGraph.gz (bgzipped; default: "
+                        "bigWig only)")
     p.add_argument("--library-size", type=float, metavar="N",
                    help="insertions in the whole library, when --input holds only part of it (e.g. one "
                         "chromosome); the depth is then N over the nuclear genome of --chrom-sizes. "

@@ -15,8 +15,11 @@ run's (tests/test_denoise.py). Outputs:
 - ``PREFIX.peakprob.bw``: per-bin peak probability (0-1);
 - ``PREFIX.peaks.narrowPeak``: bins with probability >= threshold, merged
   across gaps of <= 1 bin (see :mod:`.peaks_from_prob`);
+- ``PREFIX.peaks.bb``: the peaks as bigBed (none when there are no peaks);
 - ``PREFIX.provenance.json``: the model (source, ONNX sha256, contract), the
-  inputs, the library depth used for scaling and the software versions.
+  inputs, the library depth used for scaling and the software versions;
+- ``PREFIX.igv.xml``: an IGV session of the tracks above (``io.igv``);
+- with ``bedgraph``: ``PREFIX.denoised.bedGraph.gz`` and ``PREFIX.peakprob.bedGraph.gz``.
 
 A model with genome channels (contract ``channels``) also needs the files
 they are rendered from (``--fasta``, ``--annotation NAME=FILE``): each
@@ -43,6 +46,7 @@ from atacdenoise.denoise.onnx_runner import OnnxDenoiser, load_denoiser
 from atacdenoise.denoise.peaks_from_prob import PeakStream
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
+from atacdenoise.io.bedgraph import bedgraph_path
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,7 @@ def denoise(
     annotations: dict[str, str] | None = None,
     library_size: float | None = None,
     chroms: list[str] | None = None,
+    bedgraph: bool = False,
 ) -> dict[str, str]:
     """Denoise ``input`` (BAM, insertions BED, fragments or bigWig) with ``model`` (.onnx or ``models:/NAME@ALIAS``).
 
@@ -80,7 +85,8 @@ def denoise(
     ``chrom_sizes``); by default it is measured on ``input`` (``tracks.depth``).
     ``chroms``: denoise only these (the depth is still that of the whole input; the others are left
     empty, and ``atacdenoise merge`` gathers such runs into one).
-    Returns the four output paths. Every mismatch between the model's contract
+    ``bedgraph``: also write each bigWig as ``.bedGraph.gz``.
+    Returns the output paths. Every mismatch between the model's contract
     and the input is an InputError raised before anything is written.
     """
     if batch_size < 1:
@@ -92,14 +98,28 @@ def denoise(
         raise InputError(None, f"--chroms {', '.join(unknown)}: not in the chrom sizes")
     denoiser = load_denoiser(model, tracking_uri, threads)
     check_contract(denoiser, input, chrom_sizes, genome)
+    genome_name = genome
     fmt, tracks = input_tracks(input, fmt, chrom_sizes, denoiser.contract, read_filter, library_size, chroms)
     genome = model_genome(denoiser, {c: chrom_sizes[c] for c in tracks.order}, fasta, annotations or {})
-    outputs = write_outputs(denoiser, tracks, out_prefix, batch_size, threshold, progress, genome)
+    outputs = write_outputs(denoiser, tracks, out_prefix, batch_size, threshold, progress, genome, bedgraph)
     inputs = {"input": os.fspath(input), "format": fmt, "chroms": tracks.order, "input_chroms": tracks.input_order,
               "fasta": fasta and os.fspath(fasta),
               "annotations": {name: os.fspath(path) for name, path in (annotations or {}).items()}, "threshold": threshold}
     write_provenance(outputs["provenance"], denoiser, tracks.depth, inputs)
+    outputs["igv_session"] = str(write_session(outputs, input, fmt, fasta, genome_name))
     return outputs
+
+
+def write_session(outputs: dict[str, str], input, fmt: str, fasta, genome_name: str | None) -> Path:
+    """``PREFIX.igv.xml`` beside the outputs: the input (when a browser shows it), denoised signal, peak
+    probability and peaks. The genome is the FASTA when IGV can open it there (a plain file, uncompressed or
+    indexed), else ``--genome``'s name."""
+    from atacdenoise.io.igv import denoise_session_tracks, usable, write_igv_session
+
+    prefix = outputs["provenance"].removesuffix(".provenance.json")
+    browsable = usable(fasta) and (not str(fasta).endswith(".gz") or Path(f"{fasta}.fai").exists())
+    genome = fasta if browsable else genome_name
+    return write_igv_session(f"{prefix}.igv.xml", denoise_session_tracks(outputs, input, fmt), genome)
 
 
 def input_tracks(input, fmt: str, chrom_sizes: dict[str, int], contract: ModelContract, read_filter=None,
@@ -267,10 +287,12 @@ def check_bigwig_resolution(path, chrom: str, bin_size: int, max_intervals: int 
 
 
 def write_outputs(denoiser: OnnxDenoiser, tracks, out_prefix, batch_size: int, threshold: float,
-                  progress: bool, genome=None) -> dict[str, str]:
+                  progress: bool, genome=None, bedgraph: bool = False) -> dict[str, str]:
+    from contextlib import ExitStack
+
     from tqdm import tqdm
 
-    from atacdenoise.io.bigwig import BigWigWriter
+    from atacdenoise.io.bigbed import write_narrowpeak_bigbed
     from atacdenoise.io.narrowpeak import write_narrowpeak
 
     c = denoiser.contract
@@ -281,9 +303,10 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, out_prefix, batch_size: int, t
     n_windows = sum(math.ceil(math.ceil(sizes[chrom] / c.bin_size) / c.target_bins) for chrom in tracks.order)
     all_peaks = []
     paths["denoised"].parent.mkdir(parents=True, exist_ok=True)
-    with tqdm(total=n_windows, unit="window", desc="denoise", disable=not progress) as bar, \
-            BigWigWriter(paths["denoised"], sizes, c.bin_size) as denoised, \
-            BigWigWriter(paths["peakprob"], sizes, c.bin_size) as peakprob, atomic_path(paths["peaks"]) as peaks_tmp:
+    with tqdm(total=n_windows, unit="window", desc="denoise", disable=not progress) as bar, ExitStack() as stack:
+        denoised, peakprob = (track_writers(stack, paths[key], sizes, c.bin_size, bedgraph)
+                              for key in ("denoised", "peakprob"))
+        peaks_tmp = stack.enter_context(atomic_path(paths["peaks"]))
         for chrom, n_bins, read_bins in tracks:
             channels = genome.render(chrom) if genome is not None else None
             peaks = PeakStream(chrom, c.bin_size, sizes[chrom], threshold)
@@ -294,7 +317,24 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, out_prefix, batch_size: int, t
                 peaks.add(prob)
             all_peaks.append(peaks.finish())
         write_narrowpeak(peaks_tmp, all_peaks, name_prefix="denoised_peak")
-    return {key: str(path) for key, path in paths.items()}
+    outputs = {key: str(path) for key, path in paths.items()}
+    if bedgraph:
+        outputs.update({f"{key}_bedgraph": str(bedgraph_path(paths[key])) for key in ("denoised", "peakprob")})
+    bigbed = write_narrowpeak_bigbed(paths["peaks"], sizes)
+    if bigbed is not None:
+        outputs["peaks_bigbed"] = str(bigbed)
+    return outputs
+
+
+def track_writers(stack, bigwig, chrom_sizes: dict[str, int], bin_size: int, bedgraph: bool):
+    """A bigWig writer, and with ``bedgraph`` a bedGraph writer beside it, entered on ``stack``."""
+    from atacdenoise.io.bedgraph import BedGraphWriter, TrackWriters
+    from atacdenoise.io.bigwig import BigWigWriter
+
+    writers = [stack.enter_context(BigWigWriter(bigwig, chrom_sizes, bin_size))]
+    if bedgraph:
+        writers.append(stack.enter_context(BedGraphWriter(bedgraph_path(bigwig), chrom_sizes, bin_size)))
+    return TrackWriters(*writers)
 
 
 def denoise_chunks(denoiser: OnnxDenoiser, read_bins, n_bins: int, batch_size: int = 64,

@@ -19,6 +19,8 @@ Conventions (documented once, here):
 from __future__ import annotations
 
 import gzip
+import io
+import logging
 import os
 import sys
 import zlib
@@ -32,6 +34,8 @@ import pysam
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
 from atacdenoise.io.chromsizes import check_shared_chroms
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("bam", "insertions", "fragments", "bigwig")
 
@@ -145,15 +149,19 @@ def _gunzip_head(path: Path, n: int) -> bytes:
         return b""
 
 
-def open_text(path, mode: str = "rt"):
-    """A plain or gzip/bgzip text file: reading decides by content, writing by a ``.gz`` name."""
+def open_text(path, mode: str = "rt", gzipped: bool | None = None):
+    """A plain or gzip/bgzip text file: reading decides by content, writing by a ``.gz`` name (or ``gzipped``).
+
+    Written gzip is BGZF (level 1), which every gzip reader reads and tabix can index.
+    """
     path = Path(path)
     if "r" in mode:
         with open(path, "rb") as fh:
             gzipped = fh.read(2) == GZIP_MAGIC
-    else:
-        gzipped = path.name.endswith(".gz")
-    return gzip.open(path, mode) if gzipped else open(path, mode)
+        return gzip.open(path, mode) if gzipped else open(path, mode)
+    if gzipped or (gzipped is None and path.name.endswith(".gz")):
+        return io.TextIOWrapper(pysam.BGZFile(str(path), "wb1"))
+    return open(path, mode)
 
 
 def is_header(line: str) -> bool:
@@ -573,10 +581,11 @@ def iter_fragment_chunks(path: str | os.PathLike, chunk_lines: int = 200_000
 def write_insertions_bed(path: str | os.PathLike, chrom_positions: Iterator[tuple[str, np.ndarray]]) -> int:
     """Write BED6 (gzip when the name ends in .gz), atomically; return the number of lines.
 
-    ``.gz`` output is BGZF (bgzip), so ``tabix -p bed`` can index it. Name is
-    ``.``, score ``0`` and strand ``.``: an insertion has no strand.
+    ``.gz`` output is BGZF (bgzip) and, sorted as the positions come, gets a tabix index beside it
+    (``.tbi``, or ``.csi`` for positions past tabix's 512 Mb limit), so browsers and ``tabix`` fetch a
+    region without reading the file. Name is ``.``, score ``0``, strand ``+`` (see ``_bed_lines``).
     """
-    n_lines = 0
+    n_lines, last_end = 0, 0
     with atomic_path(path) as tmp:
         # "wb1": BGZF at level 1 writes 4x faster than the default for a few % more bytes
         out = pysam.BGZFile(str(tmp), "wb1") if str(path).endswith(".gz") else open(tmp, "wb")
@@ -584,7 +593,35 @@ def write_insertions_bed(path: str | os.PathLike, chrom_positions: Iterator[tupl
             for chrom, positions in chrom_positions:
                 out.write(_bed_lines(chrom, positions).encode())
                 n_lines += len(positions)
+                last_end = max(last_end, int(positions.max()) + 1 if len(positions) else 0)
+    if str(path).endswith(".gz"):
+        write_tabix_index(path, csi=last_end > TBI_MAX_POSITION)
     return n_lines
+
+
+TBI_MAX_POSITION = 1 << 29  # a .tbi index stores positions below 2^29; .csi goes further
+
+
+def write_tabix_index(path: str | os.PathLike, csi: bool = False) -> Path | None:
+    """Index a BGZF, position-sorted BED-like file (chrom, start, end first) with tabix, atomically.
+
+    Writes ``PATH.tbi``, or ``PATH.csi`` with ``csi`` or when a position passes the .tbi limit, and removes
+    the other kind, so no stale index is left beside new data. Returns the index, or None (a warning)
+    when the file is not sorted, which tabix needs.
+    """
+    for use_csi in ([True] if csi else [False, True]):
+        index = Path(f"{path}.csi" if use_csi else f"{path}.tbi")
+        try:
+            with atomic_path(index) as tmp:
+                pysam.tabix_index(str(path), preset="bed", index=str(tmp), csi=use_csi, force=True)
+        except OSError:
+            continue
+        Path(f"{path}.tbi" if use_csi else f"{path}.csi").unlink(missing_ok=True)
+        return index
+    for stale in (Path(f"{path}.tbi"), Path(f"{path}.csi")):
+        stale.unlink(missing_ok=True)
+    log.warning("%s is not sorted by position: no tabix index written", path)
+    return None
 
 
 def _bed_lines(chrom: str, positions: np.ndarray) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -201,8 +202,10 @@ def bin_track(
     fmt: str = "auto",
     read_filter=None,
     progress: bool = True,
+    bedgraph: bool = False,
 ) -> dict[str, str]:
-    """Write ``{prefix}.bw`` and the array store ``{prefix}.tracks/``; return both paths.
+    """Write ``{prefix}.bw`` and the array store ``{prefix}.tracks/`` (with ``bedgraph`` also
+    ``{prefix}.bedGraph.gz``); return the paths.
 
     ``coverage`` reads insertions from BAM/insertions/fragments (or resamples a
     bigWig); ``peak-signal`` reads a narrowPeak file. Every chromosome of
@@ -254,9 +257,17 @@ def bin_track(
         progress.update(progress.total - progress.n)  # skipped contigs (chrM ...) count as done: ends at 100 %
 
     store = open_store(store_path)
+    outputs = {"bigwig": bigwig_path, "store": store_path}
     try:
         write_bigwig(bigwig_path, store.chrom_sizes, ((c, store.array(c)) for c in store.chroms), bin_size)
+        if bedgraph:
+            from atacdenoise.io.bedgraph import bedgraph_path, write_bedgraph
+
+            outputs["bedgraph"] = str(bedgraph_path(bigwig_path))
+            write_bedgraph(outputs["bedgraph"], store.chrom_sizes, ((c, store.array(c)) for c in store.chroms),
+                           bin_size)
     except BaseException:
-        shutil.rmtree(store_path, ignore_errors=True)  # no half-finished pair of outputs
+        shutil.rmtree(store_path, ignore_errors=True)  # no half-finished set of outputs
+        Path(bigwig_path).unlink(missing_ok=True)
         raise
-    return {"bigwig": bigwig_path, "store": store_path}
+    return outputs

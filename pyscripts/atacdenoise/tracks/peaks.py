@@ -49,7 +49,9 @@ def call_peaks(
     read_filter=None,
     mode: str = "insertions",
 ) -> dict[str, str]:
-    """Write ``{prefix}.narrowPeak`` and ``{prefix}.signal.bw`` (MACS3 pileup); return the paths."""
+    """Write ``{prefix}.narrowPeak``, its bigBed ``{prefix}.bb`` (when there are peaks) and ``{prefix}.signal.bw``
+    (MACS3 pileup); return the paths."""
+    from atacdenoise.io.bigbed import write_narrowpeak_bigbed
     from atacdenoise.io.reads import ReadFilter, detect_format
 
     macs3 = shutil.which("macs3")
@@ -85,6 +87,9 @@ def call_peaks(
                         *threshold, "--outdir", str(work), "--tempdir", str(work), "-n", "macs"])
         _write_clipped_narrowpeak(work / "macs_peaks.narrowPeak", outputs["narrowpeak"], chrom_sizes)
         _bedgraph_to_bigwig(work / "macs_treat_pileup.bdg", outputs["signal"], chrom_sizes)
+    bigbed = write_narrowpeak_bigbed(outputs["narrowpeak"], chrom_sizes)
+    if bigbed is not None:
+        outputs["bigbed"] = str(bigbed)
     return outputs
 
 

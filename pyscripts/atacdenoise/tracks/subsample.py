@@ -239,7 +239,7 @@ def subsample(
     """Write one subsample per fraction in a single pass; return the output paths.
 
     ``output_template`` contains ``{fraction}`` when several fractions are given.
-    BAM outputs are indexed. Outputs are written atomically.
+    BAM outputs are indexed, bgzipped text outputs too when sorted (tabix). Outputs are written atomically.
     """
     if not fractions:
         raise InputError("--fraction", "no fraction given")
@@ -255,7 +255,12 @@ def subsample(
     if fmt == "bam":
         _subsample_bam(input_path, paths, fractions, seed, progress)
     elif fmt in ("insertions", "fragments"):
+        from atacdenoise.io.reads import write_tabix_index
+
         _subsample_text(input_path, paths, fractions, seed)
+        for path in paths:  # bgzipped: indexed as the input was sorted (a subset keeps the order)
+            if path.endswith(".gz"):
+                write_tabix_index(path)
     else:
         raise InputError(input_path, f"cannot subsample a {fmt} file: give reads, insertions or fragments")
     return paths
