@@ -13,7 +13,9 @@ process MERGE_DENOISED {
     tuple val(meta), path("${prefix}.denoised.bw"), emit: denoised
     tuple val(meta), path("${prefix}.peakprob.bw"), emit: peakprob
     tuple val(meta), path("${prefix}.peaks.narrowPeak"), emit: peaks
+    tuple val(meta), path("${prefix}.peaks.bb"), optional: true, emit: peaks_bigbed   // none without peaks
     tuple val(meta), path("${prefix}.provenance.json"), emit: provenance   // the run's, with the files merged
+    tuple val(meta), path("${prefix}.igv.xml"), emit: igv_session   // IGV session of the merged tracks
     path "versions.yml", emit: versions
 
     when:
@@ -35,6 +37,6 @@ process MERGE_DENOISED {
     stub:
     prefix = task.ext.prefix ?: "${meta.id}"
     """
-    touch ${prefix}.denoised.bw ${prefix}.peakprob.bw ${prefix}.peaks.narrowPeak ${prefix}.provenance.json versions.yml
+    touch ${prefix}.denoised.bw ${prefix}.peakprob.bw ${prefix}.peaks.narrowPeak ${prefix}.peaks.bb ${prefix}.provenance.json ${prefix}.igv.xml versions.yml
     """
 }

@@ -72,6 +72,10 @@ def assert_same_outputs(merged: dict, whole: dict) -> None:
     merged_record = json.loads(Path(merged["provenance"]).read_text())
     assert merged_record.pop("merged_from")
     assert merged_record == json.loads(Path(whole["provenance"]).read_text())
+    prefix = merged["provenance"].removesuffix(".provenance.json")
+    with pyBigWig.open(f"{prefix}.peaks.bb") as a, pyBigWig.open(whole["peaks_bigbed"]) as b:  # browser files too
+        assert all(a.entries(c, 0, n) == b.entries(c, 0, n) for c, n in b.chroms().items())
+    assert Path(f"{prefix}.igv.xml").read_text().count("<Resource ") == 3  # denoised, peak probability, peaks
 
 
 @pytest.mark.parametrize("n_groups", [2, 3, 6])
