@@ -494,3 +494,26 @@ def test_coordinates_outside_the_chromosome_are_counted_and_warned(tmp_path):
     assert warnings == ["atacdenoise: warning: neg.bed: dropped 2 insertions at negative or beyond-the-end "
                         "coordinates of their chromosome (see --stats)"]
     assert (tmp_path / "out.bed").read_text().count("\n") == 2
+
+
+@pytest.mark.parametrize("command, output", [("insertions", ["--output", "out/x.bed"]),
+                                             ("bin", ["--out-prefix", "out/x"])])
+@pytest.mark.parametrize("name, lines, expected", [
+    ("neg.bed", "chr1\t100\t101\nchr1\t-5\t10\n", "neg.bed: line 2: start -5 is negative (--strict)"),
+    ("end.bed", "chr1\t100\t101\nchr2\t99999\t100000\nchr2\t100000\t100001\n",
+     "end.bed: line 3: start 100000 is beyond the end of chr2 (100,000 bp) (--strict)"),
+    ("f.tsv", "chr1\t100\t300\tA\t1\nchr2\t99000\t100001\tB\t1\n",
+     "f.tsv: line 2: end 100001 is beyond the end of chr2 (100,000 bp) (--strict)"),
+])
+def test_strict_makes_coordinates_outside_the_chromosome_an_error(tmp_path, command, output, name, lines, expected):
+    (tmp_path / "sizes").write_text("chr1\t200000\nchr2\t100000\n")
+    (tmp_path / name).write_text(lines)
+    fmt = "fragments" if name.endswith(".tsv") else "insertions"
+    base = [command, "--input", name, "--format", fmt, "--chrom-sizes", "sizes", *output]
+    result = run_cli([*base, "--strict"], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert error_line(result) == f"atacdenoise: error: {expected}"
+    assert not (tmp_path / "out").exists()
+    lenient = run_cli(base, cwd=tmp_path)  # without --strict the same file is read, the line dropped and counted
+    assert lenient.returncode == 0, lenient.stderr
+    assert "dropped 1 insertions at negative or beyond-the-end coordinates" in lenient.stderr
