@@ -517,3 +517,80 @@ def test_strict_makes_coordinates_outside_the_chromosome_an_error(tmp_path, comm
     lenient = run_cli(base, cwd=tmp_path)  # without --strict the same file is read, the line dropped and counted
     assert lenient.returncode == 0, lenient.stderr
     assert "dropped 1 insertions at negative or beyond-the-end coordinates" in lenient.stderr
+
+
+# ---------------------------------------------------------------- ONNX whose graph disagrees with its metadata
+
+def _onnx_model(path: Path, metadata: dict[str, str], window: int = 256, target: int = 64,
+                input_type: str = "FLOAT") -> Path:
+    """A hand-built denoiser graph: signal = the window's centre, peak_logits = signal - 1, taking ``x`` of
+    ``input_type`` (cast to float inside), with the given ``metadata_props`` whatever the graph is."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    flank = (window - target) // 2
+    ints = lambda name, values: helper.make_tensor(name, TensorProto.INT64, [len(values)], values)  # noqa: E731
+    nodes = [helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT),
+             helper.make_node("Slice", ["xf", "starts", "ends", "axes"], ["signal"]),
+             helper.make_node("Sub", ["signal", "one"], ["peak_logits"])]
+    graph = helper.make_graph(
+        nodes, "centre", [helper.make_tensor_value_info("x", getattr(TensorProto, input_type), ["batch", window])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", target]) for name in ("signal",
+                                                                                                 "peak_logits")],
+        initializer=[ints("starts", [flank]), ints("ends", [flank + target]), ints("axes", [1]),
+                     helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(model, metadata)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("target-width", "graph 'signal' has shape ['batch', 64] but its metadata says target_bins 32"),
+    ("window-width", "graph 'x' has shape ['batch', 256] but its metadata says window_bins 512"),
+    ("int64-input", "graph 'x' is tensor(int64), but a denoiser takes and gives float32 (tensor(float))"),
+    ("bin-size-abc", "ONNX metadata atacdenoise.bin_size is 'abc', not an integer"),
+    ("bin-size-0", "ONNX metadata: bin_size must be positive, got 0"),
+    ("bin-size-negative", "ONNX metadata: bin_size must be positive, got -25"),
+    ("no-window", "ONNX metadata lacks atacdenoise.window_bins"),
+])
+def test_an_onnx_model_disagreeing_with_its_metadata_is_refused_at_load(tmp_path, case, expected):
+    pytest.importorskip("onnxruntime")
+    from atacdenoise.denoise.contract import ModelContract
+
+    metadata = ModelContract(space="dilated1d", window_bins=256, target_bins=64, genome="hg19").to_metadata()
+    graph = {}
+    if case == "target-width":
+        metadata["atacdenoise.target_bins"] = "32"
+    elif case == "window-width":
+        metadata["atacdenoise.window_bins"] = "512"
+    elif case == "int64-input":
+        graph["input_type"] = "INT64"
+    elif case.startswith("bin-size"):
+        metadata["atacdenoise.bin_size"] = {"abc": "abc", "0": "0", "negative": "-25"}[case.split("-")[-1]]
+    else:
+        del metadata["atacdenoise.window_bins"]
+    _onnx_model(tmp_path / "bad.onnx", metadata, **graph)
+    (tmp_path / "sizes").write_text("chr1\t50000\n")
+    (tmp_path / "ins.bed").write_text("chr1\t100\t101\t.\t0\t+\n")
+    result = run_cli(["denoise", "--input", "ins.bed", "--chrom-sizes", "sizes", "--model", "bad.onnx",
+                      "--out-prefix", "out/s", "--quiet"], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert error_line(result) == f"atacdenoise: error: bad.onnx: {expected}"
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_onnx_model_builder_makes_a_model_that_loads(tmp_path):
+    """The control for the case above: the same graph with honest metadata denoises."""
+    pytest.importorskip("onnxruntime")
+    from atacdenoise.denoise.contract import ModelContract
+
+    metadata = ModelContract(space="dilated1d", window_bins=256, target_bins=64, genome="hg19").to_metadata()
+    _onnx_model(tmp_path / "good.onnx", metadata)
+    (tmp_path / "sizes").write_text("chr1\t50000\n")
+    (tmp_path / "ins.bed").write_text("".join(f"chr1\t{p}\t{p + 1}\t.\t0\t+\n" for p in range(100, 40000, 300)))
+    result = run_cli(["denoise", "--input", "ins.bed", "--chrom-sizes", "sizes", "--model", "good.onnx",
+                      "--out-prefix", "out/s", "--quiet"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "out" / "s.denoised.bw").is_file()
