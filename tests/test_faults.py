@@ -594,3 +594,150 @@ def test_the_onnx_model_builder_makes_a_model_that_loads(tmp_path):
                       "--out-prefix", "out/s", "--quiet"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "out" / "s.denoised.bw").is_file()
+
+
+# ---------------------------------------------------------------- a full disk: one line, earlier outputs intact
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MiB tmpfs at ``tmp_path/disk``, unmounted afterwards; skipped where mounting is not permitted."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True,
+                           text=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mount.stderr.strip() or 'mount failed'}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def _fill(disk: Path, leave: int) -> None:
+    """Fill ``disk`` with a file until only about ``leave`` bytes are free."""
+    stats = os.statvfs(disk)
+    (disk / "filler").write_bytes(b"\0" * (stats.f_bfree * stats.f_frsize - leave))
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (hidden ones too) and its bytes, but the filler."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != "filler"}
+
+
+def _assert_no_space(result: subprocess.CompletedProcess, output: Path) -> None:
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert error_line(result) == f"atacdenoise: error: no space left on device writing {output}"
+
+
+@pytest.mark.parametrize("leave, fails_on", [(12_000, "x.tracks"), (70_000, "x.bw")])
+def test_bin_onto_a_full_disk_says_so_and_keeps_the_earlier_store_and_bigwig(small_disk, tmp_path, leave, fails_on):
+    """With 12 kB left the array store (24 kB) cannot be written; with 70 kB it can, but then not the bigWig."""
+    reads, sizes = _insertions(tmp_path)
+    prefix = small_disk / "out" / "x"
+    first = run_cli(["bin", "--input", reads, "--chrom-sizes", sizes, "--out-prefix", prefix, "--quiet"])
+    assert first.returncode == 0, first.stderr
+    before = _snapshot(small_disk)
+    assert set(before) >= {"out/x.bw", "out/x.tracks/meta.json"}
+    _fill(small_disk, leave)
+    result = run_cli(["bin", "--input", reads, "--chrom-sizes", sizes, "--out-prefix", prefix, "--quiet",
+                      "--extend", "3000"])  # a new store and bigWig would differ from the earlier ones
+    _assert_no_space(result, small_disk / "out" / fails_on)
+    assert _snapshot(small_disk) == before  # the earlier pair intact, no temporary and no lock left
+
+
+def test_denoise_onto_a_full_disk_says_so_and_keeps_the_earlier_tracks(small_disk, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from atacdenoise.denoise.contract import ModelContract
+
+    model = _onnx_model(tmp_path / "m.onnx", ModelContract(space="dilated1d", window_bins=256, target_bins=64,
+                                                            genome="hg19").to_metadata())
+    reads, sizes = _insertions(tmp_path)
+    command = ["denoise", "--chrom-sizes", sizes, "--model", model, "--out-prefix", small_disk / "out" / "s", "--quiet"]
+    first = run_cli([*command, "--input", reads])
+    assert first.returncode == 0, first.stderr
+    before = _snapshot(small_disk)
+    assert len(before) == 4
+    _fill(small_disk, 40_000)
+    result = run_cli([*command, "--input", reads, "--threshold", "0.3"])
+    _assert_no_space(result, small_disk / "out" / "s.denoised.bw")
+    assert _snapshot(small_disk) == before
+
+
+def test_a_search_checkpoint_onto_a_full_disk_says_so_and_keeps_the_earlier_checkpoint(small_disk, tmp_path):
+    pytest.importorskip("torch")
+    from atacdenoise.search.data import load_pairs, save_pairs
+
+    from test_registry import make_pairs
+
+    val = make_pairs(tmp_path / "val.npz", n=16)
+    train = load_pairs(val)
+    train["chrom"] = np.full(len(train["inputs"]), "chr1")
+    train["meta"] = {**train["meta"], "chroms": ["chr1"]}
+    save_pairs(tmp_path / "train.npz", train)
+    out = small_disk / "search"
+    command = ["search", "--train", tmp_path / "train.npz", "--val", val, "--outdir", out, "--space", "dilated1d",
+               "--initial-draws", "1", "--initial-epochs", "1", "--children", "1", "--epochs", "1", "--quiet"]
+    first = run_cli([*command, "--iterations", "0"], timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = _snapshot(small_disk)
+    assert "search/checkpoint/checkpoint.pt" in before
+    _fill(small_disk, 8_192)
+    result = run_cli([*command, "--iterations", "1", "--resume"], timeout=300)  # checkpoints before it trains
+    _assert_no_space(result, out / "checkpoint" / "checkpoint.pt")
+    assert _snapshot(small_disk) == before
+
+
+# ---------------------------------------------------------------- a command's files are written as one set
+
+def _fail_once_written(monkeypatch, module: str, name: str, folder: Path, written: list[str]):
+    """Replace ``module.name`` by a failure that first checks the set's files ``written`` (glob patterns of
+    their temporaries) are already complete beside the outputs: the failure comes after them."""
+    import errno
+    import importlib
+
+    def fail(*args, **kwargs):
+        for pattern in written:
+            assert [p for p in folder.glob(pattern) if p.stat().st_size > 0], (pattern, sorted(folder.iterdir()))
+        raise OSError(errno.EIO, "injected I/O error")
+
+    monkeypatch.setattr(importlib.import_module(module), name, fail)
+
+
+@pytest.mark.parametrize("command", ["bin", "denoise", "peaks"])
+def test_a_failure_after_the_first_file_of_a_set_leaves_none_of_the_new_set(tmp_path, capsys, monkeypatch, command):
+    """A second run on the same prefix fails after writing part of its set: the first run's complete set is
+    all that is left, byte for byte (no new file, no temporary, no lock)."""
+    from atacdenoise.cli import main
+
+    reads, sizes = _insertions(tmp_path)
+    out = tmp_path / "out"
+    base = [command, "--input", str(reads), "--chrom-sizes", str(sizes), "--out-prefix", str(out / "s"), "--quiet"]
+    if command == "denoise":
+        pytest.importorskip("onnxruntime")
+        from atacdenoise.denoise.contract import ModelContract
+
+        model = _onnx_model(tmp_path / "m.onnx", ModelContract(space="dilated1d", window_bins=256, target_bins=64,
+                                                                genome="hg19").to_metadata())
+        base += ["--model", str(model)]
+        again, failing = ["--threshold", "0.3"], ("atacdenoise.denoise.run", "write_provenance")
+        written = [".s.denoised.bw.*", ".s.peakprob.bw.*", ".s.peaks.narrowPeak.*"]
+    elif command == "bin":
+        again, failing, written = ["--extend", "3000"], ("atacdenoise.io.bigwig", "write_bigwig"), [".s.tracks.*"]
+    else:
+        import shutil
+
+        if shutil.which("macs3") is None:
+            pytest.skip("macs3 is not installed")
+        again, failing = ["--low-threshold"], ("atacdenoise.tracks.peaks", "_bedgraph_to_bigwig")
+        written = [".s.narrowPeak.*"]
+    assert main(base) == 0, capsys.readouterr().err
+    before = _snapshot(out)
+    assert len(before) >= 2
+    capsys.readouterr()
+
+    _fail_once_written(monkeypatch, *failing, out, written)
+    assert main([*base, *again]) == 1  # an internal error, as an I/O error is
+    assert "injected I/O error" in capsys.readouterr().err
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in out.iterdir()) == sorted({key.split("/")[0] for key in before})

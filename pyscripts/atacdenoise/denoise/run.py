@@ -42,7 +42,7 @@ from atacdenoise.denoise.contract import ModelContract, naming_style
 from atacdenoise.denoise.onnx_runner import OnnxDenoiser, load_denoiser
 from atacdenoise.denoise.peaks_from_prob import PeakStream
 from atacdenoise.errors import InputError
-from atacdenoise.io.atomic import atomic_path
+from atacdenoise.io.atomic import atomic_path, atomic_set
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +90,14 @@ def denoise(
     check_contract(denoiser, input, chrom_sizes, genome)
     fmt, tracks = input_tracks(input, fmt, chrom_sizes, denoiser.contract, read_filter, library_size, chroms)
     genome = model_genome(denoiser, {c: chrom_sizes[c] for c in tracks.order}, fasta, annotations or {})
-    outputs = write_outputs(denoiser, tracks, out_prefix, batch_size, threshold, progress, genome)
     inputs = {"input": os.fspath(input), "format": fmt, "chroms": tracks.order, "fasta": fasta and os.fspath(fasta),
               "annotations": {name: os.fspath(path) for name, path in (annotations or {}).items()}, "threshold": threshold}
-    write_provenance(outputs["provenance"], denoiser, tracks.depth, inputs)
-    return outputs
+    paths = output_paths(out_prefix)
+    with atomic_set() as temporary:  # the four files of this run, or none of them
+        write_outputs(denoiser, tracks, {key: temporary(path) for key, path in paths.items()}, batch_size,
+                      threshold, progress, genome)
+        write_provenance(temporary(paths["provenance"]), denoiser, tracks.depth, inputs)
+    return {key: str(path) for key, path in paths.items()}
 
 
 def input_tracks(input, fmt: str, chrom_sizes: dict[str, int], contract: ModelContract, read_filter=None,
@@ -258,21 +261,20 @@ def check_bigwig_resolution(path, chrom: str, bin_size: int, max_intervals: int 
                                f"{bin_size} bp bins")
 
 
-def write_outputs(denoiser: OnnxDenoiser, tracks, out_prefix, batch_size: int, threshold: float,
-                  progress: bool, genome=None) -> dict[str, str]:
+def write_outputs(denoiser: OnnxDenoiser, tracks, paths: dict[str, Path], batch_size: int, threshold: float,
+                  progress: bool, genome=None) -> None:
+    """The denoised and peak-probability bigWigs and the peaks, at ``paths`` (keys of :func:`output_paths`)."""
     from tqdm import tqdm
 
     from atacdenoise.io.bigwig import BigWigWriter
     from atacdenoise.io.narrowpeak import write_narrowpeak
 
     c = denoiser.contract
-    paths = output_paths(out_prefix)
     # Header order = the order chromosomes are produced in; the others follow (empty).
     sizes = {chrom: tracks.chrom_sizes[chrom] for chrom in tracks.order}
     sizes.update({chrom: n for chrom, n in tracks.chrom_sizes.items() if chrom not in sizes})
     n_windows = sum(math.ceil(math.ceil(sizes[chrom] / c.bin_size) / c.target_bins) for chrom in tracks.order)
     all_peaks = []
-    paths["denoised"].parent.mkdir(parents=True, exist_ok=True)
     with tqdm(total=n_windows, unit="window", desc="denoise", disable=not progress) as bar, \
             BigWigWriter(paths["denoised"], sizes, c.bin_size) as denoised, \
             BigWigWriter(paths["peakprob"], sizes, c.bin_size) as peakprob, atomic_path(paths["peaks"]) as peaks_tmp:
@@ -286,7 +288,6 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, out_prefix, batch_size: int, t
                 peaks.add(prob)
             all_peaks.append(peaks.finish())
         write_narrowpeak(peaks_tmp, all_peaks, name_prefix="denoised_peak")
-    return {key: str(path) for key, path in paths.items()}
 
 
 def denoise_chunks(denoiser: OnnxDenoiser, read_bins, n_bins: int, batch_size: int = 64,
