@@ -63,8 +63,9 @@ def atomic_set() -> Iterator[Callable[[str | os.PathLike], Path]]:
     asked again); writers may wrap it in ``atomic_path`` as usual. When the
     block succeeds all temporaries are renamed onto their finals, one right
     after the other; on any failure all are removed and the finals (an older
-    complete set, say) are left as they were. A reader thus never finds a new
-    file beside an old one of the same set.
+    complete set, say) are left as they were. A reader thus finds a new file
+    beside an old one of the same set only in the microseconds between the
+    renames, and a failed run leaves none of its files.
     """
     temporaries: dict[Path, Path] = {}
 
