@@ -494,3 +494,251 @@ def test_coordinates_outside_the_chromosome_are_counted_and_warned(tmp_path):
     assert warnings == ["atacdenoise: warning: neg.bed: dropped 2 insertions at negative or beyond-the-end "
                         "coordinates of their chromosome (see --stats)"]
     assert (tmp_path / "out.bed").read_text().count("\n") == 2
+
+
+@pytest.mark.parametrize("command, output", [("insertions", ["--output", "out/x.bed"]),
+                                             ("bin", ["--out-prefix", "out/x"])])
+@pytest.mark.parametrize("name, lines, expected", [
+    ("neg.bed", "chr1\t100\t101\nchr1\t-5\t10\n", "neg.bed: line 2: start -5 is negative (--strict)"),
+    ("end.bed", "chr1\t100\t101\nchr2\t99999\t100000\nchr2\t100000\t100001\n",
+     "end.bed: line 3: start 100000 is beyond the end of chr2 (100,000 bp) (--strict)"),
+    ("f.tsv", "chr1\t100\t300\tA\t1\nchr2\t99000\t100001\tB\t1\n",
+     "f.tsv: line 2: end 100001 is beyond the end of chr2 (100,000 bp) (--strict)"),
+])
+def test_strict_makes_coordinates_outside_the_chromosome_an_error(tmp_path, command, output, name, lines, expected):
+    (tmp_path / "sizes").write_text("chr1\t200000\nchr2\t100000\n")
+    (tmp_path / name).write_text(lines)
+    fmt = "fragments" if name.endswith(".tsv") else "insertions"
+    base = [command, "--input", name, "--format", fmt, "--chrom-sizes", "sizes", *output]
+    result = run_cli([*base, "--strict"], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert error_line(result) == f"atacdenoise: error: {expected}"
+    assert not (tmp_path / "out").exists()
+    lenient = run_cli(base, cwd=tmp_path)  # without --strict the same file is read, the line dropped and counted
+    assert lenient.returncode == 0, lenient.stderr
+    assert "dropped 1 insertions at negative or beyond-the-end coordinates" in lenient.stderr
+
+
+# ---------------------------------------------------------------- ONNX whose graph disagrees with its metadata
+
+def _onnx_model(path: Path, metadata: dict[str, str], window: int = 256, target: int = 64,
+                input_type: str = "FLOAT") -> Path:
+    """A hand-built denoiser graph: signal = the window's centre, peak_logits = signal - 1, taking ``x`` of
+    ``input_type`` (cast to float inside), with the given ``metadata_props`` whatever the graph is."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    flank = (window - target) // 2
+    ints = lambda name, values: helper.make_tensor(name, TensorProto.INT64, [len(values)], values)  # noqa: E731
+    nodes = [helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT),
+             helper.make_node("Slice", ["xf", "starts", "ends", "axes"], ["signal"]),
+             helper.make_node("Sub", ["signal", "one"], ["peak_logits"])]
+    graph = helper.make_graph(
+        nodes, "centre", [helper.make_tensor_value_info("x", getattr(TensorProto, input_type), ["batch", window])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", target]) for name in ("signal",
+                                                                                                 "peak_logits")],
+        initializer=[ints("starts", [flank]), ints("ends", [flank + target]), ints("axes", [1]),
+                     helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(model, metadata)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("target-width", "graph 'signal' has shape ['batch', 64] but its metadata says target_bins 32"),
+    ("window-width", "graph 'x' has shape ['batch', 256] but its metadata says window_bins 512"),
+    ("int64-input", "graph 'x' is tensor(int64), but a denoiser takes and gives float32 (tensor(float))"),
+    ("bin-size-abc", "ONNX metadata atacdenoise.bin_size is 'abc', not an integer"),
+    ("bin-size-0", "ONNX metadata: bin_size must be positive, got 0"),
+    ("bin-size-negative", "ONNX metadata: bin_size must be positive, got -25"),
+    ("no-window", "ONNX metadata lacks atacdenoise.window_bins"),
+])
+def test_an_onnx_model_disagreeing_with_its_metadata_is_refused_at_load(tmp_path, case, expected):
+    pytest.importorskip("onnxruntime")
+    from atacdenoise.denoise.contract import ModelContract
+
+    metadata = ModelContract(space="dilated1d", window_bins=256, target_bins=64, genome="hg19").to_metadata()
+    graph = {}
+    if case == "target-width":
+        metadata["atacdenoise.target_bins"] = "32"
+    elif case == "window-width":
+        metadata["atacdenoise.window_bins"] = "512"
+    elif case == "int64-input":
+        graph["input_type"] = "INT64"
+    elif case.startswith("bin-size"):
+        metadata["atacdenoise.bin_size"] = {"abc": "abc", "0": "0", "negative": "-25"}[case.split("-")[-1]]
+    else:
+        del metadata["atacdenoise.window_bins"]
+    _onnx_model(tmp_path / "bad.onnx", metadata, **graph)
+    (tmp_path / "sizes").write_text("chr1\t50000\n")
+    (tmp_path / "ins.bed").write_text("chr1\t100\t101\t.\t0\t+\n")
+    result = run_cli(["denoise", "--input", "ins.bed", "--chrom-sizes", "sizes", "--model", "bad.onnx",
+                      "--out-prefix", "out/s", "--quiet"], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert error_line(result) == f"atacdenoise: error: bad.onnx: {expected}"
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_onnx_model_builder_makes_a_model_that_loads(tmp_path):
+    """The control for the case above: the same graph with honest metadata denoises."""
+    pytest.importorskip("onnxruntime")
+    from atacdenoise.denoise.contract import ModelContract
+
+    metadata = ModelContract(space="dilated1d", window_bins=256, target_bins=64, genome="hg19").to_metadata()
+    _onnx_model(tmp_path / "good.onnx", metadata)
+    (tmp_path / "sizes").write_text("chr1\t50000\n")
+    (tmp_path / "ins.bed").write_text("".join(f"chr1\t{p}\t{p + 1}\t.\t0\t+\n" for p in range(100, 40000, 300)))
+    result = run_cli(["denoise", "--input", "ins.bed", "--chrom-sizes", "sizes", "--model", "good.onnx",
+                      "--out-prefix", "out/s", "--quiet"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "out" / "s.denoised.bw").is_file()
+
+
+# ---------------------------------------------------------------- a full disk: one line, earlier outputs intact
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MiB tmpfs at ``tmp_path/disk``, unmounted afterwards; skipped where mounting is not permitted."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True,
+                           text=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mount.stderr.strip() or 'mount failed'}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def _fill(disk: Path, leave: int) -> None:
+    """Fill ``disk`` with a file until only about ``leave`` bytes are free."""
+    stats = os.statvfs(disk)
+    (disk / "filler").write_bytes(b"\0" * (stats.f_bfree * stats.f_frsize - leave))
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (hidden ones too) and its bytes, but the filler."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != "filler"}
+
+
+def _assert_no_space(result: subprocess.CompletedProcess, output: Path) -> None:
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert error_line(result) == f"atacdenoise: error: no space left on device writing {output}"
+
+
+@pytest.mark.parametrize("leave, fails_on", [(0, "x"), (12_000, "x.tracks"), (70_000, "x.bw")])
+def test_bin_onto_a_full_disk_says_so_and_keeps_the_earlier_store_and_bigwig(small_disk, tmp_path, leave, fails_on):
+    """With nothing left not even the lock of prefix x; with 12 kB the array store (24 kB) cannot be written;
+    with 70 kB it can, but then not the bigWig."""
+    reads, sizes = _insertions(tmp_path)
+    prefix = small_disk / "out" / "x"
+    first = run_cli(["bin", "--input", reads, "--chrom-sizes", sizes, "--out-prefix", prefix, "--quiet"])
+    assert first.returncode == 0, first.stderr
+    before = _snapshot(small_disk)
+    assert set(before) >= {"out/x.bw", "out/x.tracks/meta.json"}
+    _fill(small_disk, leave)
+    result = run_cli(["bin", "--input", reads, "--chrom-sizes", sizes, "--out-prefix", prefix, "--quiet",
+                      "--extend", "3000"])  # a new store and bigWig would differ from the earlier ones
+    _assert_no_space(result, small_disk / "out" / fails_on)
+    assert _snapshot(small_disk) == before  # the earlier pair intact, no temporary and no lock left
+
+
+def test_denoise_onto_a_full_disk_says_so_and_keeps_the_earlier_tracks(small_disk, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from atacdenoise.denoise.contract import ModelContract
+
+    model = _onnx_model(tmp_path / "m.onnx", ModelContract(space="dilated1d", window_bins=256, target_bins=64,
+                                                            genome="hg19").to_metadata())
+    reads, sizes = _insertions(tmp_path)
+    command = ["denoise", "--chrom-sizes", sizes, "--model", model, "--out-prefix", small_disk / "out" / "s", "--quiet"]
+    first = run_cli([*command, "--input", reads])
+    assert first.returncode == 0, first.stderr
+    before = _snapshot(small_disk)
+    assert len(before) == 4
+    _fill(small_disk, 40_000)
+    result = run_cli([*command, "--input", reads, "--threshold", "0.3"])
+    _assert_no_space(result, small_disk / "out" / "s.denoised.bw")
+    assert _snapshot(small_disk) == before
+
+
+def test_a_search_checkpoint_onto_a_full_disk_says_so_and_keeps_the_earlier_checkpoint(small_disk, tmp_path):
+    pytest.importorskip("torch")
+    from atacdenoise.search.data import load_pairs, save_pairs
+
+    from test_registry import make_pairs
+
+    val = make_pairs(tmp_path / "val.npz", n=16)
+    train = load_pairs(val)
+    train["chrom"] = np.full(len(train["inputs"]), "chr1")
+    train["meta"] = {**train["meta"], "chroms": ["chr1"]}
+    save_pairs(tmp_path / "train.npz", train)
+    out = small_disk / "search"
+    command = ["search", "--train", tmp_path / "train.npz", "--val", val, "--outdir", out, "--space", "dilated1d",
+               "--initial-draws", "1", "--initial-epochs", "1", "--children", "1", "--epochs", "1", "--quiet"]
+    first = run_cli([*command, "--iterations", "0"], timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = _snapshot(small_disk)
+    assert "search/checkpoint/checkpoint.pt" in before
+    _fill(small_disk, 8_192)
+    result = run_cli([*command, "--iterations", "1", "--resume"], timeout=300)  # checkpoints before it trains
+    _assert_no_space(result, out / "checkpoint" / "checkpoint.pt")
+    assert _snapshot(small_disk) == before
+
+
+# ---------------------------------------------------------------- a command's files are written as one set
+
+def _fail_once_written(monkeypatch, module: str, name: str, folder: Path, written: list[str]):
+    """Replace ``module.name`` by a failure that first checks the set's files ``written`` (glob patterns of
+    their temporaries) are already complete beside the outputs: the failure comes after them."""
+    import errno
+    import importlib
+
+    def fail(*args, **kwargs):
+        for pattern in written:
+            assert [p for p in folder.glob(pattern) if p.stat().st_size > 0], (pattern, sorted(folder.iterdir()))
+        raise OSError(errno.EIO, "injected I/O error")
+
+    monkeypatch.setattr(importlib.import_module(module), name, fail)
+
+
+@pytest.mark.parametrize("command", ["bin", "denoise", "peaks"])
+def test_a_failure_after_the_first_file_of_a_set_leaves_none_of_the_new_set(tmp_path, capsys, monkeypatch, command):
+    """A second run on the same prefix fails after writing part of its set: the first run's complete set is
+    all that is left, byte for byte (no new file, no temporary, no lock)."""
+    from atacdenoise.cli import main
+
+    reads, sizes = _insertions(tmp_path)
+    out = tmp_path / "out"
+    base = [command, "--input", str(reads), "--chrom-sizes", str(sizes), "--out-prefix", str(out / "s"), "--quiet"]
+    if command == "denoise":
+        pytest.importorskip("onnxruntime")
+        from atacdenoise.denoise.contract import ModelContract
+
+        model = _onnx_model(tmp_path / "m.onnx", ModelContract(space="dilated1d", window_bins=256, target_bins=64,
+                                                                genome="hg19").to_metadata())
+        base += ["--model", str(model)]
+        again, failing = ["--threshold", "0.3"], ("atacdenoise.denoise.run", "write_provenance")
+        written = [".s.denoised.bw.*", ".s.peakprob.bw.*", ".s.peaks.narrowPeak.*"]
+    elif command == "bin":
+        again, failing, written = ["--extend", "3000"], ("atacdenoise.io.bigwig", "write_bigwig"), [".s.tracks.*"]
+    else:
+        import shutil
+
+        if shutil.which("macs3") is None:
+            pytest.skip("macs3 is not installed")
+        again, failing = ["--low-threshold"], ("atacdenoise.tracks.peaks", "_bedgraph_to_bigwig")
+        written = [".s.narrowPeak.*"]
+    assert main(base) == 0, capsys.readouterr().err
+    before = _snapshot(out)
+    assert len(before) >= 2
+    capsys.readouterr()
+
+    _fail_once_written(monkeypatch, *failing, out, written)
+    assert main([*base, *again]) == 1  # an internal error, as an I/O error is
+    assert "injected I/O error" in capsys.readouterr().err
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in out.iterdir()) == sorted({key.split("/")[0] for key in before})

@@ -5,6 +5,7 @@ library function; all the work lives in the library.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -352,7 +353,8 @@ ends with examples.
 exit codes:
   0    done
   1    internal error (a bug: please report it; -v shows the traceback)
-  2    bad input or usage (one line names the file or option)
+  2    bad input or usage (one line names the file or option), or no space left on device (previous
+       outputs kept)
   130  interrupted (Ctrl-C); no partial output kept
   143  terminated (SIGTERM); no partial output kept
 
@@ -432,12 +434,16 @@ LOCKED_OUTPUTS = {"insertions": "output", "subsample": "output", "peaks": "out_p
                   "pipeline": "outdir"}
 
 
+def _output_of(args) -> str | None:
+    return getattr(args, LOCKED_OUTPUTS.get(args.command, ""), None)
+
+
 def _output_lock(args):
     from contextlib import nullcontext
 
     from atacdenoise.io.lock import output_lock
 
-    output = getattr(args, LOCKED_OUTPUTS.get(args.command, ""), None)
+    output = _output_of(args)
     return output_lock(output, f"atacdenoise {args.command} {output}") if output else nullcontext()
 
 
@@ -450,7 +456,7 @@ def _raise_terminated(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one subcommand; return the exit code: 0 done, 2 bad input or usage, 130 interrupted, 143
+    """Run one subcommand; return the exit code: 0 done, 2 bad input or usage or a full disk, 130 interrupted, 143
     terminated, 1 internal error (the traceback only under -v)."""
     setup_logging()  # before parsing: a deprecated spelling logs its note while it is parsed
     args = build_parser().parse_args(argv)
@@ -472,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s; no partial output kept", "terminated" if isinstance(err, Terminated) else "interrupted")
         return 143 if isinstance(err, Terminated) else 130
     except Exception as err:  # a bug, not the user's input
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:  # outside every atomic_path (a lock file)
+            log.error("error: no space left on device writing %s", err.filename or _output_of(args))
+            return 2
         log.error("internal error: %s: %s", type(err).__name__, err, exc_info=bool(args.verbose))
         log.error("this is a bug in atacdenoise %s: please report it with the command line%s", __version__,
                   "" if args.verbose else " and the traceback that -v shows")

@@ -23,6 +23,7 @@ def read_filter(args):
         keep_improper_pairs=args.keep_improper_pairs,
         shift_plus=args.shift_plus,
         shift_minus=args.shift_minus,
+        strict=args.strict,
     )
 
 def add_filter_args(p: argparse.ArgumentParser) -> None:
@@ -33,6 +34,9 @@ def add_filter_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--keep-improper-pairs", action="store_true", help="keep paired reads not in a proper pair")
     g.add_argument("--shift-plus", type=int, default=4, help="Tn5 shift on the plus strand (default +4)")
     g.add_argument("--shift-minus", type=int, default=-5, help="Tn5 shift on the minus strand (default -5)")
+    p.add_argument("--strict", action="store_true",
+                   help="an insertions BED or fragments line outside its chromosome (negative, or past the end) is "
+                        "an error naming the line (default: dropped, counted in --stats, warned of once)")
 
 def add_format_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", dest="fmt", default="auto", choices=["auto", "bam", "insertions", "fragments", "bigwig"],

@@ -16,3 +16,11 @@ class InputError(Exception):
         self.path = None if path is None else os.fspath(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+class NoSpaceLeft(InputError):
+    """The filesystem filled up while writing an output; the CLI reports it like bad input (exit 2)."""
+
+    def __init__(self, output: str | os.PathLike):
+        super().__init__(None, f"no space left on device writing {os.fspath(output)}")
+        self.output = os.fspath(output)

@@ -67,6 +67,17 @@ class ModelContract:
             raise ValueError(f"input_normalisation must be one of {NORMALISATIONS}, got {self.input_normalisation!r}")
         if self.chrom_naming not in NAMING_STYLES:
             raise ValueError(f"chrom_naming must be one of {NAMING_STYLES}, got {self.chrom_naming!r}")
+        for name in ("window_bins", "target_bins", "bin_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.extend < 0:
+            raise ValueError(f"extend must be >= 0, got {self.extend}")
+        try:
+            channels = json.loads(self.channels)
+        except ValueError:
+            channels = None
+        if not isinstance(channels, list) or not all(isinstance(c, dict) for c in channels):
+            raise ValueError(f"channels must be a JSON list of channel specs, got {self.channels[:80]!r}")
         if self.target_bins > self.window_bins or (self.window_bins - self.target_bins) % 2:
             raise ValueError(f"target_bins {self.target_bins} must be centred in window_bins {self.window_bins}")
 
@@ -103,7 +114,12 @@ class ModelContract:
                 continue  # written by older versions: no genome channels
             if field.name not in values:
                 raise InputError(path, f"ONNX metadata lacks atacdenoise.{field.name}")
-            kwargs[field.name] = {"int": int, "float": float}.get(field.type, str)(values[field.name])
+            kind = {"int": int, "float": float}.get(field.type, str)
+            try:
+                kwargs[field.name] = kind(values[field.name])
+            except ValueError:
+                raise InputError(path, f"ONNX metadata atacdenoise.{field.name} is {values[field.name]!r}, "
+                                       f"not {'an integer' if kind is int else 'a number'}") from None
         try:
             return cls(**kwargs)
         except ValueError as err:

@@ -26,7 +26,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from atacdenoise.denoise.run import output_paths
+from atacdenoise.denoise.run import browser_files, output_paths
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
 
@@ -73,20 +73,6 @@ def merge_outputs(prefixes: list[str | os.PathLike], out_prefix: str | os.PathLi
         write_merged_provenance(stack.enter_context(atomic_path(paths["provenance"])), groups, order)
     outputs = {kind: str(path) for kind, path in paths.items() if kind in groups[0].paths}
     return outputs | browser_files(outputs, sizes)
-
-
-def browser_files(outputs: dict[str, str], sizes: dict[str, int]) -> dict[str, str]:
-    """What a whole run leaves for genome browsers: the peaks as bigBed (none without peaks) and an IGV session."""
-    from atacdenoise.io.bigbed import write_narrowpeak_bigbed
-    from atacdenoise.io.igv import denoise_session_tracks, write_igv_session
-
-    extra = {}
-    bigbed = write_narrowpeak_bigbed(outputs["peaks"], sizes) if "peaks" in outputs else None
-    if bigbed is not None:
-        extra["peaks_bigbed"] = str(bigbed)
-    prefix = outputs["provenance"].removesuffix(".provenance.json")
-    extra["igv_session"] = str(write_igv_session(f"{prefix}.igv.xml", denoise_session_tracks(outputs | extra)))
-    return extra
 
 
 def read_group(prefix) -> GroupOutputs:

@@ -45,11 +45,26 @@ class OnnxDenoiser:
         self._check_graph()
 
     def _check_graph(self) -> None:
+        """The graph must take and give what its metadata promises: names, float32, window and target widths."""
         inputs = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         if inputs != [INPUT_NAME] or list(OUTPUT_NAMES) != outputs:
             raise InputError(self.source, f"graph has inputs {inputs} and outputs {outputs}; expected "
                                           f"[{INPUT_NAME!r}] -> {list(OUTPUT_NAMES)}")
+        c = self.contract
+        channels = [] if c.input_channels == 1 else [c.input_channels]
+        expected = {INPUT_NAME: ([*channels, c.window_bins], f"window_bins {c.window_bins}"
+                                 + (f" and {c.input_channels} input channels" if channels else "")),
+                    **{name: ([c.target_bins], f"target_bins {c.target_bins}") for name in OUTPUT_NAMES}}
+        for node in (*self.session.get_inputs(), *self.session.get_outputs()):
+            if node.type != "tensor(float)":
+                raise InputError(self.source, f"graph {node.name!r} is {node.type}, but a denoiser takes and "
+                                              f"gives float32 (tensor(float))")
+            dims, promise = expected[node.name]
+            shape = list(node.shape)[1:]  # the batch axis aside
+            if len(shape) != len(dims) or any(isinstance(d, int) and d != e for d, e in zip(shape, dims)):
+                raise InputError(self.source, f"graph {node.name!r} has shape {list(node.shape)} but its "
+                                              f"metadata says {promise}")
 
     def predict(self, windows: np.ndarray, batch_size: int = 64,
                 skip_empty: bool = True) -> tuple[np.ndarray, np.ndarray]:

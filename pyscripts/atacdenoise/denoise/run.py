@@ -45,7 +45,7 @@ from atacdenoise.denoise.contract import ModelContract, naming_style
 from atacdenoise.denoise.onnx_runner import OnnxDenoiser, load_denoiser
 from atacdenoise.denoise.peaks_from_prob import PeakStream
 from atacdenoise.errors import InputError
-from atacdenoise.io.atomic import atomic_path
+from atacdenoise.io.atomic import atomic_path, atomic_set
 from atacdenoise.io.bedgraph import bedgraph_path
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,14 @@ log = logging.getLogger(__name__)
 CHUNK_BATCHES = 8  # windows handed to onnxruntime per progress update = batch_size * CHUNK_BATCHES
 
 
-def output_paths(out_prefix: str | os.PathLike) -> dict[str, Path]:
+def output_paths(out_prefix: str | os.PathLike, bedgraph: bool = False) -> dict[str, Path]:
+    """The files one run writes as a set (the browser files follow them, see :func:`browser_files`)."""
     prefix = os.fspath(out_prefix)
-    return {"denoised": Path(f"{prefix}.denoised.bw"), "peakprob": Path(f"{prefix}.peakprob.bw"),
-            "peaks": Path(f"{prefix}.peaks.narrowPeak"), "provenance": Path(f"{prefix}.provenance.json")}
+    paths = {"denoised": Path(f"{prefix}.denoised.bw"), "peakprob": Path(f"{prefix}.peakprob.bw"),
+             "peaks": Path(f"{prefix}.peaks.narrowPeak"), "provenance": Path(f"{prefix}.provenance.json")}
+    if bedgraph:
+        paths |= {f"{key}_bedgraph": bedgraph_path(paths[key]) for key in ("denoised", "peakprob")}
+    return paths
 
 
 def denoise(
@@ -101,25 +105,34 @@ def denoise(
     genome_name = genome
     fmt, tracks = input_tracks(input, fmt, chrom_sizes, denoiser.contract, read_filter, library_size, chroms)
     genome = model_genome(denoiser, {c: chrom_sizes[c] for c in tracks.order}, fasta, annotations or {})
-    outputs = write_outputs(denoiser, tracks, out_prefix, batch_size, threshold, progress, genome, bedgraph)
     inputs = {"input": os.fspath(input), "format": fmt, "chroms": tracks.order, "input_chroms": tracks.input_order,
               "fasta": fasta and os.fspath(fasta),
               "annotations": {name: os.fspath(path) for name, path in (annotations or {}).items()}, "threshold": threshold}
-    write_provenance(outputs["provenance"], denoiser, tracks.depth, inputs)
-    outputs["igv_session"] = str(write_session(outputs, input, fmt, fasta, genome_name))
-    return outputs
+    paths = output_paths(out_prefix, bedgraph)
+    with atomic_set() as temporary:  # the files of this run, or none of them
+        write_outputs(denoiser, tracks, {key: temporary(path) for key, path in paths.items()}, batch_size,
+                      threshold, progress, genome)
+        write_provenance(temporary(paths["provenance"]), denoiser, tracks.depth, inputs)
+    outputs = {key: str(path) for key, path in paths.items()}
+    return outputs | browser_files(outputs, chrom_sizes, input, fmt, fasta, genome_name)
 
 
-def write_session(outputs: dict[str, str], input, fmt: str, fasta, genome_name: str | None) -> Path:
-    """``PREFIX.igv.xml`` beside the outputs: the input (when a browser shows it), denoised signal, peak
-    probability and peaks. The genome is the FASTA when IGV can open it there (a plain file, uncompressed or
-    indexed), else ``--genome``'s name."""
+def browser_files(outputs: dict[str, str], chrom_sizes: dict[str, int], input=None, fmt: str | None = None,
+                  fasta=None, genome_name: str | None = None) -> dict[str, str]:
+    """What genome browsers take, made from the finished set: the peaks as bigBed (none without peaks) and
+    ``PREFIX.igv.xml``, a session of the input (when a browser shows it), denoised signal, peak probability
+    and peaks. Its genome is the FASTA when IGV can open it there (a plain file, uncompressed or indexed),
+    else ``--genome``'s name."""
+    from atacdenoise.io.bigbed import write_narrowpeak_bigbed
     from atacdenoise.io.igv import denoise_session_tracks, usable, write_igv_session
 
+    bigbed = write_narrowpeak_bigbed(outputs["peaks"], chrom_sizes)
+    extra = {} if bigbed is None else {"peaks_bigbed": str(bigbed)}
     prefix = outputs["provenance"].removesuffix(".provenance.json")
     browsable = usable(fasta) and (not str(fasta).endswith(".gz") or Path(f"{fasta}.fai").exists())
-    genome = fasta if browsable else genome_name
-    return write_igv_session(f"{prefix}.igv.xml", denoise_session_tracks(outputs, input, fmt), genome)
+    tracks = denoise_session_tracks(outputs | extra, input, fmt)
+    extra["igv_session"] = str(write_igv_session(f"{prefix}.igv.xml", tracks, fasta if browsable else genome_name))
+    return extra
 
 
 def input_tracks(input, fmt: str, chrom_sizes: dict[str, int], contract: ModelContract, read_filter=None,
@@ -286,25 +299,24 @@ def check_bigwig_resolution(path, chrom: str, bin_size: int, max_intervals: int 
                                f"{bin_size} bp bins")
 
 
-def write_outputs(denoiser: OnnxDenoiser, tracks, out_prefix, batch_size: int, threshold: float,
-                  progress: bool, genome=None, bedgraph: bool = False) -> dict[str, str]:
+def write_outputs(denoiser: OnnxDenoiser, tracks, paths: dict[str, Path], batch_size: int, threshold: float,
+                  progress: bool, genome=None) -> None:
+    """The denoised and peak-probability bigWigs (and bedGraphs when ``paths`` has them) and the peaks, at
+    ``paths`` (keys of :func:`output_paths`)."""
     from contextlib import ExitStack
 
     from tqdm import tqdm
 
-    from atacdenoise.io.bigbed import write_narrowpeak_bigbed
     from atacdenoise.io.narrowpeak import write_narrowpeak
 
     c = denoiser.contract
-    paths = output_paths(out_prefix)
     # Header order = the order chromosomes are produced in; the others follow (empty).
     sizes = {chrom: tracks.chrom_sizes[chrom] for chrom in tracks.order}
     sizes.update({chrom: n for chrom, n in tracks.chrom_sizes.items() if chrom not in sizes})
     n_windows = sum(math.ceil(math.ceil(sizes[chrom] / c.bin_size) / c.target_bins) for chrom in tracks.order)
     all_peaks = []
-    paths["denoised"].parent.mkdir(parents=True, exist_ok=True)
     with tqdm(total=n_windows, unit="window", desc="denoise", disable=not progress) as bar, ExitStack() as stack:
-        denoised, peakprob = (track_writers(stack, paths[key], sizes, c.bin_size, bedgraph)
+        denoised, peakprob = (track_writers(stack, paths[key], sizes, c.bin_size, paths.get(f"{key}_bedgraph"))
                               for key in ("denoised", "peakprob"))
         peaks_tmp = stack.enter_context(atomic_path(paths["peaks"]))
         for chrom, n_bins, read_bins in tracks:
@@ -317,23 +329,16 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, out_prefix, batch_size: int, t
                 peaks.add(prob)
             all_peaks.append(peaks.finish())
         write_narrowpeak(peaks_tmp, all_peaks, name_prefix="denoised_peak")
-    outputs = {key: str(path) for key, path in paths.items()}
-    if bedgraph:
-        outputs.update({f"{key}_bedgraph": str(bedgraph_path(paths[key])) for key in ("denoised", "peakprob")})
-    bigbed = write_narrowpeak_bigbed(paths["peaks"], sizes)
-    if bigbed is not None:
-        outputs["peaks_bigbed"] = str(bigbed)
-    return outputs
 
 
-def track_writers(stack, bigwig, chrom_sizes: dict[str, int], bin_size: int, bedgraph: bool):
-    """A bigWig writer, and with ``bedgraph`` a bedGraph writer beside it, entered on ``stack``."""
+def track_writers(stack, bigwig, chrom_sizes: dict[str, int], bin_size: int, bedgraph=None):
+    """A bigWig writer, and a bedGraph writer at ``bedgraph`` beside it when given, entered on ``stack``."""
     from atacdenoise.io.bedgraph import BedGraphWriter, TrackWriters
     from atacdenoise.io.bigwig import BigWigWriter
 
     writers = [stack.enter_context(BigWigWriter(bigwig, chrom_sizes, bin_size))]
-    if bedgraph:
-        writers.append(stack.enter_context(BedGraphWriter(bedgraph_path(bigwig), chrom_sizes, bin_size)))
+    if bedgraph is not None:
+        writers.append(stack.enter_context(BedGraphWriter(bedgraph, chrom_sizes, bin_size)))
     return TrackWriters(*writers)
 
 

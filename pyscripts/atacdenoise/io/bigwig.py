@@ -9,7 +9,9 @@ from typing import Iterable
 import numpy as np
 
 from atacdenoise.errors import InputError
-from atacdenoise.io.atomic import atomic_path
+from atacdenoise.io.atomic import atomic_path, filesystem_full, no_space_left, require_space
+
+WRITE_MARGIN = 64 * 1024  # bytes libBigWig may hold back (its 32 KiB block buffer, stdio's) beyond the bins given
 
 
 def write_bigwig(
@@ -66,6 +68,8 @@ class BigWigWriter:
     def __exit__(self, *exc) -> bool | None:
         try:
             self._bw.close()
+            if exc[0] is None and filesystem_full(Path(self.path).parent):  # libBigWig ignores failed writes
+                raise no_space_left(self.path)
         except BaseException as err:  # a failed close leaves no file either
             self._atomic.__exit__(type(err), err, err.__traceback__)
             raise
@@ -87,6 +91,9 @@ class BigWigWriter:
         # A partial last bin is written on its own, clipped to the chromosome end.
         partial = length % size and first_bin + len(values) == n_bins
         full = values[:-1] if partial else values
+        # Room for these bins uncompressed, or ENOSPC now: on a full disk libBigWig recompresses its whole
+        # buffer for every further value (hours for a chromosome) and drops them.
+        require_space(self.path, 4 * np.count_nonzero(values) + WRITE_MARGIN)
         nonzero = np.concatenate([[False], full != 0, [False]]).astype(np.int8)
         edges = np.diff(nonzero)
         for lo, hi in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):

@@ -56,7 +56,11 @@ SECONDARY, QCFAIL, DUPLICATE, SUPPLEMENTARY = 0x100, 0x200, 0x400, 0x800
 
 @dataclass
 class ReadFilter:
-    """Which BAM records give insertions. Defaults follow ENCODE/nf-core ATAC practice."""
+    """Which BAM records give insertions. Defaults follow ENCODE/nf-core ATAC practice.
+
+    ``strict``: in insertions BED and fragments files, a coordinate outside its chromosome
+    (negative, or past the end) is an error naming its line instead of being dropped and counted.
+    """
 
     min_mapq: int = 30
     exclude_chroms: tuple[str, ...] = ("chrM", "MT", "M")
@@ -67,6 +71,7 @@ class ReadFilter:
     keep_qcfail: bool = False
     shift_plus: int = 4
     shift_minus: int = -5
+    strict: bool = False
 
 
 def fragment_molecules(starts: np.ndarray, ends: np.ndarray, rf: ReadFilter = ReadFilter()):
@@ -213,7 +218,7 @@ def iter_insertions(
     if fmt == "bam":
         return _bam_insertions(path, chrom_sizes, read_filter or ReadFilter(), counts)
     if fmt in ("insertions", "fragments"):
-        return _text_insertions(path, chrom_sizes, fmt == "fragments", counts)
+        return _text_insertions(path, chrom_sizes, fmt == "fragments", counts, (read_filter or ReadFilter()).strict)
     if fmt == "bigwig":
         raise InputError(path, "a bigWig holds a coverage track, not insertions; bigWig inputs are only "
                                "accepted where a track is needed (bin, denoise)")
@@ -421,9 +426,10 @@ def _apply_read_filter(flags: np.ndarray, mapqs: np.ndarray, rf: ReadFilter, cou
 
 # ---------------------------------------------------------------- insertions BED and fragments
 
-def _text_insertions(path: Path, chrom_sizes: dict[str, int], fragments: bool,
-                     counts: FilterCounts) -> Iterator[tuple[str, np.ndarray]]:
-    """Stream a chromosome-grouped text file; the chromosome's lines are parsed with numpy at once."""
+def _text_insertions(path: Path, chrom_sizes: dict[str, int], fragments: bool, counts: FilterCounts,
+                     strict: bool = False) -> Iterator[tuple[str, np.ndarray]]:
+    """Stream a chromosome-grouped text file; the chromosome's lines are parsed with numpy at once.
+    ``strict``: a line outside its chromosome is an InputError (otherwise dropped, counted and warned of)."""
     unknown: list[str] = []
     shared = False
     outside_before = counts.outside_chrom
@@ -432,6 +438,8 @@ def _text_insertions(path: Path, chrom_sizes: dict[str, int], fragments: bool,
             counts.not_in_chrom_sizes += len(block.line_numbers)
             unknown.append(chrom)
             continue
+        if strict:
+            _refuse_outside_chrom(path, chrom, chrom_sizes[chrom], block, fragments)
         positions = _keep_in_chrom(_block_positions(path, block, fragments), chrom_sizes[chrom], counts)
         counts.kept += len(positions)
         counts.per_chrom[chrom] = len(positions)
@@ -444,6 +452,20 @@ def _text_insertions(path: Path, chrom_sizes: dict[str, int], fragments: bool,
     if counts.outside_chrom > outside_before:
         print(f"atacdenoise: warning: {path}: dropped {counts.outside_chrom - outside_before:,} insertions at "
               f"negative or beyond-the-end coordinates of their chromosome (see --stats)", file=sys.stderr)
+
+
+def _refuse_outside_chrom(path: Path, chrom: str, length: int, block: "_Block", fragments: bool) -> None:
+    """--strict: the first line with an insertion outside ``[0, length)`` is an InputError (a BED line's
+    insertion is its start; a fragment's are its start and end - 1)."""
+    starts = _int_column(path, block.starts, block.line_numbers, "start")
+    ends = _int_column(path, block.ends, block.line_numbers, "end") if fragments else starts + 1
+    bad = np.flatnonzero((starts < 0) | (ends > length))
+    if len(bad):
+        line, start, end = block.line_numbers[bad[0]], starts[bad[0]], ends[bad[0]]
+        problem = (f"start {start} is negative" if start < 0 else
+                   f"{'end ' + str(end) if fragments else 'start ' + str(start)} is beyond the end of {chrom} "
+                   f"({length:,} bp)")
+        raise InputError(path, f"line {line}: {problem} (--strict)")
 
 
 @dataclass

@@ -10,9 +10,7 @@ Two representations:
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -190,6 +188,30 @@ def _excluded_chroms(read_filter) -> set[str]:
     return set((read_filter or ReadFilter()).exclude_chroms)
 
 
+def _fill_store(writer, input_path, chrom_sizes, representation, bin_size, extend, stat, normalize, fmt, read_filter,
+                progress) -> None:
+    """Every chromosome of ``chrom_sizes`` into the store being written (see :func:`bin_track`)."""
+    if representation == "peak-signal":
+        _peak_signal_from_file(input_path, chrom_sizes, bin_size, writer, progress)
+    elif fmt == "bigwig":
+        _coverage_from_bigwig(input_path, chrom_sizes, bin_size, stat, writer, progress)
+    else:
+        total = _coverage_from_reads(input_path, chrom_sizes, bin_size, extend, stat, fmt, read_filter, writer, progress)
+        if normalize:
+            if total == 0:
+                raise InputError(input_path, "no insertions passed the filters: cannot normalise")
+            writer.rescale(1e6 / total)
+            writer.meta["params"]["total_insertions"] = total
+    # Chromosomes without data are known to be empty: store zeros rather than leave gaps
+    # (but not for contigs the read filter drops on purpose, such as chrM).
+    skipped = _excluded_chroms(read_filter) if representation == "coverage" and fmt != "bigwig" else set()
+    for chrom, length in chrom_sizes.items():
+        if chrom not in writer.added and chrom not in skipped:
+            writer.add(chrom, np.zeros(n_bins(length, bin_size), dtype=np.float32))
+            progress.update()
+    progress.update(progress.total - progress.n)  # skipped contigs (chrM ...) count as done: ends at 100 %
+
+
 def bin_track(
     input_path: str | os.PathLike,
     chrom_sizes: dict[str, int],
@@ -214,6 +236,7 @@ def bin_track(
     ``normalize`` scales coverage to insertions per million: the input is read
     once and the finished per-chromosome arrays are rescaled in place.
     """
+    from atacdenoise.io.atomic import atomic_set
     from atacdenoise.io.bigwig import write_bigwig
     from atacdenoise.io.reads import detect_format
     from atacdenoise.tracks.store import StoreWriter, open_store
@@ -234,40 +257,20 @@ def bin_track(
     params = {"extend": extend, "stat": stat, "normalize": normalize, "format": fmt} if representation == "coverage" else {}
     progress = tqdm(total=len(chrom_sizes), desc=f"binning {os.path.basename(input_path)}", unit="chrom", file=sys.stderr,
                     disable=not progress)
-    with progress, StoreWriter(store_path, bin_size, representation, chrom_sizes,
-                               source=os.fspath(input_path), params=params) as writer:
-        if representation == "peak-signal":
-            _peak_signal_from_file(input_path, chrom_sizes, bin_size, writer, progress)
-        elif fmt == "bigwig":
-            _coverage_from_bigwig(input_path, chrom_sizes, bin_size, stat, writer, progress)
-        else:
-            total = _coverage_from_reads(input_path, chrom_sizes, bin_size, extend, stat, fmt, read_filter, writer, progress)
-            if normalize:
-                if total == 0:
-                    raise InputError(input_path, "no insertions passed the filters: cannot normalise")
-                writer.rescale(1e6 / total)
-                writer.meta["params"]["total_insertions"] = total
-        # Chromosomes without data are known to be empty: store zeros rather than leave gaps
-        # (but not for contigs the read filter drops on purpose, such as chrM).
-        skipped = _excluded_chroms(read_filter) if representation == "coverage" and fmt != "bigwig" else set()
-        for chrom, length in chrom_sizes.items():
-            if chrom not in writer.added and chrom not in skipped:
-                writer.add(chrom, np.zeros(n_bins(length, bin_size), dtype=np.float32))
-                progress.update()
-        progress.update(progress.total - progress.n)  # skipped contigs (chrM ...) count as done: ends at 100 %
-
-    store = open_store(store_path)
     outputs = {"bigwig": bigwig_path, "store": store_path}
-    try:
-        write_bigwig(bigwig_path, store.chrom_sizes, ((c, store.array(c)) for c in store.chroms), bin_size)
-        if bedgraph:
-            from atacdenoise.io.bedgraph import bedgraph_path, write_bedgraph
+    if bedgraph:
+        from atacdenoise.io.bedgraph import bedgraph_path, write_bedgraph
 
-            outputs["bedgraph"] = str(bedgraph_path(bigwig_path))
-            write_bedgraph(outputs["bedgraph"], store.chrom_sizes, ((c, store.array(c)) for c in store.chroms),
-                           bin_size)
-    except BaseException:
-        shutil.rmtree(store_path, ignore_errors=True)  # no half-finished set of outputs
-        Path(bigwig_path).unlink(missing_ok=True)
-        raise
+        outputs["bedgraph"] = str(bedgraph_path(bigwig_path))
+    with atomic_set() as temporary:  # the store and the bigWig (and bedGraph) of one run, or none of them
+        with progress, StoreWriter(temporary(store_path), bin_size, representation, chrom_sizes,
+                                   source=os.fspath(input_path), params=params) as writer:
+            _fill_store(writer, input_path, chrom_sizes, representation, bin_size, extend, stat, normalize, fmt,
+                        read_filter, progress)
+        store = open_store(temporary(store_path))
+        write_bigwig(temporary(bigwig_path), store.chrom_sizes, ((c, store.array(c)) for c in store.chroms),
+                     bin_size)
+        if bedgraph:
+            write_bedgraph(temporary(outputs["bedgraph"]), store.chrom_sizes,
+                           ((c, store.array(c)) for c in store.chroms), bin_size)
     return outputs

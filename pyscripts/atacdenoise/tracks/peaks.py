@@ -31,7 +31,8 @@ import numpy as np
 import pyBigWig
 
 from atacdenoise.errors import InputError
-from atacdenoise.io.atomic import atomic_path
+from atacdenoise.io.atomic import atomic_path, atomic_set, filesystem_full, no_space_left, require_space
+from atacdenoise.io.bigwig import WRITE_MARGIN
 
 MODES = ("insertions", "bampe")
 GENOME_SHORTCUTS = ("hs", "mm", "ce", "dm")
@@ -85,8 +86,9 @@ def call_peaks(
             threshold = ["-p", "0.01"] if low_threshold else ["-q", str(qvalue)]
             _run_macs3([macs3, "callpeak", *macs_input, "-g", gsize, "--keep-dup", "all", "-B", "--SPMR",
                         *threshold, "--outdir", str(work), "--tempdir", str(work), "-n", "macs"])
-        _write_clipped_narrowpeak(work / "macs_peaks.narrowPeak", outputs["narrowpeak"], chrom_sizes)
-        _bedgraph_to_bigwig(work / "macs_treat_pileup.bdg", outputs["signal"], chrom_sizes)
+        with atomic_set() as temporary:  # both files of this run or neither
+            _write_clipped_narrowpeak(work / "macs_peaks.narrowPeak", temporary(outputs["narrowpeak"]), chrom_sizes)
+            _bedgraph_to_bigwig(work / "macs_treat_pileup.bdg", temporary(outputs["signal"]), chrom_sizes)
     bigbed = write_narrowpeak_bigbed(outputs["narrowpeak"], chrom_sizes)
     if bigbed is not None:
         outputs["bigbed"] = str(bigbed)
@@ -209,7 +211,10 @@ def _bedgraph_to_bigwig(bdg_path: Path, path: str, sizes: dict[str, int]) -> Non
                 starts, ends, values = starts[order], ends[order], values[order]
                 keep = (ends > starts) & (values != 0)
                 if keep.any():
+                    require_space(path, 12 * int(keep.sum()) + WRITE_MARGIN)  # see BigWigWriter.add
                     bw.addEntries([chrom] * int(keep.sum()), starts[keep].tolist(), ends=ends[keep].tolist(),
                                   values=values[keep].tolist())
         finally:
             bw.close()
+        if filesystem_full(tmp.parent):  # libBigWig ignores failed writes
+            raise no_space_left(path)
