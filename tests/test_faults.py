@@ -658,7 +658,7 @@ def test_denoise_onto_a_full_disk_says_so_and_keeps_the_earlier_tracks(small_dis
     first = run_cli([*command, "--input", reads])
     assert first.returncode == 0, first.stderr
     before = _snapshot(small_disk)
-    assert len(before) == 4
+    assert len(before) == 6  # the set of four, then the peaks as bigBed and the IGV session
     _fill(small_disk, 40_000)
     result = run_cli([*command, "--input", reads, "--threshold", "0.3"])
     _assert_no_space(result, small_disk / "out" / "s.denoised.bw")
