@@ -128,6 +128,7 @@ def write_provenance(path, denoiser: OnnxDenoiser, depth, inputs: dict) -> None:
 
     record = {"model": denoiser.source, "onnx_sha256": denoiser.sha256,
               "contract": dataclasses.asdict(denoiser.contract), "inputs": inputs, "library": depth.to_dict(),
+              "windows": {"run": denoiser.windows_run, "skipped_constant": denoiser.windows_skipped},
               "software": {"atacdenoise": __version__, "onnxruntime": version("onnxruntime"),
                            "numpy": np.__version__}}
     with atomic_path(path) as tmp:
@@ -286,6 +287,8 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, out_prefix, batch_size: int, t
                 peaks.add(prob)
             all_peaks.append(peaks.finish())
         write_narrowpeak(peaks_tmp, all_peaks, name_prefix="denoised_peak")
+    log.info("model run on %d windows; %d more skipped (whole batches of one constant input, e.g. no insertion: "
+             "its output computed once)", denoiser.windows_run, denoiser.windows_skipped)
     return {key: str(path) for key, path in paths.items()}
 
 
