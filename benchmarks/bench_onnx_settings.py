@@ -5,10 +5,11 @@ Input (synthetic, made here): the windows of one chromosome (``--mb``, default
 the 5M-read density of bench_genome_scale.py (1,300 per Mb: half in peaks)
 or the 0.5M one (a tenth kept). Each setting builds its own session and runs
 every window once per repeat (after one warm-up batch), the repeats of all
-settings interleaved; one setting changes at a time from the baseline (graph optimisation ORT_ENABLE_ALL, intra-op threads =
-``--threads``, inter-op 1, sequential, spinning on, batch 64). Outputs are
-compared with the baseline's: ``max |diff|`` shows which settings change the
-numbers (not only the time). The machine is shared: times are noisy.
+settings interleaved; one setting changes at a time from the baseline (graph
+optimisation ORT_ENABLE_ALL, intra-op threads = ``--threads``, inter-op 1,
+sequential, spinning on, batch 64). Outputs are compared with the baseline's:
+``max |diff|`` shows which settings change the numbers (not only the time).
+The machine is shared: times are noisy, CPU seconds less so.
 
     python benchmarks/bench_onnx_settings.py [--mb 10] [--threads 2] [--repeats 2]
 """
