@@ -11,7 +11,12 @@ sequential, spinning on, batch 64). Outputs are compared with the baseline's:
 ``max |diff|`` shows which settings change the numbers (not only the time).
 The machine is shared: times are noisy, CPU seconds less so.
 
+With ``--gap-mb``, ``denoise`` itself runs with and without skipping batches
+of one constant input (``OnnxDenoiser.predict``) over a chromosome with a
+stretch without insertions.
+
     python benchmarks/bench_onnx_settings.py [--mb 10] [--threads 2] [--repeats 2]
+    python benchmarks/bench_onnx_settings.py --gap-mb 30 6 24
 """
 
 from __future__ import annotations
@@ -31,23 +36,60 @@ MODEL = REPO / "registry" / "models" / "atac-denoiser-counts.onnx"
 BASELINE = {"opt": "ORT_ENABLE_ALL", "intra": 2, "inter": 1, "mode": "ORT_SEQUENTIAL", "spin": "1", "batch": 64}
 
 
-def windows_of(length: int, keep: float, seed: int = 0) -> np.ndarray:
-    """The model's input windows over a synthetic chromosome of ``length`` bp (insertions as bench_genome_scale)."""
+def synthetic_positions(length: int, keep: float, seed: int = 0) -> np.ndarray:
+    """Sorted insertion positions over ``length`` bp as bench_genome_scale makes them, each kept with p = ``keep``."""
     from bench_genome_scale import INSERTIONS_PER_MB
 
-    from atacdenoise.denoise.onnx_runner import OnnxDenoiser
-    from atacdenoise.tracks.binning import coverage_bins
-    from atacdenoise.tracks.windows import WindowSpec, extract, tile_starts
-
-    c = OnnxDenoiser(MODEL, threads=1).contract
     rng = np.random.default_rng(seed)
     n = INSERTIONS_PER_MB * length // 1_000_000
     sites = rng.integers(250, length - 250, n // 40)
     in_peaks = (np.repeat(sites, 20) + rng.normal(0, 80, len(sites) * 20)).astype(np.int64)
     positions = np.sort(np.clip(np.concatenate([rng.integers(0, length, n - len(in_peaks)), in_peaks]), 0, length - 1))
-    positions = positions[rng.random(len(positions)) < keep]
-    bins = coverage_bins(positions, length, c.bin_size, c.extend, c.stat, scale=c.reference_density * 1e6 / (n * keep))
+    return positions[rng.random(len(positions)) < keep]
+
+
+def windows_of(length: int, keep: float, seed: int = 0) -> np.ndarray:
+    """The model's input windows over a synthetic chromosome of ``length`` bp (insertions as bench_genome_scale)."""
+    from atacdenoise.denoise.onnx_runner import OnnxDenoiser
+    from atacdenoise.tracks.binning import coverage_bins
+    from atacdenoise.tracks.windows import WindowSpec, extract, tile_starts
+
+    c = OnnxDenoiser(MODEL, threads=1).contract
+    positions = synthetic_positions(length, keep, seed)
+    scale = c.reference_density * length / len(positions)  # model units: tracks/depth.py
+    bins = coverage_bins(positions, length, c.bin_size, c.extend, c.stat, scale=scale)
     return extract(bins, tile_starts(len(bins), WindowSpec(c.window_bins, c.target_bins)), c.window_bins)
+
+
+def skipping(length: int, gap: tuple[int, int], threads: int, repeats: int) -> None:
+    """Print ``denoise`` times with and without skipping constant batches on a chromosome with a stretch
+    ``gap`` (bp) without insertions, like hg38 chr1's centromere and heterochromatin."""
+    import gzip
+    import json
+    import tempfile
+
+    from atacdenoise.denoise import denoise
+    from atacdenoise.denoise.onnx_runner import OnnxDenoiser
+
+    positions = synthetic_positions(length, 1.0)
+    positions = positions[(positions < gap[0]) | (positions >= gap[1])]
+    print(f"\nA {length / 1e6:g} Mb chromosome without insertions in {gap[0] / 1e6:g}-{gap[1] / 1e6:g} Mb, 5M density, "
+          f"denoise (batch 64, {threads} threads), repeats interleaved:\n")
+    print("| skip constant batches | repeat | wall s | CPU s | windows run | windows skipped |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory(prefix="skip-") as tmp:
+        with gzip.open(Path(tmp) / "ins.bed.gz", "wt", compresslevel=1) as out:
+            out.write("".join(f"chrA\t{x}\t{x + 1}\t.\t0\t+\n" for x in positions.tolist()))
+        for repeat in range(repeats):
+            for skip in (False, True):
+                OnnxDenoiser.skip_constant = skip
+                started, cpu = time.perf_counter(), time.process_time()
+                out = denoise(Path(tmp) / "ins.bed.gz", MODEL, {"chrA": length}, Path(tmp) / f"skip{skip}",
+                              threads=threads, progress=False, library_size=len(positions))
+                seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+                windows = json.loads(Path(out["provenance"]).read_text())["windows"]
+                print(f"| {'yes' if skip else 'no'} | {repeat + 1} | {seconds:.1f} | {cpu:.1f} | {windows['run']} | "
+                      f"{windows['skipped_constant']} |", flush=True)
 
 
 def session(setting: dict):
@@ -94,7 +136,14 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="baseline intra-op threads (default 2)")
     parser.add_argument("--repeats", type=int, default=2, help="runs per setting; the fastest counts (default 2)")
     parser.add_argument("--densities", default="5M,0.5M", help="5M and/or 0.5M (default both)")
+    parser.add_argument("--gap-mb", type=float, nargs=3, metavar=("LENGTH", "FROM", "TO"),
+                        help="instead: time denoise with and without skipping constant batches on a LENGTH Mb "
+                             "chromosome without insertions in FROM-TO Mb (e.g. 30 6 24)")
     args = parser.parse_args(argv)
+    if args.gap_mb:
+        length, start, end = (int(x * 1e6) for x in args.gap_mb)
+        skipping(length, (start, end), args.threads, args.repeats)
+        return 0
     BASELINE["intra"] = args.threads
     variants = [{}, {"opt": "ORT_ENABLE_EXTENDED"}, {"opt": "ORT_ENABLE_BASIC"}, {"opt": "ORT_DISABLE_ALL"},
                 {"intra": 1}, {"spin": "0"}, {"inter": 2, "mode": "ORT_PARALLEL"},
