@@ -36,8 +36,9 @@ class OnnxDenoiser:
             raise InputError(self.source, "ONNX model file does not exist")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle threads sleep instead of spinning: 9-16 % less wall time and 5-11 % less CPU on a shared 2-core
-        # machine, same outputs (benchmarks/bench_onnx_settings.py); each run is ~0.1 s, so waking costs nothing.
+        # Idle threads sleep instead of spinning: on a shared 2-core machine 8-16 % less wall time (medians) and
+        # 5-11 % less CPU, the fastest runs equal, same outputs (benchmarks/RESULTS.md, Genome scale); a batch
+        # runs ~0.1 s, so waking the threads costs next to nothing.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.inter_op_num_threads = 1  # one chain of operators: a second pool only adds threads
         if threads:
