@@ -44,8 +44,8 @@ NOTE = """
 What still grows with length: libBigWig builds a bigWig's zoom levels when it closes the file, ~0.5 MB per Mb
 of the longest chromosome for a moment (denoise closes its two bigWigs one after the other); evaluate keeps one
 count per distinct peak score (exact AUPRC/AUROC), 20 bytes each, at most one per 25 bp bin. Inputs are read one
-chromosome's insertions at a time (8 bytes each). Genome channels (models with --fasta/--annotation) are still
-rendered per whole chromosome; the counts model has none."""
+chromosome's insertions at a time (8 bytes each). Genome channels (models with --fasta/--annotation) are rendered
+chunk by chunk like the counts; the counts model has none."""
 
 
 def write_inputs(folder: Path, seed: int = 0) -> dict[str, Path]:

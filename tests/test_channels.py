@@ -503,3 +503,55 @@ def test_default_model_falls_back_to_counts_only_without_its_annotation(channel_
     assert "--annotation tss=FILE" in caplog.text and "counts-only" in caplog.text
     monkeypatch.setattr(denoise_package, "BUNDLED_COUNTS_MODEL", w["root"] / "absent.onnx")
     assert denoise_package.bundled_model({}) == str(w["model"])  # no fallback shipped: denoise names the file
+
+
+# ---------------------------------------------------------------- chunked rendering (denoise's bounded memory)
+
+def test_every_rendering_of_a_bin_range_equals_the_whole_chromosomes(tmp_path, sequences):
+    """``render(chrom, (lo, hi))`` == ``render(chrom)[:, lo:hi]`` for sequence features, base codes, TSS decay,
+    overlap and a user's bigWig, for ranges at the start, inside, across and at the (partial) last bin."""
+    fasta = write_fasta(tmp_path / "g.fa", sequences)
+    tss, sites, track = tmp_path / "tss.bed", tmp_path / "sites.bed", tmp_path / "user.bw"
+    tss.write_text("chr1\t400\t401\tA\t0\t+\nchr1\t2500\t2501\tB\t0\t-\nchr2\t10\t11\tC\t0\t+\n")
+    sites.write_text("chr1\t90\t130\nchr1\t110\t460\nchr1\t2990\t3010\n")
+    with pyBigWig.open(str(track), "w") as bw:
+        bw.addHeader(list(SIZES.items()))
+        bw.addEntries(["chr1", "chr1"], [0, 1000], ends=[50, 2013], values=[3.0, 0.5])
+    files = {"tss": tss, "ctcf_sites": sites, "mine": track}
+    genome = GenomeChannels(plan_channels(files, "both"), SIZES, 25, annotations=files, fasta=fasta)
+    assert genome.n_channels == 3 + 25 + 3
+    whole = genome.render("chr1")
+    for lo, hi in [(0, 1), (0, 7), (3, 50), (17, 121), (120, 121), (0, 121)]:
+        np.testing.assert_array_equal(genome.render("chr1", (lo, hi)), whole[:, lo:hi], err_msg=f"{lo}-{hi}")
+
+
+@pytest.mark.realdata
+def test_chunked_channels_denoise_like_whole_chromosome_channels(shared_data, tmp_path):
+    """The bundled yeast model (sequence features, base codes, TSS) over chrI (9 windows) in chunks of 2 windows,
+    each rendering only its span's channels, == its windows cut from the whole chromosome's channels, bit for bit."""
+    from atacdenoise.denoise.onnx_runner import OnnxDenoiser
+    from atacdenoise.denoise.run import denoise_chunks
+    from atacdenoise.io.reads import iter_insertions
+    from atacdenoise.tracks.binning import coverage_bins
+    from atacdenoise.tracks.windows import WindowSpec, extract, extract_channels, tile_starts
+
+    yeast = shared_data / "yeast"
+    denoiser = OnnxDenoiser(Path(__file__).resolve().parents[1] / "registry" / "models" / "atac-denoiser-sacCer3.onnx",
+                            threads=2)
+    c = denoiser.contract
+    sizes = {"chrI": 230_218}
+    genome = GenomeChannels(c.channel_specs, sizes, c.bin_size, {"tss": yeast / "genes.gff3.gz"},
+                            yeast / "genome.fa.gz", scratch=tmp_path)
+    positions = np.sort(dict(iter_insertions(yeast / "fragments.tsv.gz", sizes, "fragments"))["chrI"])
+    counts = coverage_bins(positions, sizes["chrI"], c.bin_size, c.extend, c.stat, scale=1.0)
+    starts = tile_starts(len(counts), WindowSpec(c.window_bins, c.target_bins))
+    windows = np.concatenate([extract(counts, starts, c.window_bins)[:, None],
+                              extract_channels(genome.render("chrI"), starts, c.window_bins)], axis=1)
+    signal, prob = denoiser.predict(windows, batch_size=2)
+
+    read = lambda lo, hi: counts[lo:hi]  # noqa: E731
+    chunks = list(denoise_chunks(denoiser, read, len(counts), batch_size=2, chunk_windows=2,
+                                 read_channels=lambda lo, hi: genome.render("chrI", (lo, hi))))
+    assert len(starts) == 9 and len(chunks) == 5
+    np.testing.assert_array_equal(np.concatenate([s for _, s, _ in chunks]), signal.ravel()[:len(counts)])
+    np.testing.assert_array_equal(np.concatenate([p for _, _, p in chunks]), prob.ravel()[:len(counts)])

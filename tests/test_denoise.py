@@ -358,7 +358,44 @@ def test_empty_batches_get_the_model_output_exactly(shared_data):
         denoiser.session.run = lambda names, feed: calls.append(1) or run_model(names, feed)  # count model runs
         skipped = denoiser.predict(windows, batch_size)
         denoiser.session.run = run_model
-        run = denoiser.predict(windows, batch_size, skip_empty=False)
+        run = denoiser.predict(windows, batch_size, skip_constant=False)
         assert len(calls) <= -(-len(windows) // batch_size) - empty.sum() // batch_size + 3  # empty batches not run
         for got, expected in zip(skipped, run):
             np.testing.assert_array_equal(got, expected)
+
+
+def test_denoise_skipping_constant_batches_changes_no_value(tmp_path, monkeypatch):
+    """A chromosome with a 3.5 Mb stretch without insertions (like an unassembled arm), denoised by the bundled
+    counts model with 2 threads: the same float32 values whether constant batches are skipped or run, the
+    skipped windows counted in the provenance; a batch of one non-zero constant is skipped exactly too."""
+    import json
+
+    model = Path(__file__).resolve().parents[1] / "registry" / "models" / "atac-denoiser-counts.onnx"
+    sizes = {"chr1": 6_000_000}
+    positions = write_insertions(tmp_path / "all.bed.gz", sizes, 20_000)["chr1"]
+    positions = positions[(positions < 1_000_000) | (positions >= 4_500_000)]
+    with gzip.open(tmp_path / "ins.bed.gz", "wt") as out:
+        out.write("".join(f"chr1\t{p}\t{p + 1}\t.\t0\t+\n" for p in positions))
+    runs = {}
+    for skip in (False, True):  # skipping (the default) last
+        monkeypatch.setattr(OnnxDenoiser, "skip_constant", skip)
+        out = denoise(tmp_path / "ins.bed.gz", model, sizes, tmp_path / f"skip{skip}", batch_size=8, threads=2,
+                      progress=False, library_size=1e6)
+        windows = json.loads(Path(out["provenance"]).read_text())["windows"]
+        with pyBigWig.open(out["denoised"]) as bw, pyBigWig.open(out["peakprob"]) as pp:
+            runs[skip] = windows, [np.array(f.values("chr1", 0, sizes["chr1"]), np.float32) for f in (bw, pp)]
+    (skipped, with_skip), (not_skipped, without) = runs[True], runs[False]
+    assert not_skipped == {"run": 235, "skipped_constant": 0}  # ceil(6 Mb / 25.6 kb) windows
+    assert skipped["run"] + skipped["skipped_constant"] == 235 and skipped["skipped_constant"] >= 120
+    for got, expected in zip(with_skip, without):
+        np.testing.assert_array_equal(got, expected)
+
+    denoiser = OnnxDenoiser(model, threads=2)
+    windows = np.full((8, denoiser.contract.window_bins), 0.5, np.float32)
+    skipped_signal = denoiser.predict(windows, 8)
+    assert denoiser.windows_skipped == 8 and denoiser.windows_run == 0
+    for got, expected in zip(skipped_signal, denoiser.predict(windows, 8, skip_constant=False)):
+        np.testing.assert_array_equal(got, expected)
+    windows[3, 100] = 0.25  # one bin off the constant: run
+    denoiser.predict(windows, 8)
+    assert denoiser.windows_run == 16

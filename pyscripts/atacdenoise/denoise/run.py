@@ -17,14 +17,15 @@ run's (tests/test_denoise.py). Outputs:
   across gaps of <= 1 bin (see :mod:`.peaks_from_prob`);
 - ``PREFIX.peaks.bb``: the peaks as bigBed (none when there are no peaks);
 - ``PREFIX.provenance.json``: the model (source, ONNX sha256, contract), the
-  inputs, the library depth used for scaling and the software versions;
+  inputs, the library depth used for scaling, the windows run and skipped
+  (``OnnxDenoiser.predict``) and the software versions;
 - ``PREFIX.igv.xml``: an IGV session of the tracks above (``io.igv``);
 - with ``bedgraph``: ``PREFIX.denoised.bedGraph.gz`` and ``PREFIX.peakprob.bedGraph.gz``.
 
 A model with genome channels (contract ``channels``) also needs the files
 they are rendered from (``--fasta``, ``--annotation NAME=FILE``): each
-chromosome's channels are rendered as in training (``tracks.channels``) and
-laid beside its counts; a FASTA is checked against the model's per-chromosome
+chunk's channels are rendered for its span as in training (``tracks.channels``)
+and laid beside its counts; a FASTA is checked against the model's per-chromosome
 MD5 first. Files the model does not read get a one-line note and are ignored.
 
 Chromosomes without any insertion are left empty (bigWig readers see 0).
@@ -169,6 +170,7 @@ def write_provenance(path, denoiser: OnnxDenoiser, depth, inputs: dict) -> None:
 
     record = {"model": denoiser.source, "onnx_sha256": denoiser.sha256,
               "contract": dataclasses.asdict(denoiser.contract), "inputs": inputs, "library": depth.to_dict(),
+              "windows": {"run": denoiser.windows_run, "skipped_constant": denoiser.windows_skipped},
               "software": {"atacdenoise": __version__, "onnxruntime": version("onnxruntime"),
                            "numpy": np.__version__}}
     with atomic_path(path) as tmp:
@@ -320,7 +322,7 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, paths: dict[str, Path], batch_
                               for key in ("denoised", "peakprob"))
         peaks_tmp = stack.enter_context(atomic_path(paths["peaks"]))
         for chrom, n_bins, read_bins in tracks:
-            channels = genome.render(chrom) if genome is not None else None
+            channels = None if genome is None else lambda lo, hi, chrom=chrom: genome.render(chrom, (lo, hi))
             peaks = PeakStream(chrom, c.bin_size, sizes[chrom], threshold)
             for first_bin, signal, prob in denoise_chunks(denoiser, read_bins, n_bins, batch_size, bar.update,
                                                           channels):
@@ -329,6 +331,8 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, paths: dict[str, Path], batch_
                 peaks.add(prob)
             all_peaks.append(peaks.finish())
         write_narrowpeak(peaks_tmp, all_peaks, name_prefix="denoised_peak")
+    log.info("model run on %d windows; %d more skipped (whole batches of one constant input, e.g. no insertion: "
+             "its output computed once)", denoiser.windows_run, denoiser.windows_skipped)
 
 
 def track_writers(stack, bigwig, chrom_sizes: dict[str, int], bin_size: int, bedgraph=None):
@@ -343,15 +347,16 @@ def track_writers(stack, bigwig, chrom_sizes: dict[str, int], bin_size: int, bed
 
 
 def denoise_chunks(denoiser: OnnxDenoiser, read_bins, n_bins: int, batch_size: int = 64,
-                   on_windows=lambda n: None, channels: np.ndarray | None = None, chunk_windows: int | None = None):
+                   on_windows=lambda n: None, read_channels=None, chunk_windows: int | None = None):
     """Yield ``(first_bin, denoised signal, peak probability)`` for consecutive chunks of one chromosome.
 
     ``read_bins(lo, hi)`` gives the model-unit input bins ``[lo, hi)``; each
     chunk of ``chunk_windows`` windows (default ``batch_size * CHUNK_BATCHES``)
     reads its windows' span (targets plus flanks) and pads past the
     chromosome ends with zeros, so windows, batches and outputs are those of
-    the whole chromosome at once. ``channels``: the chromosome's ``(F, n_bins)``
-    genome channels (whole; counts-only models have none).
+    the whole chromosome at once. ``read_channels(lo, hi)``: the ``(F, hi - lo)``
+    genome channels of those bins, read for each chunk's span the same way
+    (counts-only models have none).
     """
     from atacdenoise.tracks.windows import WindowSpec, extract, extract_channels, tile_starts
 
@@ -362,9 +367,9 @@ def denoise_chunks(denoiser: OnnxDenoiser, read_bins, n_bins: int, batch_size: i
         chunk_starts = starts[first:first + chunk]
         lo, hi = max(int(chunk_starts[0]), 0), min(int(chunk_starts[-1]) + c.window_bins, n_bins)
         windows = extract(read_bins(lo, hi), chunk_starts - lo, c.window_bins)
-        if channels is not None:
-            windows = np.concatenate([windows[:, None], extract_channels(channels, chunk_starts, c.window_bins)],
-                                     axis=1)
+        if read_channels is not None:
+            channels = extract_channels(read_channels(lo, hi), chunk_starts - lo, c.window_bins)
+            windows = np.concatenate([windows[:, None], channels], axis=1)
         signal, prob = denoiser.predict(windows, batch_size)
         first_bin = first * c.target_bins
         n = min(len(chunk_starts) * c.target_bins, n_bins - first_bin)

@@ -216,29 +216,31 @@ class GenomeChannels:
             self.md5[bins.chrom] = bins.md5
         check_fasta_chroms(self.fasta, names, list(self.chrom_sizes), self.chrom_sizes)
 
-    def render(self, chrom: str) -> np.ndarray:
-        """``(n_channels, n_bins)`` float32 for ``chrom``."""
+    def render(self, chrom: str, bins: tuple[int, int] | None = None) -> np.ndarray:
+        """``(n_channels, n_bins)`` float32 for ``chrom``; ``bins=(lo, hi)``: only those bins, the same values as
+        ``render(chrom)[:, lo:hi]`` (denoise renders chunk by chunk: memory bounded by the chunk)."""
         length = self.chrom_sizes[chrom]
         nb = n_bins(length, self.bin_size)
-        out = np.zeros((self.n_channels, nb), np.float32)
+        bins = (0, nb) if bins is None else bins
+        out = np.zeros((self.n_channels, bins[1] - bins[0]), np.float32)
         counts = None
         rows = np.cumsum([0] + [spec.width for spec in self.specs])
         for i, spec in zip(rows, self.specs):
             if spec.render == "base_codes":
-                out[i:i + spec.width] = base_code_bins(self._codes[chrom], nb, self.bin_size)
+                out[i:i + spec.width] = base_code_bins(self._codes[chrom], nb, self.bin_size, bins)
             elif spec.needs_fasta:
                 if counts is None:
-                    counts = np.load(self._files[chrom])
+                    counts = np.load(self._files[chrom], mmap_mode="r")[:, bins[0]:bins[1]]
                 out[i] = sequence_feature(counts, spec.render, self.bin_size)
             elif spec.render == "decay":
-                out[i] = decay_bins(self._intervals[spec.name].get(chrom), nb, self.bin_size, spec.scale_bp)
+                out[i] = decay_bins(self._intervals[spec.name].get(chrom), nb, self.bin_size, spec.scale_bp, bins)
             elif spec.render == "overlap":
-                out[i] = overlap_bins(self._intervals[spec.name].get(chrom), nb, self.bin_size)
+                out[i] = overlap_bins(self._intervals[spec.name].get(chrom), nb, self.bin_size, bins)
             else:
                 from atacdenoise.tracks.binning import bigwig_bins
 
-                out[i] = np.log1p(np.clip(bigwig_bins(self.annotations[spec.name], chrom, length, self.bin_size),
-                                          0, None))
+                out[i] = np.log1p(np.clip(bigwig_bins(self.annotations[spec.name], chrom, length, self.bin_size,
+                                                      bins=bins), 0, None))
         return out
 
     def blacklist_bins(self, chrom: str) -> np.ndarray | None:
@@ -272,12 +274,13 @@ def merged(intervals) -> tuple[np.ndarray, np.ndarray]:
     return starts[new], np.maximum.reduceat(ends, np.flatnonzero(new))
 
 
-def overlap_bins(intervals, total_bins: int, bin_size: int) -> np.ndarray:
-    """Fraction of each bin's bases inside the intervals (their union)."""
+def overlap_bins(intervals, total_bins: int, bin_size: int, bins: tuple[int, int] | None = None) -> np.ndarray:
+    """Fraction of each bin's bases inside the intervals (their union); ``bins=(lo, hi)``: those bins only."""
+    lo, hi = (0, total_bins) if bins is None else bins
     starts, ends = merged(intervals)
-    edges = np.arange(total_bins + 1, dtype=np.int64) * bin_size
+    edges = np.arange(lo, hi + 1, dtype=np.int64) * bin_size
     if not len(starts):
-        return np.zeros(total_bins, np.float32)
+        return np.zeros(hi - lo, np.float32)
     before = np.concatenate([[0], np.cumsum(ends - starts)])  # covered bases before interval i
     i = np.searchsorted(starts, edges, side="right") - 1  # last interval starting at or before the edge
     inside = np.where(i >= 0, np.clip(edges - starts[np.maximum(i, 0)], 0,
@@ -286,28 +289,33 @@ def overlap_bins(intervals, total_bins: int, bin_size: int) -> np.ndarray:
     return (np.diff(covered) / bin_size).astype(np.float32)
 
 
-def decay_bins(intervals, total_bins: int, bin_size: int, scale_bp: int) -> np.ndarray:
-    """``exp(-d / scale_bp)``, ``d`` = bp from each bin centre to the nearest TSS (0 with none)."""
+def decay_bins(intervals, total_bins: int, bin_size: int, scale_bp: int,
+               bins: tuple[int, int] | None = None) -> np.ndarray:
+    """``exp(-d / scale_bp)``, ``d`` = bp from each bin centre to the nearest TSS (0 with none); ``bins=(lo, hi)``:
+    those bins only."""
     from atacdenoise.io.genome import tss_positions
 
+    lo, hi = (0, total_bins) if bins is None else bins
     if intervals is None or not len(intervals.starts):
-        return np.zeros(total_bins, np.float32)
+        return np.zeros(hi - lo, np.float32)
     points = tss_positions(intervals).astype(np.float64)
-    centres = (np.arange(total_bins) + 0.5) * bin_size
+    centres = (np.arange(lo, hi) + 0.5) * bin_size
     j = np.searchsorted(points, centres)
     left = np.abs(centres - points[np.clip(j - 1, 0, len(points) - 1)])
     right = np.abs(points[np.clip(j, 0, len(points) - 1)] - centres)
     return np.exp(-np.minimum(left, right) / scale_bp).astype(np.float32)
 
 
-def base_code_bins(codes_path, total_bins: int, bin_size: int) -> np.ndarray:
-    """``(bin_size, n_bins)``: row ``j`` = the code of each bin's ``j``-th base (0 past the chromosome end)."""
+def base_code_bins(codes_path, total_bins: int, bin_size: int, bins: tuple[int, int] | None = None) -> np.ndarray:
+    """``(bin_size, n_bins)``: row ``j`` = the code of each bin's ``j``-th base (0 past the chromosome end);
+    ``bins=(lo, hi)``: those bins only (read from the memory-mapped codes there)."""
     from atacdenoise.io.genome import read_base_codes
 
-    codes = read_base_codes(codes_path)
-    padded = np.zeros(total_bins * bin_size, np.uint8)
+    lo, hi = (0, total_bins) if bins is None else bins
+    codes = read_base_codes(codes_path)[lo * bin_size:hi * bin_size]
+    padded = np.zeros((hi - lo) * bin_size, np.uint8)
     padded[:len(codes)] = codes
-    return padded.reshape(total_bins, bin_size).T
+    return padded.reshape(hi - lo, bin_size).T
 
 
 def sequence_feature(counts: np.ndarray, render: str, bin_size: int) -> np.ndarray:
