@@ -201,4 +201,7 @@ def write_merged_provenance(tmp: Path, groups: list[GroupOutputs], order: list[s
     record = dict(groups[0].provenance)
     record["inputs"] = {**record["inputs"], "chroms": order}
     record["merged_from"] = [os.fspath(group.paths["provenance"]) for group in groups]
+    if all("windows" in group.provenance for group in groups):  # each group counted its own windows
+        record["windows"] = {key: sum(group.provenance["windows"][key] for group in groups)
+                             for key in record["windows"]}
     Path(tmp).write_text(json.dumps(record, indent=2) + "\n")
