@@ -36,7 +36,7 @@ from scipy.ndimage import gaussian_filter1d
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_quality import COLUMNS, hsc_annotation, macs3_tracks, model_tracks, raw_coverage  # noqa: E402
 
-from atacdenoise.evaluate.metrics import auprc, format_metric  # noqa: E402
+from atacdenoise.metrics import auprc, format_metric  # noqa: E402
 from atacdenoise.evaluate.per_base import Scored  # noqa: E402
 from atacdenoise.io.reads import write_insertions_bed  # noqa: E402
 from atacdenoise.io.bigwig import read_bigwig  # noqa: E402

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from atacdenoise.evaluate.metrics import format_metric
+from atacdenoise.metrics import format_metric
 from atacdenoise.evaluate.per_base import Scored
 from atacdenoise.io.bigwig import read_bigwig
 from atacdenoise.io.chromsizes import read_chrom_sizes
@@ -78,7 +78,7 @@ def best_sds(truth: Truth, raw: np.ndarray, chrom: str = "chr1") -> dict[str, in
     """The smoothing sd with the best AUPRC and the one with the best Pearson, picked on the training
     chromosome, never on chr2: a model must beat the best smoothing on each metric."""
     true_cov, peaks, region = truth.chrom(chrom)
-    from atacdenoise.evaluate.metrics import auprc, pearson
+    from atacdenoise.metrics import auprc, pearson
 
     smoothed = {sd: gaussian_filter1d(raw, sd)[region] for sd in SDS}
     by_auprc = {sd: auprc(track, peaks[region]) or 0.0 for sd, track in smoothed.items()}

@@ -19,7 +19,7 @@ import pytest
 from atacdenoise.errors import InputError
 from atacdenoise.io.bigwig import read_bigwig
 from atacdenoise.io.narrowpeak import read_peaks
-from atacdenoise.pipeline import DemoSettings, Step, _bin, denoise_steps, run_pipeline, run_steps, train_steps
+from atacdenoise.pipeline import BIN_DIR, DemoSettings, Step, denoise_steps, run_pipeline, run_steps, train_steps
 
 SMALL = DemoSettings(chrom_length=500_000, fragments=50_000, n_train=128, depths="0.1,1.0",
                      search=("--space", "dilated1d", "--iterations", "1", "--children", "1", "--epochs", "1",
@@ -57,7 +57,7 @@ def test_local_pipeline_trains_registers_and_denoises(tmp_path, capsys):
 
 def test_a_failing_step_stops_the_run_with_its_log(tmp_path):
     missing = tmp_path / "missing.bam"
-    steps = [Step("BIN", [_bin("atac-bin"), "--input", missing, "--out-prefix", tmp_path / "x"], [tmp_path / "x.bw"]),
+    steps = [Step("BIN", [str(BIN_DIR / "atac-bin"), "--input", missing, "--out-prefix", tmp_path / "x"], [tmp_path / "x.bw"]),
              Step("NEVER", ["false"], [])]
     with pytest.raises(InputError, match=r"step BIN failed \(exit 2\).*missing.bam") as err:
         run_steps(steps, tmp_path / "logs")

@@ -181,12 +181,13 @@ def test_search_redraws_training_windows_every_epoch(source, tmp_path):
     """A search on a source trains on new noise each epoch, the same for every candidate, and resumes."""
     torch = pytest.importorskip("torch")
     from atacdenoise.search.data import save_pairs
-    from atacdenoise.search.nash import SearchData, _as_pairs, run_search
+    from atacdenoise.search.candidate import SearchData
+    from atacdenoise.search.nash import as_pairs, run_search
 
     val_draw = source["source"].draw(32, [99])
     val = {**val_draw, "meta": {**source["source"].meta, "format": "atacdenoise-pairs/1", "chroms": ["chrB"]}}
     save_pairs(tmp_path / "val.npz", val)
-    train = _as_pairs(source["source"])
+    train = as_pairs(source["source"])
     data = SearchData.from_pairs(train, val, None, "cpu", draw_seed=4)
     assert len(data.train_x) == 64  # windows_per_epoch
     epoch0 = data.train_x.clone()

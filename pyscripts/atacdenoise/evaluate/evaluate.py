@@ -23,7 +23,7 @@ import os
 import numpy as np
 
 from atacdenoise.errors import InputError
-from atacdenoise.evaluate import metrics
+from atacdenoise import metrics
 from atacdenoise.evaluate.per_base import StreamingScored
 from atacdenoise.io.bigwig import bigwig_chrom_sizes, read_bigwig
 from atacdenoise.io.chromsizes import check_shared_chroms

@@ -16,12 +16,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from atacdenoise.errors import InputError
+from atacdenoise.io.tracking_server import is_healthy
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -42,14 +41,6 @@ def check_port_free(host: str, port: int) -> None:
             answer = "an MLflow server answers there" if is_healthy(url) else err.strerror or "in use"
             raise InputError(url, f"port {port} is already in use ({answer}); stop that server or choose "
                                   f"another --port") from None
-
-
-def is_healthy(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
 
 
 @dataclass

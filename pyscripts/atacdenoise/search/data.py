@@ -28,7 +28,8 @@ from atacdenoise.io.atomic import atomic_path
 from atacdenoise.io.bigwig import coverage_block_counts
 from atacdenoise.search.targets import (channel_meta, check_depths, peak_label_bins, scored_bins,
                                          windows_in_regions)
-from atacdenoise.tracks.binning import bigwig_bins, n_bins
+from atacdenoise.tracks.bin_grid import n_bins
+from atacdenoise.tracks.binning import bigwig_bins
 from atacdenoise.tracks.depth import BLOCK_BP, REFERENCE_DENSITY, block_counts, measure_depth
 from atacdenoise.tracks.windows import WindowSpec
 

@@ -4,7 +4,7 @@ Small networks leave a GPU (or a many-core CPU) mostly idle; K processes each
 train one candidate at a time on the same device. Every worker holds its own
 copy of the training and validation data, made once when the pool starts.
 Results do not depend on K: a candidate is a pure function of its seed
-(:func:`atacdenoise.search.nash.train_candidate`), and the search records them
+(:func:`atacdenoise.search.candidate.train_candidate`), and the search records them
 in child order, checkpointing after each, exactly as a sequential search does.
 """
 
@@ -14,6 +14,8 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
+
+from atacdenoise.search.candidate import SearchData, restore_model, snapshot_model, train_candidate
 
 _WORKER: dict = {}
 
@@ -29,8 +31,6 @@ def start_pool(n_workers: int, train: dict, val: dict, max_train_windows: int | 
 
 def _start_worker(train: dict, val: dict, max_train_windows: int | None, device: str, draw_seed: int,
                   threads: int) -> None:
-    from atacdenoise.search.nash import SearchData
-
     torch.set_num_threads(threads)
     # Same kernels as the sequential search: deterministic on CPU.
     torch.use_deterministic_algorithms(device == "cpu", warn_only=True)
@@ -40,8 +40,6 @@ def _start_worker(train: dict, val: dict, max_train_windows: int | None, device:
 
 def train_in_worker(settings, parent_snapshot: dict | None, iteration: int, child: int):
     """``(morphisms, metrics, snapshot)`` of one candidate, trained in this worker."""
-    from atacdenoise.search.nash import restore_model, snapshot_model, train_candidate
-
     parent = None if parent_snapshot is None else restore_model(parent_snapshot)
     morphisms, metrics, model = train_candidate(settings, parent, iteration, child, _WORKER["data"],
                                                 _WORKER["device"])

@@ -18,13 +18,11 @@ from tqdm import tqdm
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.narrowpeak import Peaks
+from atacdenoise.tracks.bin_grid import n_bins
+from atacdenoise.tracks.store import StoreWriter, open_store
 
 REPRESENTATIONS = ("coverage", "peak-signal")
 STATS = ("mean", "max", "sum")
-
-
-def n_bins(chrom_length: int, bin_size: int) -> int:
-    return -(-chrom_length // bin_size)
 
 
 def summarise_bins(per_base: np.ndarray, bin_size: int, stat: str) -> np.ndarray:
@@ -213,7 +211,6 @@ def bin_track(
     """
     from atacdenoise.io.bigwig import write_bigwig
     from atacdenoise.io.reads import detect_format
-    from atacdenoise.tracks.store import StoreWriter, open_store
 
     if representation not in REPRESENTATIONS:
         raise InputError(None, f"representation must be one of {', '.join(REPRESENTATIONS)}, got {representation!r}")
