@@ -233,11 +233,12 @@ def test_nan_in_pairs_names_the_file(tmp_path):
     assert err.value.path == str(path)
 
 
-def test_validation_without_peaks_reports_undefined_auprc(data_files, tmp_path):
+def test_validation_without_peaks_reports_undefined_auprc(data_files, tmp_path, caplog):
     val = write_pairs(tmp_path / "val.npz", synthetic_pairs(32, 5, ["chrB"], with_peaks=False))
-    with pytest.warns(UserWarning, match="no peak"):
+    with caplog.at_level("WARNING", logger="atacdenoise"):
         summary = run_search(data_files["train"], val, tmp_path / "out", progress=False,
                              **{**SMALL, "iterations": 1, "children": 1, "initial_random_draws": 1})
+    assert "validation windows contain no peak" in caplog.text
     rows = read_history(tmp_path / "out" / "history.jsonl")
     assert len(rows) == 3 and all(r["val_auprc"] is None and r["val_loss"] > 0 for r in rows)
     assert summary["best_val_auprc"] is None

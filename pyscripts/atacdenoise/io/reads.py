@@ -19,8 +19,8 @@ Conventions (documented once, here):
 from __future__ import annotations
 
 import gzip
+import logging
 import os
-import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,8 @@ import pysam
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
 from atacdenoise.io.chromsizes import check_shared_chroms
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("bam", "insertions", "fragments", "bigwig")
 
@@ -330,7 +332,7 @@ def _build_index(path: Path) -> None:
         raise InputError(path, f"no index (.bai) and samtools index failed: {err}") from None
     finally:
         pysam.set_verbosity(previous_verbosity)
-    print(f"atacdenoise: no index found for {path}; built {path}.bai", file=sys.stderr)
+    log.info("no index found for %s; built %s.bai", path, path)
 
 
 def _records_out_of_order(path: Path) -> bool:
@@ -435,8 +437,8 @@ def _text_insertions(path: Path, chrom_sizes: dict[str, int], fragments: bool,
     if not shared:
         check_shared_chroms(path, unknown, chrom_sizes)
     if counts.outside_chrom > outside_before:
-        print(f"atacdenoise: warning: {path}: dropped {counts.outside_chrom - outside_before:,} insertions at "
-              f"negative or beyond-the-end coordinates of their chromosome (see --stats)", file=sys.stderr)
+        log.warning("%s: dropped %s insertions at negative or beyond-the-end coordinates of their chromosome "
+                    "(see --stats)", path, f"{counts.outside_chrom - outside_before:,}")
 
 
 @dataclass

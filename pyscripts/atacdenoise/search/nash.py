@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import logging
 import time
-import warnings
 from contextlib import contextmanager
 from dataclasses import MISSING, asdict, fields, replace
 from pathlib import Path
@@ -41,6 +41,8 @@ from atacdenoise.search.candidate import (
 )
 from atacdenoise.search.history import plot_search, write_history, write_json
 from atacdenoise.search.workers import start_pool, train_in_worker
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "atacdenoise-nash-checkpoint/1"
 SPACES = ("hilbert2d", "dilated1d", "atacworks")  # atacworks: the fixed baseline, trained, never morphed
@@ -158,7 +160,7 @@ def run_search(
     state = _start_or_resume(out_dir, settings, resume)
     device = resolve_device(device)
     if not val["peaks"].any():
-        warnings.warn(f"{val['path']}: the validation windows contain no peak; AUPRC is undefined (reported as None)")
+        log.warning("%s: the validation windows contain no peak; AUPRC is undefined (reported as None)", val["path"])
     data = SearchData.from_pairs(train, val, settings.max_train_windows, device, draw_seed=settings.seed)
     search = _Search(settings, state, data, device, out_dir, progress, start_model)
     pool = None
