@@ -124,3 +124,38 @@ def test_no_module_imports_another_modules_private_names():
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno} imports {', '.join(private)} "
                                      f"from {node.module}")
     assert not offenders, "; ".join(offenders)
+
+
+# The one stderr print a library module keeps: the pipeline's live status line (a progress display on a
+# terminal, like tqdm's bars), not a diagnostic.
+STDERR_PRINT_ALLOWED = {("pipeline.py", "_run_watched")}
+
+
+class _StderrPrints(ast.NodeVisitor):
+    """``(line, innermost function)`` of every ``print(..., file=sys.stderr)``."""
+
+    def __init__(self):
+        self.functions, self.found = ["<module>"], []
+
+    def visit_FunctionDef(self, node):
+        self.functions.append(node.name)
+        self.generic_visit(node)
+        self.functions.pop()
+
+    def visit_Call(self, node):
+        if getattr(node.func, "id", None) == "print" and any(
+                k.arg == "file" and ast.unparse(k.value) == "sys.stderr" for k in node.keywords):
+            self.found.append((node.lineno, self.functions[-1]))
+        self.generic_visit(node)
+
+
+def test_library_modules_log_diagnostics_instead_of_printing_to_stderr():
+    offenders = []
+    for path in sorted((PACKAGE_ROOT / PACKAGE).rglob("*.py")):
+        if path.name.startswith("cli"):  # the command line writes its results and sets up logging
+            continue
+        prints = _StderrPrints()
+        prints.visit(ast.parse(path.read_text(), filename=str(path)))
+        offenders += [f"{path.relative_to(REPO)}:{line} ({function})" for line, function in prints.found
+                      if (path.name, function) not in STDERR_PRINT_ALLOWED]
+    assert not offenders, "print to stderr instead of logging: " + ", ".join(offenders)
