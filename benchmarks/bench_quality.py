@@ -150,14 +150,14 @@ def evaluate_depth(truth: Truth, p: float, models: dict[str, str], seed: int, ch
     return {name: scored.metrics() for name, scored in rows.items()}
 
 
-def print_table(results: dict[float, dict[str, dict]]) -> None:
-    header = f"| depth | method | {' | '.join(COLUMNS)} |"
-    print(header)
+def print_table(results: dict[float, dict[str, dict]], depth_label=lambda p: f"{p * 5:g}M (p={p:g})") -> None:
+    """Markdown table: one row per (depth, method), the metrics of COLUMNS (bench_channels shares it)."""
+    print(f"| depth | method | {' | '.join(COLUMNS)} |")
     print("|" + " --- |" * (len(COLUMNS) + 2))
     for p, rows in results.items():
         for name, values in rows.items():
             cells = " | ".join(format_metric(values.get(c)) for c in COLUMNS)
-            print(f"| {p * 5:g}M (p={p:g}) | {name} | {cells} |")
+            print(f"| {depth_label(p)} | {name} | {cells} |")
 
 
 def main(argv=None) -> int:
