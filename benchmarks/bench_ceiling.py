@@ -31,7 +31,7 @@ import sys
 import numpy as np
 
 from bench_quality import DATA, Truth, noisy_insertions
-from atacdenoise.evaluate.metrics import format_metric, pearson
+from atacdenoise.metrics import format_metric, pearson
 from atacdenoise.tracks.deconvolve import coverage_from_counts, insertions_from_coverage
 
 BACKGROUND_BLOCK = 10_000  # bp: background segments, so the oracle knows the local background level too

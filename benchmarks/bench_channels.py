@@ -34,9 +34,9 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_quality import COLUMNS, hsc_annotation, macs3_tracks, model_tracks, raw_coverage  # noqa: E402
+from bench_quality import hsc_annotation, macs3_tracks, model_tracks, print_table, raw_coverage  # noqa: E402
 
-from atacdenoise.evaluate.metrics import auprc, format_metric  # noqa: E402
+from atacdenoise.metrics import auprc  # noqa: E402
 from atacdenoise.evaluate.per_base import Scored  # noqa: E402
 from atacdenoise.io.reads import write_insertions_bed  # noqa: E402
 from atacdenoise.io.bigwig import read_bigwig  # noqa: E402
@@ -142,14 +142,9 @@ def evaluate_depth(dataset: Dataset, p: float, models: dict[str, str], baselines
     return {name: scored.metrics() for name, scored in rows.items()}
 
 
-def print_table(dataset: Dataset, results: dict[float, dict[str, dict]]) -> None:
+def print_results(dataset: Dataset, results: dict[float, dict[str, dict]]) -> None:
     print(f"Per-base metrics on {dataset.name} {dataset.val_chrom} inside the scored regions, truth = deep library")
-    print(f"| depth | method | {' | '.join(COLUMNS)} |")
-    print("|" + " --- |" * (len(COLUMNS) + 2))
-    for p, rows in results.items():
-        for name, values in rows.items():
-            cells = " | ".join(format_metric(values.get(c)) for c in COLUMNS)
-            print(f"| {dataset.depth_label(p)} | {name} | {cells} |")
+    print_table(results, dataset.depth_label)
 
 
 def main(argv=None) -> int:
@@ -173,7 +168,7 @@ def main(argv=None) -> int:
         started = time.time()
         results[p] = evaluate_depth(dataset, p, models, baselines=not args.models_only)
         print(f"{dataset.name} p={p:g} evaluated in {time.time() - started:.0f} s", file=sys.stderr)
-    print_table(dataset, results)
+    print_results(dataset, results)
     return 0
 
 

@@ -8,7 +8,7 @@ average validation MSE per input layout: 250.8 (1D), 278.5 (row-major 2D) and
 ``i`` comes from the same seed in every arm, which also fixes its initial
 weights and batch order) and the same optimiser as the NASH search (SGD with
 Nesterov momentum, lr cosine-annealed 0.05 -> 0, see
-``atacdenoise.search.nash.train_child``), trained on MSE alone like the seed.
+``atacdenoise.search.candidate.train_child``), trained on MSE alone like the seed.
 The 1D arm uses a Conv1d of kernel ``k*k`` (same weights per filter, same
 receptive field in bins; see ``atacdenoise.models.layouts``).
 
@@ -59,7 +59,8 @@ from atacdenoise.io.chromsizes import read_chrom_sizes
 from atacdenoise.models import build_model
 from atacdenoise.models.layouts import LAYOUT_LABELS, LAYOUTS, draw, layout_config
 from atacdenoise.search.data import make_pairs
-from atacdenoise.search.nash import SearchData, TrainSettings, child_seed, resolve_device, train_child
+from atacdenoise.search.candidate import SearchData, TrainSettings, child_seed, train_child
+from atacdenoise.search.nash import resolve_device
 from atacdenoise.tracks.windows import WindowSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

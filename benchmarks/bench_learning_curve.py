@@ -31,7 +31,7 @@ import torch
 
 from atacdenoise.models import build_model
 from atacdenoise.search.data import load_pairs
-from atacdenoise.search.nash import SearchData, TrainSettings, train_child
+from atacdenoise.search.candidate import SearchData, TrainSettings, train_child
 from atacdenoise.search.resample import ChromSource, TrainingSource, is_source, load_source
 from compare_checkpoints import depth_header, format_scores, predict, scores_per_depth  # benchmarks/ sibling
 

@@ -3,7 +3,7 @@
 Issue 18 asks to use the libraries unless a hand-written metric is measurably
 faster on genome-sized vectors (10-250M values). This prints, per size and
 metric, the wall time and the peak extra memory (``tracemalloc``: numpy
-reports its buffers to it) of ``atacdenoise.evaluate.metrics`` and of the
+reports its buffers to it) of ``atacdenoise.metrics`` and of the
 library call, and the absolute difference of their values.
 
 Inputs look like the evaluation's: float32 signal and truth (a Gamma-noised
@@ -26,7 +26,7 @@ import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from atacdenoise.evaluate import metrics
+from atacdenoise import metrics
 
 log = logging.getLogger("bench_metrics")
 

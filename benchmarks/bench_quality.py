@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from atacdenoise.evaluate.metrics import format_metric
+from atacdenoise.metrics import format_metric
 from atacdenoise.evaluate.per_base import Scored
 from atacdenoise.io.bigwig import read_bigwig
 from atacdenoise.io.chromsizes import read_chrom_sizes
@@ -78,7 +78,7 @@ def best_sds(truth: Truth, raw: np.ndarray, chrom: str = "chr1") -> dict[str, in
     """The smoothing sd with the best AUPRC and the one with the best Pearson, picked on the training
     chromosome, never on chr2: a model must beat the best smoothing on each metric."""
     true_cov, peaks, region = truth.chrom(chrom)
-    from atacdenoise.evaluate.metrics import auprc, pearson
+    from atacdenoise.metrics import auprc, pearson
 
     smoothed = {sd: gaussian_filter1d(raw, sd)[region] for sd in SDS}
     by_auprc = {sd: auprc(track, peaks[region]) or 0.0 for sd, track in smoothed.items()}
@@ -150,14 +150,14 @@ def evaluate_depth(truth: Truth, p: float, models: dict[str, str], seed: int, ch
     return {name: scored.metrics() for name, scored in rows.items()}
 
 
-def print_table(results: dict[float, dict[str, dict]]) -> None:
-    header = f"| depth | method | {' | '.join(COLUMNS)} |"
-    print(header)
+def print_table(results: dict[float, dict[str, dict]], depth_label=lambda p: f"{p * 5:g}M (p={p:g})") -> None:
+    """Markdown table: one row per (depth, method), the metrics of COLUMNS (bench_channels shares it)."""
+    print(f"| depth | method | {' | '.join(COLUMNS)} |")
     print("|" + " --- |" * (len(COLUMNS) + 2))
     for p, rows in results.items():
         for name, values in rows.items():
             cells = " | ".join(format_metric(values.get(c)) for c in COLUMNS)
-            print(f"| {p * 5:g}M (p={p:g}) | {name} | {cells} |")
+            print(f"| {depth_label(p)} | {name} | {cells} |")
 
 
 def main(argv=None) -> int:

@@ -19,7 +19,7 @@ import argparse
 import numpy as np
 import torch
 
-from atacdenoise.evaluate.metrics import auprc, format_metric, pearson
+from atacdenoise.metrics import auprc, format_metric, pearson
 from atacdenoise.search.data import load_pairs
 from atacdenoise.search.history import load_search_model
 

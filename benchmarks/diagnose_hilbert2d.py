@@ -3,7 +3,7 @@
 
 The same Hilbert-2D network is trained under a ladder of settings, each
 changing one thing, with the search's own training loop
-(``atacdenoise.search.nash.train_child``: SGD Nesterov, lr 0.05 -> 0 cosine,
+(``atacdenoise.search.candidate.train_child``: SGD Nesterov, lr 0.05 -> 0 cosine,
 batch 64). Every epoch it records the training loss, the validation MSE in
 original units (the seed's metric) and Pearson, the median gradient norm
 before clipping, the share of steps the clipping changed, and the share of
@@ -44,9 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_input_layouts  # noqa: E402
 import seed_peak_signal  # noqa: E402
-from atacdenoise.evaluate.metrics import pearson  # noqa: E402
+from atacdenoise.metrics import pearson  # noqa: E402
 from atacdenoise.models import build_model, hilbert2d  # noqa: E402
-from atacdenoise.search.nash import SearchData, TrainSettings, train_child  # noqa: E402
+from atacdenoise.search.candidate import SearchData, TrainSettings, train_child  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -89,7 +89,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from bench_quality import SDS
 from atacdenoise.evaluate.evaluate import _model_units_scale
-from atacdenoise.evaluate.metrics import auprc
+from atacdenoise.metrics import auprc
 from atacdenoise.io.bigwig import read_bigwig, write_bigwig
 from atacdenoise.io.chromsizes import read_chrom_sizes
 from atacdenoise.io.narrowpeak import interval_mask, read_peaks

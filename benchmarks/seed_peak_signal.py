@@ -40,7 +40,8 @@ from atacdenoise.io.chromsizes import read_chrom_sizes
 from atacdenoise.io.narrowpeak import read_peaks
 from atacdenoise.search.data import PAIRS_FORMAT, save_pairs
 from atacdenoise.search.targets import peak_label_bins, scored_bins, windows_in_regions
-from atacdenoise.tracks.binning import n_bins, peak_signal_bins
+from atacdenoise.tracks.bin_grid import n_bins
+from atacdenoise.tracks.binning import peak_signal_bins
 from atacdenoise.tracks.windows import WindowSpec, extract, sample_starts, tile_starts
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -33,7 +33,8 @@ from atacdenoise.models.common import set_peak_prior
 from atacdenoise.models.morphisms import dilated_widen
 from atacdenoise.search.data import load_pairs
 from atacdenoise.search.history import load_search_model
-from atacdenoise.search.nash import SearchData, TrainSettings, _as_pairs, fit_to_channels, train_child
+from atacdenoise.search.candidate import SearchData, TrainSettings, train_child
+from atacdenoise.search.nash import as_pairs, fit_to_channels
 from atacdenoise.tracks.subsample import parse_fractions
 
 
@@ -60,7 +61,7 @@ def main(argv=None) -> int:
     model = load_search_model(args.init) if args.init else build_model(json.loads(Path(args.config).read_text()))
     if args.widen:
         model = dilated_widen(model, np.random.default_rng(args.widen_seed), width=args.widen)
-    train = _as_pairs(args.train)
+    train = as_pairs(args.train)
     model = fit_to_channels(model, train["meta"])  # genome channels in the data: added with zero weights
     if args.depths:
         if "source" not in train:

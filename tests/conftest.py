@@ -38,3 +38,17 @@ def small_training_pairs(tmp_path_factory) -> tuple[dict, dict]:
     common = dict(depths=(0.3,), spec=WindowSpec(SMALL_WINDOW, SMALL_TARGET), seed=0)
     return (make_pairs(*sources, sizes, ["chr1"], n_windows=400, **common),
             make_pairs(*sources, sizes, ["chr2"], n_windows=None, **common))
+
+
+def run_subcommand(add_parser, argv: list) -> None:
+    """Run one subcommand the way ``cli.main`` does, through the parser ``add_parser(subparsers)`` builds
+    (log lines on stderr included), without the rest of the command line."""
+    import argparse
+
+    from atacdenoise.cli_args import setup_logging
+
+    parser = argparse.ArgumentParser(prog="atacdenoise")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args([str(a) for a in argv])
+    setup_logging()
+    args.func(args)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
 
 import pysam
 import pytest
 
-from atacdenoise.cli_args import setup_logging
 from atacdenoise.cli_pipeline import add_align_parser
 from atacdenoise.errors import InputError
 from atacdenoise.io.align import align, build_index, find_index_prefix
+from conftest import run_subcommand
 
 pytestmark = pytest.mark.skipif(not (shutil.which("bowtie2") and shutil.which("samtools")),
                                 reason="bowtie2 and samtools are needed (apt-get install bowtie2 samtools)")
@@ -32,11 +31,7 @@ def paired(sim, tmp_path_factory):
 
 
 def run_cli(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="atacdenoise")
-    add_align_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    setup_logging()  # as cli.main does: its messages are log lines on stderr
-    args.func(args)
+    run_subcommand(add_align_parser, argv)
 
 
 def test_paired_reads_align_sorted_indexed_and_deduplicated(sim, paired):

@@ -229,7 +229,7 @@ def test_added_genome_channels_preserve_the_function_then_learn(space):
 def test_mirrored_batches_flip_genome_channels_with_the_signal():
     import torch
 
-    from atacdenoise.search.nash import mirror_batch
+    from atacdenoise.search.candidate import mirror_batch
 
     inputs = torch.arange(2 * 3 * 8, dtype=torch.float32).reshape(2, 3, 8)
     targets = torch.arange(2 * 4, dtype=torch.float32).reshape(2, 4)
@@ -392,7 +392,7 @@ def test_base_codes_render_each_bins_bases(tmp_path, sequences):
 def test_mirroring_reverse_complements_base_codes():
     import torch
 
-    from atacdenoise.search.nash import mirror_batch
+    from atacdenoise.search.candidate import mirror_batch
 
     # One window, 2 bins of 3 bases: bin 0 = "ACG", bin 1 = "TNA"; plus a signal channel.
     codes = torch.tensor([[1.0, 4.0], [2.0, 0.0], [3.0, 1.0]])

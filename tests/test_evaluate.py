@@ -253,7 +253,7 @@ def test_streaming_evaluate_equals_in_memory_metrics_on_hsc(monkeypatch):
 
 def test_score_counts_auc_equals_sorting_every_base_with_ties():
     """Counts per distinct score, fed in uneven chunks and merged, give the in-memory AUPRC/AUROC."""
-    from atacdenoise.evaluate import metrics
+    from atacdenoise import metrics
 
     rng = np.random.default_rng(3)
     scores = np.round(rng.gamma(1.5, 1.0, 200_000), 2).astype(np.float32)  # many ties

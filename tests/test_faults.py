@@ -141,7 +141,8 @@ def test_serve_stops_its_server_on_sigterm_and_refuses_a_busy_port(tmp_path):
     pytest.importorskip("mlflow")
     import signal
 
-    from atacdenoise.registry.server import free_port, is_healthy
+    from atacdenoise.io.tracking_server import is_healthy
+    from atacdenoise.registry.server import free_port
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO / "pyscripts"), "OMP_NUM_THREADS": "1"}

@@ -93,3 +93,15 @@ def test_out_of_range_indices_rejected():
         index_to_xy(np.array([16]), 2)
     with pytest.raises(ValueError):
         xy_to_index(np.array([4]), np.array([0]), 2)
+
+
+@pytest.mark.parametrize("order", [1, 3, 6])  # 6: the 4096-bin windows of the models
+def test_mapping_equals_the_hilbertcurve_package(order):
+    hilbertcurve = pytest.importorskip("hilbertcurve.hilbertcurve",
+                                       reason="hilbertcurve (dev extra) not installed: no reference to compare with")
+    curve = hilbertcurve.HilbertCurve(order, 2)
+    positions = np.arange(4**order)
+    reference = np.array(curve.points_from_distances(positions.tolist()))
+    x, y = index_to_xy(positions, order)
+    np.testing.assert_array_equal(np.stack([x, y], axis=1), reference)
+    np.testing.assert_array_equal(xy_to_index(x, y, order), curve.distances_from_points(reference.tolist()))

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 from atacdenoise.models import build_model, hilbert2d  # noqa: E402
 from atacdenoise.models.morphisms import apply_random_morphisms  # noqa: E402
-from atacdenoise.search.nash import SearchData, TrainSettings, train_child  # noqa: E402
+from atacdenoise.search.candidate import SearchData, TrainSettings, train_child  # noqa: E402
 from conftest import SMALL_TARGET as TARGET, SMALL_WINDOW as WINDOW  # noqa: E402
 
 torch.set_num_threads(1)

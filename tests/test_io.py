@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +80,11 @@ def write_text(path: Path, text: str) -> Path:
     return path
 
 
-def assert_input_error(excinfo, path: Path, *words: str) -> None:
+@contextmanager
+def raises_input_error(path: Path, *words: str):
+    """The block raises an InputError whose message names ``path`` and holds every one of ``words``."""
+    with pytest.raises(InputError) as excinfo:
+        yield excinfo
     message = str(excinfo.value)
     assert str(path) in message
     for word in words:
@@ -122,9 +127,8 @@ def test_detect_format_rejects_unknown_and_empty(tmp_path, name, content, proble
     path = tmp_path / name
     if content is not None:
         path.write_text(content)
-    with pytest.raises(InputError) as excinfo:
+    with raises_input_error(path, problem):
         detect_format(path)
-    assert_input_error(excinfo, path, problem)
 
 
 # ---------------------------------------------------------------- BAM filters
@@ -281,16 +285,13 @@ def test_bigwig_round_trip(tmp_path, bin_size):
 def test_bigwig_read_errors(tmp_path):
     path = tmp_path / "t.bw"
     write_bigwig(path, {"chr1": 100}, [("chr1", np.ones(4))], 25)
-    with pytest.raises(InputError) as excinfo:
+    with raises_input_error(path, "chrX", "not in this bigWig"):
         read_bigwig(path, "chrX")
-    assert_input_error(excinfo, path, "chrX", "not in this bigWig")
-    with pytest.raises(InputError) as excinfo:
+    with raises_input_error(tmp_path / "missing.bw", "does not exist"):
         read_bigwig(tmp_path / "missing.bw", "chr1")
-    assert_input_error(excinfo, tmp_path / "missing.bw", "does not exist")
     text = write_text(tmp_path / "peaks.bw", "chr1\t1\t2\n")
-    with pytest.raises(InputError) as excinfo:
+    with raises_input_error(text, "not a bigWig"):
         bigwig_chrom_sizes(text)
-    assert_input_error(excinfo, text, "not a bigWig")
 
 
 def test_bigwig_write_failure_leaves_nothing(tmp_path):
@@ -333,16 +334,25 @@ def test_read_peaks_bed_variants(tmp_path):
     np.testing.assert_array_equal(read_peaks(bed5)["chr1"].signal, [17, 1])
 
 
-@pytest.mark.parametrize("bad_line, problem", [
-    ("chr1\t100\n", "at least 3 columns"),
-    ("chr1\tabc\t200\n", "non-numeric"),
-    ("chr1\t200\t100\n", "start < end"),
+def read_insertions(path: Path) -> list:
+    return list(iter_insertions(path, {"chr1": 1000}))
+
+
+PEAK_LINE, INSERTION_LINES = "chr1\t1\t50\n", "chr1\t1\t2\t.\t0\t+\nchr1\t5\t6\t.\t0\t+\n"
+
+
+@pytest.mark.parametrize("read, name, good_lines, bad_line, problem", [
+    (read_peaks, "p.bed", PEAK_LINE, "chr1\t100\n", "at least 3 columns"),
+    (read_peaks, "p.bed", PEAK_LINE, "chr1\tabc\t200\n", "non-numeric"),
+    (read_peaks, "p.bed", PEAK_LINE, "chr1\t200\t100\n", "start < end"),
+    (read_insertions, "ins.bed.gz", INSERTION_LINES, "chr1\t100\n", "at least 3 columns"),
+    (read_insertions, "ins.bed.gz", INSERTION_LINES, "chr1\t1x0\t101\t.\t0\t+\n", "start is not an integer: '1x0'"),
+    (read_insertions, "ins.bed.gz", INSERTION_LINES, "chr1\t100\t100\t.\t0\t+\n", "end (100) <= start (100)"),
 ])
-def test_read_peaks_malformed_line(tmp_path, bad_line, problem):
-    path = write_text(tmp_path / "p.bed", "chr1\t1\t50\n" + bad_line)
-    with pytest.raises(InputError) as excinfo:
-        read_peaks(path)
-    assert_input_error(excinfo, path, "line 2", problem)
+def test_malformed_line_names_file_and_line(tmp_path, read, name, good_lines, bad_line, problem):
+    path = write_text(tmp_path / name, good_lines + bad_line)
+    with raises_input_error(path, f"line {good_lines.count(chr(10)) + 1}", problem):
+        read(path)
 
 
 @realdata
@@ -377,45 +387,29 @@ def test_insertions_outside_chromosome_are_dropped(tmp_path):
     np.testing.assert_array_equal(dict(iter_insertions(path, {"chr1": 100}))["chr1"], [0, 99])
 
 
-@pytest.mark.parametrize("bad_line, problem", [
-    ("chr1\t100\n", "at least 3 columns"),
-    ("chr1\t1x0\t101\t.\t0\t+\n", "start is not an integer: '1x0'"),
-    ("chr1\t100\t100\t.\t0\t+\n", "end (100) <= start (100)"),
-])
-def test_malformed_bed_line_names_file_and_line(tmp_path, bad_line, problem):
-    path = write_text(tmp_path / "ins.bed.gz", "chr1\t1\t2\t.\t0\t+\nchr1\t5\t6\t.\t0\t+\n" + bad_line)
-    with pytest.raises(InputError) as excinfo:
-        list(iter_insertions(path, {"chr1": 1000}))
-    assert_input_error(excinfo, path, "line 3", problem)
-
-
 def test_bed_not_grouped_by_chromosome(tmp_path):
     path = write_text(tmp_path / "ins.bed", "chr1\t1\t2\nchr2\t1\t2\nchr1\t5\t6\n")
-    with pytest.raises(InputError) as excinfo:
+    with raises_input_error(path, "not sorted by chromosome", "line 3"):
         list(iter_insertions(path, {"chr1": 100, "chr2": 100}))
-    assert_input_error(excinfo, path, "not sorted by chromosome", "line 3")
 
 
 def test_text_chromosome_naming_mismatch(tmp_path):
     path = write_text(tmp_path / "ins.bed", "1\t1\t2\n2\t1\t2\n")
-    with pytest.raises(InputError) as excinfo:
+    with raises_input_error(path, "'1'", "'chr1'"):
         list(iter_insertions(path, {"chr1": 100, "chr2": 100}))
-    assert_input_error(excinfo, path, "'1'", "'chr1'")
 
 
 def test_text_without_data_lines(tmp_path):
     path = write_text(tmp_path / "ins.bed.gz", "track name=empty\n")
-    with pytest.raises(InputError) as excinfo:
+    with raises_input_error(path, "no data lines"):
         list(iter_insertions(path, {"chr1": 100}))
-    assert_input_error(excinfo, path, "no data lines")
 
 
 def test_bigwig_is_not_an_insertion_source(tmp_path):
     path = tmp_path / "t.bw"
     write_bigwig(path, {"chr1": 100}, [("chr1", np.ones(4))], 25)
-    with pytest.raises(InputError) as excinfo:
+    with raises_input_error(path, "bigWig", "only accepted where a track is needed"):
         iter_insertions(path, {"chr1": 100})
-    assert_input_error(excinfo, path, "bigWig", "only accepted where a track is needed")
 
 
 # ---------------------------------------------------------------- bad BAMs
@@ -423,9 +417,8 @@ def test_bigwig_is_not_an_insertion_source(tmp_path):
 def test_empty_bam(tmp_path):
     path = tmp_path / "empty.bam"
     path.touch()
-    with pytest.raises(InputError) as excinfo:
+    with raises_input_error(path, "file is empty"):
         iter_insertions(path, {"chr1": 100}, fmt="bam")
-    assert_input_error(excinfo, path, "file is empty")
 
 
 @realdata
@@ -433,49 +426,45 @@ def test_truncated_bam(tmp_path):
     path = tmp_path / "cut.bam"
     path.write_bytes(GM_BAM.read_bytes()[: GM_BAM.stat().st_size // 2])
     for read_it in (lambda: iter_insertions(path, bam_chrom_sizes(GM_BAM)), lambda: bam_chrom_sizes(path)):
-        with pytest.raises(InputError) as excinfo:
+        with raises_input_error(path, "truncated BGZF (file is incomplete)"):
             read_it()
-        assert_input_error(excinfo, path, "truncated BGZF (file is incomplete)")
 
 
 def test_unsorted_bam_header(tmp_path):
     path = write_bam(tmp_path / "u.bam", "unsorted", [500, 100, 300])
-    with pytest.raises(InputError) as excinfo:
+    with raises_input_error(path, "not coordinate-sorted", "samtools sort"):
         iter_insertions(path, {"chr1": 10_000})
-    assert_input_error(excinfo, path, "not coordinate-sorted", "samtools sort")
 
 
 def test_bam_claiming_sorted_with_records_out_of_order(tmp_path):
     path = write_bam(tmp_path / "liar.bam", "coordinate", [500, 100, 300])
-    with pytest.raises(InputError) as excinfo:
+    with raises_input_error(path, "not coordinate-sorted", "samtools sort"):
         iter_insertions(path, {"chr1": 10_000})
-    assert_input_error(excinfo, path, "not coordinate-sorted", "samtools sort")
     assert not Path(f"{path}.bai").exists()
 
 
-def test_missing_index_is_built_when_folder_is_writable(tmp_path, capsys):
+def test_missing_index_is_built_when_folder_is_writable(tmp_path, caplog):
     path = write_bam(tmp_path / "s.bam", "coordinate", [100, 100, 300])
-    chroms = dict(iter_insertions(path, {"chr1": 10_000}))
+    with caplog.at_level("INFO", logger="atacdenoise"):
+        chroms = dict(iter_insertions(path, {"chr1": 10_000}))
     np.testing.assert_array_equal(chroms["chr1"], [104, 104, 304])
     assert Path(f"{path}.bai").exists()
-    assert "built" in capsys.readouterr().err
+    assert f"built {path}.bai" in caplog.text
 
 
 def test_missing_index_in_read_only_folder(tmp_path, monkeypatch):
     path = write_bam(tmp_path / "s.bam", "coordinate", [100, 300])
     # Tests may run as root, for whom chmod does not forbid writing; ask the code's own question instead.
     monkeypatch.setattr("atacdenoise.io.reads.os.access", lambda *args: False)
-    with pytest.raises(InputError) as excinfo:
+    with raises_input_error(path, "no index (.bai)", f"samtools index {path}"):
         iter_insertions(path, {"chr1": 10_000})
-    assert_input_error(excinfo, path, "no index (.bai)", f"samtools index {path}")
 
 
 def test_bam_chromosome_naming_mismatch(tmp_path):
     path = write_bam(tmp_path / "s.bam", "coordinate", [100, 300])
     pysam.index(str(path))
-    with pytest.raises(InputError) as excinfo:
+    with raises_input_error(path, "'chr1'", "'1'"):
         iter_insertions(path, {"1": 10_000, "2": 10_000})
-    assert_input_error(excinfo, path, "'chr1'", "'1'")
 
 
 # ---------------------------------------------------------------- writing insertions

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from atacdenoise.evaluate import metrics
+from atacdenoise import metrics
 
 
 def brute_average_precision(scores, labels):

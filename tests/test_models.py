@@ -173,7 +173,7 @@ def test_denoise_loss_is_mse_plus_weighted_bce():
 
 def test_named_losses_add_their_terms():
     """'log-mse+pearson+mse' = log-MSE + (1 - Pearson per window) + 0.0005 * MSE in original units + BCE."""
-    from atacdenoise.search.nash import LOSSES, TrainSettings, loss_function
+    from atacdenoise.search.candidate import LOSSES, TrainSettings, loss_function
 
     g = torch.Generator().manual_seed(1)
     signal, target = torch.rand(3, 32, generator=g) * 50, torch.rand(3, 32, generator=g) * 50

@@ -235,7 +235,7 @@ def test_genome_channels_reach_windows_and_denoise_as_staged_inputs():
 def test_search_choices_agree_with_the_command_line(schema):
     """The schema's enums for --space and --loss are what 'atacdenoise search' accepts."""
     from atacdenoise.cli import build_parser
-    from atacdenoise.search.nash import LOSSES
+    from atacdenoise.search.candidate import LOSSES
 
     search = build_parser()._subparsers._group_actions[0].choices["search"]
     choices = {action.dest: set(action.choices) for action in search._actions if action.choices}

@@ -14,11 +14,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from atacdenoise.evaluate.metrics import auroc  # noqa: E402
+from atacdenoise.metrics import auroc  # noqa: E402
 from atacdenoise.models import build_model, dilated1d  # noqa: E402
 from atacdenoise.models.common import set_peak_prior  # noqa: E402
 from atacdenoise.search.history import load_search_model  # noqa: E402
-from atacdenoise.search.nash import SearchData, TrainSettings, run_search, train_child  # noqa: E402
+from atacdenoise.search.candidate import SearchData, TrainSettings, train_child  # noqa: E402
+from atacdenoise.search.nash import run_search  # noqa: E402
 from conftest import SMALL_TARGET as TARGET, SMALL_WINDOW as WINDOW  # noqa: E402
 
 torch.set_num_threads(1)

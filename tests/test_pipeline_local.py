@@ -19,7 +19,7 @@ import pytest
 from atacdenoise.errors import InputError
 from atacdenoise.io.bigwig import read_bigwig
 from atacdenoise.io.narrowpeak import read_peaks
-from atacdenoise.pipeline import DemoSettings, Step, _bin, denoise_steps, run_pipeline, run_steps, train_steps
+from atacdenoise.pipeline import BIN_DIR, DemoSettings, Step, denoise_steps, run_pipeline, run_steps, train_steps
 
 SMALL = DemoSettings(chrom_length=500_000, fragments=50_000, n_train=128, depths="0.1,1.0",
                      search=("--space", "dilated1d", "--iterations", "1", "--children", "1", "--epochs", "1",
@@ -27,9 +27,10 @@ SMALL = DemoSettings(chrom_length=500_000, fragments=50_000, n_train=128, depths
 
 
 @pytest.mark.slow
-def test_local_pipeline_trains_registers_and_denoises(tmp_path, capsys):
-    out = run_pipeline(tmp_path / "demo", settings=SMALL)
-    progress = capsys.readouterr().err
+def test_local_pipeline_trains_registers_and_denoises(tmp_path, caplog):
+    with caplog.at_level("INFO", logger="atacdenoise"):
+        out = run_pipeline(tmp_path / "demo", settings=SMALL)
+    progress = caplog.text
     for step in ("SIMULATE", "ALIGN", "NASH_SEARCH", "REGISTER_MODEL", "DENOISE"):
         assert f"] {step}:" in progress
 
@@ -65,7 +66,7 @@ def test_local_pipeline_trains_registers_and_denoises(tmp_path, capsys):
 
 def test_a_failing_step_stops_the_run_with_its_log(tmp_path):
     missing = tmp_path / "missing.bam"
-    steps = [Step("BIN", [_bin("atac-bin"), "--input", missing, "--out-prefix", tmp_path / "x"], [tmp_path / "x.bw"]),
+    steps = [Step("BIN", [str(BIN_DIR / "atac-bin"), "--input", missing, "--out-prefix", tmp_path / "x"], [tmp_path / "x.bw"]),
              Step("NEVER", ["false"], [])]
     with pytest.raises(InputError, match=r"step BIN failed \(exit 2\).*missing.bam") as err:
         run_steps(steps, tmp_path / "logs")
@@ -181,16 +182,17 @@ def counting_step(name: str, folder: Path, fail_flag: Path | None = None) -> Ste
     return Step(name.upper(), ["sh", "-c", script], [folder / f"{name}.out"])
 
 
-def test_resume_skips_finished_steps_and_reruns_the_unfinished_one(tmp_path, capsys):
+def test_resume_skips_finished_steps_and_reruns_the_unfinished_one(tmp_path, caplog):
     flag = tmp_path / "fail_now"
     flag.touch()
     steps = [counting_step("first", tmp_path), counting_step("second", tmp_path, fail_flag=flag)]
     with pytest.raises(InputError, match="step SECOND failed"):
         run_steps(steps, tmp_path / "logs")
     flag.unlink()
-    run_steps(steps, tmp_path / "logs", resume=True)
+    with caplog.at_level("INFO", logger="atacdenoise"):
+        run_steps(steps, tmp_path / "logs", resume=True)
     assert (tmp_path / "runs.txt").read_text().split() == ["first", "second"]  # first ran once
-    assert "FIRST: finished before, skipped" in capsys.readouterr().err
+    assert "FIRST: finished before, skipped" in caplog.text
     (tmp_path / "first.out").unlink()  # an output gone: the step is not finished any more
     run_steps(steps, tmp_path / "logs", resume=True)
     assert (tmp_path / "runs.txt").read_text().split() == ["first", "second", "first"]

@@ -181,12 +181,13 @@ def test_search_redraws_training_windows_every_epoch(source, tmp_path):
     """A search on a source trains on new noise each epoch, the same for every candidate, and resumes."""
     torch = pytest.importorskip("torch")
     from atacdenoise.search.data import save_pairs
-    from atacdenoise.search.nash import SearchData, _as_pairs, run_search
+    from atacdenoise.search.candidate import SearchData
+    from atacdenoise.search.nash import as_pairs, run_search
 
     val_draw = source["source"].draw(32, [99])
     val = {**val_draw, "meta": {**source["source"].meta, "format": "atacdenoise-pairs/1", "chroms": ["chrB"]}}
     save_pairs(tmp_path / "val.npz", val)
-    train = _as_pairs(source["source"])
+    train = as_pairs(source["source"])
     data = SearchData.from_pairs(train, val, None, "cpu", draw_seed=4)
     assert len(data.train_x) == 64  # windows_per_epoch
     epoch0 = data.train_x.clone()
@@ -205,22 +206,33 @@ def test_search_redraws_training_windows_every_epoch(source, tmp_path):
 
 # ---------------------------------------------------------------- prepare --regions / --resample
 
+PREPARE_SIZES = {"chrA": 200_000, "chrB": 200_000}
+
+
+def write_prepare_inputs(folder: Path) -> dict:
+    """A clean library (8k insertions per chromosome; its coverage bigWig), a 1/16 noisy one, peaks, regions;
+    returns the clean insertions."""
+    from atacdenoise.io.bigwig import write_bigwig
+
+    rng = np.random.default_rng(2)
+    sizes = PREPARE_SIZES
+    clean = {c: random_insertions(rng, n, 8_000) for c, n in sizes.items()}
+    noisy = {c: np.sort(rng.choice(p, len(p) // 16, replace=False)) for c, p in clean.items()}
+    (folder / "noisy.bed").write_text("".join(f"{c}\t{p}\t{p + 1}\t.\t0\t+\n" for c, ps in noisy.items() for p in ps))
+    write_bigwig(folder / "clean.bw", sizes,
+                 ((c, coverage_bins(p, sizes[c], 1, 100, "sum")) for c, p in clean.items()), 1)
+    (folder / "peaks.bed").write_text("chrA\t1000\t1500\nchrB\t5000\t5600\n")
+    (folder / "regions.bed").write_text("chrA\t0\t200000\nchrB\t0\t100000\n")
+    (folder / "sizes").write_text("".join(f"{c}\t{n}\n" for c, n in sizes.items()))
+    return clean
+
+
 def test_prepare_resample_writes_a_source_and_regions_filter_validation(tmp_path):
     from atacdenoise.cli import main
-    from atacdenoise.io.bigwig import write_bigwig
     from atacdenoise.search.data import load_pairs
     from atacdenoise.search.resample import is_source, load_source
 
-    rng = np.random.default_rng(2)
-    sizes = {"chrA": 200_000, "chrB": 200_000}
-    clean = {c: random_insertions(rng, n, 8_000) for c, n in sizes.items()}
-    noisy = {c: np.sort(rng.choice(p, len(p) // 16, replace=False)) for c, p in clean.items()}
-    (tmp_path / "noisy.bed").write_text("".join(f"{c}\t{p}\t{p + 1}\t.\t0\t+\n" for c, ps in noisy.items() for p in ps))
-    write_bigwig(tmp_path / "clean.bw", sizes,
-                 ((c, coverage_bins(p, sizes[c], 1, 100, "sum")) for c, p in clean.items()), 1)
-    (tmp_path / "peaks.bed").write_text("chrA\t1000\t1500\nchrB\t5000\t5600\n")
-    (tmp_path / "regions.bed").write_text("chrA\t0\t200000\nchrB\t0\t100000\n")
-    (tmp_path / "sizes").write_text("".join(f"{c}\t{n}\n" for c, n in sizes.items()))
+    clean = write_prepare_inputs(tmp_path)
     argv = ["prepare", "--insertions", str(tmp_path / "noisy.bed"), "--clean-bigwig", str(tmp_path / "clean.bw"),
             "--clean-peaks", str(tmp_path / "peaks.bed"), "--chrom-sizes", str(tmp_path / "sizes"),
             "--train-chroms", "chrA", "--val-chroms", "chrB", "--depths", "0.2,1.0", "--n-train", "50",
@@ -255,3 +267,27 @@ def test_learning_curve_keeps_only_windows_in_the_leading_part(source, monkeypat
     start = np.intersect1d(whole["start"], draw["start"])[0]
     np.testing.assert_array_equal(whole["targets"][whole["start"] == start][0], draw["targets"][draw["start"] == start][0])
     assert 0 < bench.insertions_in_reach(half) < bench.insertions_in_reach(s)
+
+
+@pytest.mark.parametrize("resample", [False, True])
+def test_prepare_opens_the_clean_bigwig_once_and_builds_what_make_pairs_builds(tmp_path, monkeypatch, resample):
+    import pyBigWig
+
+    from atacdenoise.search.data import load_pairs, make_pairs, prepare
+
+    write_prepare_inputs(tmp_path)
+    files = [tmp_path / "noisy.bed", tmp_path / "clean.bw", tmp_path / "peaks.bed"]
+    real_open, opened = pyBigWig.open, []
+    monkeypatch.setattr(pyBigWig, "open", lambda path, *mode: opened.append(Path(path).name) or real_open(path, *mode))
+    prepare(*files, PREPARE_SIZES, ["chrA"], ["chrB"], tmp_path / "out", depths=(0.5, 1.0), n_train=40,
+            spec=WindowSpec(256, 64), resample=resample, regions=read_peaks(tmp_path / "regions.bed"))
+    assert opened == ["clean.bw"]  # sizes, library size, targets and deconvolution share one handle
+    monkeypatch.undo()
+    # The same pairs as make_pairs from the path, which opens the file by itself.
+    val = load_pairs(tmp_path / "out" / "val.npz")
+    expected = make_pairs(*files, PREPARE_SIZES, ["chrB"], (0.5, 1.0), None, WindowSpec(256, 64),
+                          regions=read_peaks(tmp_path / "regions.bed"))
+    for key in ("inputs", "targets", "peaks", "depth", "start"):
+        np.testing.assert_array_equal(val[key], expected[key])
+    assert val["meta"]["clean_depth"] == expected["meta"]["clean_depth"]
+    assert val["meta"]["sources"]["clean"] == str(tmp_path / "clean.bw")

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from atacdenoise.cli_args import setup_logging
 from atacdenoise.cli_pipeline import add_samplesheet_parser
 from atacdenoise.errors import InputError
 from atacdenoise.samplesheet import SCHEMA_PATH, read_libraries, read_samplesheet, samplesheet_problems
+from conftest import run_subcommand
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = "sample,fastq_1,fastq_2,bam\n"
@@ -33,11 +32,7 @@ def write_sheet(folder: Path, body: str, header: str = HEADER) -> Path:
 
 
 def run_check(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="atacdenoise")
-    add_samplesheet_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    setup_logging()  # as cli.main does: its messages are log lines on stderr
-    args.func(args)
+    run_subcommand(add_samplesheet_parser, argv)
 
 
 def test_schema_is_valid_draft_2020_12():

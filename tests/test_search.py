@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from atacdenoise.errors import InputError  # noqa: E402
-from atacdenoise.search import nash  # noqa: E402
+from atacdenoise.search import candidate  # noqa: E402
 from atacdenoise.search.data import check_compatible, load_pairs, make_pairs, save_pairs  # noqa: E402
 from atacdenoise.search.history import read_history  # noqa: E402
 from atacdenoise.search.nash import run_search  # noqa: E402
@@ -123,7 +123,7 @@ def test_parent_competes_and_best_never_increases(finished):
 
 
 def test_parent_wins_when_children_are_worse(data_files, tmp_path, monkeypatch):
-    real_train_child = nash.train_child
+    real_train_child = candidate.train_child
 
     def children_lose(model, data, settings, seed):
         model, metrics = real_train_child(model, data, settings, seed)
@@ -131,7 +131,7 @@ def test_parent_wins_when_children_are_worse(data_files, tmp_path, monkeypatch):
             metrics["val_loss"] += 1e6
         return model, metrics
 
-    monkeypatch.setattr(nash, "train_child", children_lose)
+    monkeypatch.setattr(candidate, "train_child", children_lose)
     run_search(data_files["train"], data_files["val"], tmp_path / "out", progress=False, **SMALL)
     rows = read_history(tmp_path / "out" / "history.jsonl")
     assert all(r["is_parent"] for r in rows if r["chosen"] and r["iteration"] > 0)
@@ -233,11 +233,12 @@ def test_nan_in_pairs_names_the_file(tmp_path):
     assert err.value.path == str(path)
 
 
-def test_validation_without_peaks_reports_undefined_auprc(data_files, tmp_path):
+def test_validation_without_peaks_reports_undefined_auprc(data_files, tmp_path, caplog):
     val = write_pairs(tmp_path / "val.npz", synthetic_pairs(32, 5, ["chrB"], with_peaks=False))
-    with pytest.warns(UserWarning, match="no peak"):
+    with caplog.at_level("WARNING", logger="atacdenoise"):
         summary = run_search(data_files["train"], val, tmp_path / "out", progress=False,
                              **{**SMALL, "iterations": 1, "children": 1, "initial_random_draws": 1})
+    assert "validation windows contain no peak" in caplog.text
     rows = read_history(tmp_path / "out" / "history.jsonl")
     assert len(rows) == 3 and all(r["val_auprc"] is None and r["val_loss"] > 0 for r in rows)
     assert summary["best_val_auprc"] is None
@@ -374,7 +375,7 @@ def test_mirror_batch_reverses_chosen_windows_and_keeps_targets_aligned():
     pairs = synthetic_pairs(6, 7, ["chrA"])
     x, y, peaks = (torch.as_tensor(pairs[key].astype(np.float32)) for key in ("inputs", "targets", "peaks"))
     flip = torch.tensor([True, False, True, False, False, True])
-    mx, my, mpeaks = nash.mirror_batch(x, y, peaks, flip)
+    mx, my, mpeaks = candidate.mirror_batch(x, y, peaks, flip)
     assert torch.equal(mx[~flip], x[~flip]) and torch.equal(my[~flip], y[~flip])
     assert torch.equal(mx[flip], x[flip].flip(-1)) and torch.equal(mpeaks[flip], peaks[flip].flip(-1))
     # A reversed window is a real window: its target is still the smoothed centre of its input.

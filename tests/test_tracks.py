@@ -10,7 +10,8 @@ import pytest
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.narrowpeak import Peaks
-from atacdenoise.tracks.binning import bin_track, coverage_bins, n_bins, peak_signal_bins
+from atacdenoise.tracks.bin_grid import n_bins
+from atacdenoise.tracks.binning import bin_track, coverage_bins, peak_signal_bins
 from atacdenoise.tracks.store import StoreWriter, open_store
 from atacdenoise.tracks.subsample import (
     parse_fractions,

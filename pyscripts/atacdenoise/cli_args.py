@@ -139,13 +139,21 @@ class _CurrentStderr(logging.StreamHandler):
         pass
 
 
+class _Formatter(logging.Formatter):
+    """``atacdenoise: message``; a warning says so (``atacdenoise: warning: message``)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        kind = "warning: " if record.levelno == logging.WARNING else ""
+        return f"atacdenoise: {kind}{record.getMessage()}"
+
+
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     """One ``atacdenoise: message`` handler on the root logger (installed once); level INFO, WARNING with
     -q (third-party loggers such as MLflow's follow it); -v adds atacdenoise's own DEBUG messages."""
     root = logging.getLogger()
     if not any(isinstance(h, _CurrentStderr) for h in root.handlers):
         handler = _CurrentStderr()
-        handler.setFormatter(logging.Formatter("atacdenoise: %(message)s"))
+        handler.setFormatter(_Formatter())
         root.addHandler(handler)
     root.setLevel(logging.WARNING if quiet else logging.INFO)
     logging.getLogger("atacdenoise").setLevel(logging.DEBUG if verbose else logging.NOTSET)

@@ -190,35 +190,34 @@ def run_steps(steps: list[Step], log_dir: Path, first_number: int = 1, total: in
     total = total or len(steps)
     for number, step in enumerate(steps, start=first_number):
         argv = [str(a) for a in step.argv]
-        log = log_dir / f"{number:02d}_{step.name.lower()}.log"
-        done = log.with_suffix(".done")
+        step_log = log_dir / f"{number:02d}_{step.name.lower()}.log"
+        done = step_log.with_suffix(".done")
         if resume and done.exists() and all(os.path.exists(p) for p in step.outputs):
-            print(f"[{number}/{total}] {step.name}: finished before, skipped", file=sys.stderr, flush=True)
+            log.info("[%d/%d] %s: finished before, skipped", number, total, step.name)
             continue
         done.unlink(missing_ok=True)
         _remove_outputs(step)
-        print(f"[{number}/{total}] {step.name}: {shlex.join([Path(argv[0]).name, *argv[1:4]])} ...",
-              file=sys.stderr, flush=True)
+        log.info("[%d/%d] %s: %s ...", number, total, step.name, shlex.join([Path(argv[0]).name, *argv[1:4]]))
         started = time.time()
-        with open(log, "w") as fh:
+        with open(step_log, "w") as fh:
             fh.write(shlex.join(argv) + "\n")
             fh.flush()
-            returncode = _run_watched(argv, fh, log, started)
+            returncode = _run_watched(argv, fh, step_log, started)
         if returncode != 0:
-            tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
-            raise InputError(log, f"step {step.name} failed (exit {returncode}): {tail[0]}")
+            tail = step_log.read_text().strip().splitlines()[-1:] or ["(no output)"]
+            raise InputError(step_log, f"step {step.name} failed (exit {returncode}): {tail[0]}")
         missing = [str(p) for p in step.outputs if not os.path.exists(p)]
         if missing:
-            raise InputError(log, f"step {step.name} did not write {', '.join(missing)}")
+            raise InputError(step_log, f"step {step.name} did not write {', '.join(missing)}")
         done.write_text(f"{time.time() - started:.1f} s\n")
-        print(f"      done in {time.time() - started:.1f} s", file=sys.stderr, flush=True)
+        log.info("      done in %.1f s", time.time() - started)
 
 
 def _run_watched(argv: list[str], log_handle, log: Path, started: float) -> int:
     """Run ``argv`` with its output in ``log``; on a terminal, keep one live line with the elapsed
     time and the step's latest output (its own progress bar, when it draws one)."""
     process = subprocess.Popen(argv, stdout=log_handle, stderr=subprocess.STDOUT)
-    live = sys.stderr.isatty()
+    live = sys.stderr.isatty()  # a live status line, like a progress bar (not a diagnostic): terminals only
     while True:
         try:
             return_code = process.wait(timeout=0.5)
@@ -474,7 +473,7 @@ def run_samplesheet(outdir: str | os.PathLike, samplesheet: str | os.PathLike, s
             raise InputError(settings.fasta, "no --model given and no bundled model was trained on this genome "
                                              f"(bundled: {', '.join(p.stem for p in sorted(BUNDLED_MODELS.glob('*.onnx')))})")
         model = str(bundled)
-        print(f"model: {bundled.name} (bundled, trained on this genome's sequence)", file=sys.stderr)
+        log.info("model: %s (bundled, trained on this genome's sequence)", bundled.name)
     prepare_outdir(out, resume, force)
     sizes, _ = genome_files(settings.fasta, out, scanned)
     index = out / "bowtie2_index"
@@ -533,11 +532,11 @@ def run_pipeline(outdir: str | os.PathLike, profile: str = "test", samplesheet: 
     train = train_steps(out, settings)
     total = len(train) + 2 + len(denoise_steps(out, settings, "", None))
     run_steps(train, out / "logs", 1, total, resume)
-    print(f"[{len(train) + 1}/{total}] starting a local MLflow server in {out / 'mlflow'} ...", file=sys.stderr)
+    log.info("[%d/%d] starting a local MLflow server in %s ...", len(train) + 1, total, out / "mlflow")
     with start_server(out / "mlflow") as server:
         run_steps(registry_steps(out, settings.model_name, server.url), out / "logs", len(train) + 1, total, resume)
         model = f"models:/{settings.model_name}@champion"
         run_steps(denoise_steps(out, settings, model, server.url), out / "logs", len(train) + 3, total, resume)
-        print(f"MLflow UI with the registered model: {server.url} (stopped now; restart with "
-              f"`atacdenoise registry serve --workdir {out / 'mlflow'}`)", file=sys.stderr)
+        log.info("MLflow UI with the registered model: %s (stopped now; restart with "
+                 "`atacdenoise registry serve --workdir %s`)", server.url, out / "mlflow")
     return out

@@ -161,7 +161,7 @@ def download_registered_onnx(model_uri: str, dest: str | os.PathLike, tracking_u
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
-    from atacdenoise.registry.tracking import SERVE_HINT, DeadlinePassed, registry_deadline, wait_for_tracking
+    from atacdenoise.io.tracking_server import SERVE_HINT, DeadlinePassed, registry_deadline, wait_for_tracking
 
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not tracking_uri:

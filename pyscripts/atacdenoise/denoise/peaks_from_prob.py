@@ -5,6 +5,7 @@ most ``max_gap`` uncalled bins are merged into one peak. The summit is the bin
 of maximum probability (its centre). Column 7 (signal) holds the maximum
 probability in percent (0-100), so the narrowPeak score written by
 ``write_narrowpeak`` (``min(int(signal * 10), 1000)``) is ``int(1000 * max probability)``.
+Hand-written numpy rather than bioframe: see ``io/narrowpeak.py`` for the comparison.
 """
 
 from __future__ import annotations

@@ -240,7 +240,8 @@ class InsertionTracks:
 
     def __iter__(self):
         """``(chrom, n_bins, read)``: ``read(lo, hi)`` gives bins ``[lo, hi)`` (insertions sorted once)."""
-        from atacdenoise.tracks.binning import coverage_bins, n_bins
+        from atacdenoise.tracks.bin_grid import n_bins
+        from atacdenoise.tracks.binning import coverage_bins
 
         c = self.contract
         for chrom, positions in self._read():
@@ -274,7 +275,8 @@ class BigWigTracks:
 
     def __iter__(self):
         """``(chrom, n_bins, read)``: ``read(lo, hi)`` gives bins ``[lo, hi)``, read from the bigWig then."""
-        from atacdenoise.tracks.binning import bigwig_bins, n_bins
+        from atacdenoise.tracks.bin_grid import n_bins
+        from atacdenoise.tracks.binning import bigwig_bins
 
         scale = np.float32(self.contract.reference_density / self.depth.density)
         bin_size = self.contract.bin_size

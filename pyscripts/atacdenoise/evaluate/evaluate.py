@@ -23,10 +23,10 @@ import os
 import numpy as np
 
 from atacdenoise.errors import InputError
-from atacdenoise.evaluate import metrics
+from atacdenoise import metrics
 from atacdenoise.evaluate.per_base import StreamingScored
 from atacdenoise.io.bigwig import bigwig_chrom_sizes, read_bigwig
-from atacdenoise.io.chromsizes import check_shared_chroms
+from atacdenoise.io.chromsizes import check_shared_chroms, select_chroms
 from atacdenoise.io.narrowpeak import interval_mask, read_peaks
 from atacdenoise.tracks.binning import summarise_bins
 from atacdenoise.tracks.windows import WindowSpec
@@ -138,12 +138,7 @@ def _checked_chroms(prediction, truth, peakprob, chroms: list[str] | None) -> di
     prediction_sizes = bigwig_chrom_sizes(prediction)
     _check_not_empty(truth)
     _check_not_empty(prediction)
-    if chroms:
-        missing = [c for c in chroms if c not in truth_sizes]
-        if missing:
-            raise InputError(truth, f"no chromosome {', '.join(missing)} in the truth (it has "
-                                    f"{', '.join(truth_sizes)})")
-        truth_sizes = {c: truth_sizes[c] for c in chroms}
+    truth_sizes = select_chroms(truth_sizes, chroms, truth, f"the truth (it has {', '.join(truth_sizes)})")
     _check_same_chroms(prediction, prediction_sizes, truth, truth_sizes)
     if peakprob is not None:
         _check_same_chroms(peakprob, bigwig_chrom_sizes(peakprob), truth, truth_sizes)

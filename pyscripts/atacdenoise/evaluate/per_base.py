@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from atacdenoise.evaluate import metrics
+from atacdenoise import metrics
 
 
 def upsample_bins(values: np.ndarray, bin_size: int, length: int) -> np.ndarray:

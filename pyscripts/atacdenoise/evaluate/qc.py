@@ -157,10 +157,10 @@ def _stream(path, chrom_sizes, fmt, rf, totals: _Totals):
 
 def _bam_stream(path, chrom_sizes, rf, totals: _Totals):
     # The reader's own checks (BGZF, sort order, index) and read filter, so QC counts what `insertions` keeps.
-    from atacdenoise.io.reads import (DUPLICATE, PAIRED, PROPER_PAIR, REVERSE, FilterCounts, _apply_read_filter,
-                                      _open_checked_bam, check_shared_chroms, contig_records)
+    from atacdenoise.io.reads import (DUPLICATE, PAIRED, PROPER_PAIR, REVERSE, FilterCounts, check_shared_chroms,
+                                      contig_records, open_checked_bam, read_filter_mask)
 
-    bam = _open_checked_bam(Path(path))
+    bam = open_checked_bam(Path(path))
     with bam:
         check_shared_chroms(path, bam.references, chrom_sizes)
         for chrom, length in chrom_sizes.items():
@@ -169,7 +169,7 @@ def _bam_stream(path, chrom_sizes, rf, totals: _Totals):
             r = contig_records(Path(path), bam, chrom)
             flags, mapqs, starts, ends, tlens = r["flags"], r["mapqs"], r["starts"], r["ends"], r["tlens"]
             # Before de-duplication (complexity, duplicate fraction): every other filter applies.
-            undeduped = _apply_read_filter(flags, mapqs, replace(rf, keep_duplicates=True), FilterCounts())
+            undeduped = read_filter_mask(flags, mapqs, replace(rf, keep_duplicates=True), FilterCounts())
             dup = (flags & DUPLICATE) != 0
             totals.dup_flagged += int((undeduped & dup).sum())
             totals.dup_candidates += int(undeduped.sum())

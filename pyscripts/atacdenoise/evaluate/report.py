@@ -32,7 +32,7 @@ import numpy as np
 from markupsafe import Markup
 
 from atacdenoise.errors import InputError
-from atacdenoise.evaluate import metrics
+from atacdenoise import metrics
 from atacdenoise.evaluate.evaluate import METRIC_ORDER, evaluate
 from atacdenoise.evaluate.report_html import (Section, heading, markdown_to_html, page, paragraph, png, png_bytes,
                                               table)

@@ -18,7 +18,7 @@ import numpy as np
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.bigwig import bigwig_chrom_sizes
-from atacdenoise.io.chromsizes import check_shared_chroms
+from atacdenoise.io.chromsizes import check_shared_chroms, select_chroms
 from atacdenoise.io.narrowpeak import Peaks, read_peaks
 
 SAMPLESHEET_COLUMNS = ("sample", "denoised", "peakprob", "peaks", "noisy")
@@ -112,12 +112,7 @@ def _shown_chroms(sizes: dict[str, int], denoised, chroms: list[str] | None, chr
     in_track = bigwig_chrom_sizes(denoised)
     check_shared_chroms(denoised, in_track, sizes)
     shown = {c: n for c, n in sizes.items() if c in in_track}
-    if chroms:
-        missing = [c for c in chroms if c not in shown]
-        if missing:
-            raise InputError(chrom_sizes, f"chromosome(s) {', '.join(missing)} not in both the chrom sizes and "
-                                          f"{denoised}")
-        shown = {c: shown[c] for c in chroms}
+    shown = select_chroms(shown, chroms, chrom_sizes, f"both the chrom sizes and {denoised}")
     _check_lengths(denoised, shown)
     return shown
 

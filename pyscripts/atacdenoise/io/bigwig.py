@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -117,52 +118,89 @@ def _open_bigwig(path: str | os.PathLike):
     return bw
 
 
-def read_bigwig(path: str | os.PathLike, chrom: str, start: int = 0, end: int | None = None) -> np.ndarray:
-    """Per-base float32 values of ``chrom[start:end]``; missing data read as 0."""
-    bw = _open_bigwig(path)
-    try:
-        sizes = bw.chroms()
+class BigWigReader:
+    """One open bigWig, read through one handle: ``with bigwig_reader(path) as bw: bw.values(chrom)``.
+
+    A caller that reads a file many times (sizes, library size, every
+    chromosome in chunks: ``prepare`` does all of these on the clean track)
+    opens it once and passes the reader down; every function that takes a
+    bigWig path also takes a reader.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._given = os.fspath(path)  # as the caller spelled it: recorded in outputs' provenance
+        self._bw = _open_bigwig(self.path)
+        self.chrom_sizes: dict[str, int] = dict(self._bw.chroms())
+
+    def __fspath__(self) -> str:
+        return self._given
+
+    def close(self) -> None:
+        self._bw.close()
+
+    def __enter__(self) -> "BigWigReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def values(self, chrom: str, start: int = 0, end: int | None = None) -> np.ndarray:
+        """Per-base float32 values of ``chrom[start:end]``; missing data read as 0."""
+        sizes = self.chrom_sizes
         if chrom not in sizes:
-            raise InputError(path, f"chromosome {chrom} is not in this bigWig (it has {', '.join(sorted(sizes))})")
+            raise InputError(self.path, f"chromosome {chrom} is not in this bigWig (it has {', '.join(sorted(sizes))})")
         end = sizes[chrom] if end is None else min(end, sizes[chrom])
         start = max(start, 0)
         if end <= start:
             return np.zeros(0, dtype=np.float32)
-        values = np.asarray(bw.values(chrom, start, end, numpy=True), dtype=np.float32)
+        values = np.asarray(self._bw.values(chrom, start, end, numpy=True), dtype=np.float32)
         if values.size != end - start:  # pyBigWig returns an empty array for a file with no data at all
             values = np.zeros(end - start, dtype=np.float32)
-    finally:
-        bw.close()
-    return np.nan_to_num(values, nan=0.0, copy=False)
+        return np.nan_to_num(values, nan=0.0, copy=False)
+
+    def block_counts(self, chrom_sizes: dict[str, int], extend: int = 100, block: int = 100_000):
+        """See :func:`coverage_block_counts`."""
+        for chrom in chrom_sizes:
+            if chrom not in self.chrom_sizes:
+                continue
+            length, in_bigwig = chrom_sizes[chrom], self.chrom_sizes[chrom]
+            sums = [self._bw.stats(chrom, start, min(start + block, in_bigwig), type="sum", exact=True)[0] or 0.0
+                    if start < in_bigwig else 0.0 for start in range(0, length, block)]
+            yield chrom, np.nan_to_num(np.asarray(sums, np.float64)) / (2 * extend + 1)
 
 
-def bigwig_chrom_sizes(path: str | os.PathLike) -> dict[str, int]:
+@contextmanager
+def bigwig_reader(source: "str | os.PathLike | BigWigReader") -> Iterator[BigWigReader]:
+    """``source`` itself when it is an open reader (left open), else the file opened for the block."""
+    if isinstance(source, BigWigReader):
+        yield source
+        return
+    with BigWigReader(source) as reader:
+        yield reader
+
+
+def read_bigwig(path: "str | os.PathLike | BigWigReader", chrom: str, start: int = 0, end: int | None = None) -> np.ndarray:
+    """Per-base float32 values of ``chrom[start:end]``; missing data read as 0."""
+    with bigwig_reader(path) as bw:
+        return bw.values(chrom, start, end)
+
+
+def bigwig_chrom_sizes(path: "str | os.PathLike | BigWigReader") -> dict[str, int]:
     """The chromosome sizes in a bigWig header."""
-    bw = _open_bigwig(path)
-    try:
-        return dict(bw.chroms())
-    finally:
-        bw.close()
+    with bigwig_reader(path) as bw:
+        return dict(bw.chrom_sizes)
 
 
-def coverage_block_counts(path: str | os.PathLike, chrom_sizes: dict[str, int], extend: int = 100, block: int = 100_000):
+def coverage_block_counts(path: "str | os.PathLike | BigWigReader", chrom_sizes: dict[str, int], extend: int = 100,
+                          block: int = 100_000):
     """Yield ``(chrom, insertions per block)`` of a coverage bigWig of +-``extend`` bp extended insertions.
 
     Each insertion adds ``2 * extend + 1`` to the sum, so block sums / that count insertions
     (to within an insertion at each block edge).
     """
-    bw = _open_bigwig(path)
-    try:
-        in_file = bw.chroms()
-        for chrom in chrom_sizes:
-            if chrom not in in_file:
-                continue
-            length, in_bigwig = chrom_sizes[chrom], in_file[chrom]
-            sums = [bw.stats(chrom, start, min(start + block, in_bigwig), type="sum", exact=True)[0] or 0.0
-                    if start < in_bigwig else 0.0 for start in range(0, length, block)]
-            yield chrom, np.nan_to_num(np.asarray(sums, np.float64)) / (2 * extend + 1)
-    finally:
-        bw.close()
+    with bigwig_reader(path) as bw:
+        yield from bw.block_counts(chrom_sizes, extend, block)
 
 
 def binned_chunks(path: str | os.PathLike, chrom: str, bin_size: int, chunk_bins: int = 400_000):

@@ -70,3 +70,16 @@ def check_shared_chroms(path: str | os.PathLike, names, sizes: dict[str, int]) -
     """Raise a clear error when ``names`` shares no chromosome with ``sizes``."""
     if not set(names) & set(sizes):
         raise InputError(path, naming_hint(names, sizes))
+
+
+def select_chroms(sizes: dict[str, int], chroms: list[str] | None, source, where: str) -> dict[str, int]:
+    """``sizes`` of the ``chroms`` asked for, in that order (all of ``sizes`` when None or empty).
+
+    A chromosome ``sizes`` lacks is an InputError naming ``source``: "chromosome(s) X not in ``where``".
+    """
+    if not chroms:
+        return sizes
+    missing = [c for c in chroms if c not in sizes]
+    if missing:
+        raise InputError(source, f"chromosome(s) {', '.join(missing)} not in {where}")
+    return {c: sizes[c] for c in chroms}

@@ -22,7 +22,6 @@ import gzip
 import io
 import logging
 import os
-import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,7 +246,7 @@ def bam_chrom_sizes(path: str | os.PathLike) -> dict[str, int]:
 def _bam_insertions(path: Path, chrom_sizes: dict[str, int], rf: ReadFilter,
                     counts: FilterCounts) -> Iterator[tuple[str, np.ndarray]]:
     # Checks run eagerly (this is not a generator) so bad input fails before any output is opened.
-    bam = _open_checked_bam(path)
+    bam = open_checked_bam(path)
     try:
         check_shared_chroms(path, bam.references, chrom_sizes)
         _count_skipped_contigs(bam, chrom_sizes, rf, counts)
@@ -308,7 +307,8 @@ def _check_bgzf_complete(path: Path) -> None:
             raise InputError(path, "truncated BGZF (file is incomplete)")
 
 
-def _open_checked_bam(path: Path):
+def open_checked_bam(path: Path):
+    """An open pysam BAM after the checks every reader makes: complete BGZF, coordinate-sorted (indexed here if not yet)."""
     _check_bgzf_complete(path)
     bam = _open_bam(path)
     sort_order = bam.header.to_dict().get("HD", {}).get("SO", "unknown")
@@ -342,7 +342,7 @@ def _build_index(path: Path) -> None:
         raise InputError(path, f"no index (.bai) and samtools index failed: {err}") from None
     finally:
         pysam.set_verbosity(previous_verbosity)
-    print(f"atacdenoise: no index found for {path}; built {path}.bai", file=sys.stderr)
+    log.info("no index found for %s; built %s.bai", path, path)
 
 
 def _records_out_of_order(path: Path) -> bool:
@@ -397,13 +397,13 @@ def contig_records(path: Path, bam, chrom: str) -> dict[str, np.ndarray]:
 def _chrom_insertions(path: Path, bam, chrom: str, rf: ReadFilter, counts: FilterCounts) -> np.ndarray:
     """Insertions of one contig: its records' numbers, then filter and shift with numpy."""
     r = contig_records(path, bam, chrom)
-    keep = _apply_read_filter(r["flags"], r["mapqs"], rf, counts)
+    keep = read_filter_mask(r["flags"], r["mapqs"], rf, counts)
     reverse = (r["flags"] & REVERSE) != 0
     positions = np.where(reverse, r["ends"] - 1 + rf.shift_minus, r["starts"] + rf.shift_plus)
     return positions[keep]
 
 
-def _apply_read_filter(flags: np.ndarray, mapqs: np.ndarray, rf: ReadFilter, counts: FilterCounts) -> np.ndarray:
+def read_filter_mask(flags: np.ndarray, mapqs: np.ndarray, rf: ReadFilter, counts: FilterCounts) -> np.ndarray:
     """Boolean mask of kept records; each dropped record is counted once, under its first reason."""
     improper = ((flags & PAIRED) != 0) & ((flags & PROPER_PAIR) == 0)
     reasons = [  # in the documented order of precedence
@@ -450,8 +450,8 @@ def _text_insertions(path: Path, chrom_sizes: dict[str, int], fragments: bool, c
     if not shared:
         check_shared_chroms(path, unknown, chrom_sizes)
     if counts.outside_chrom > outside_before:
-        print(f"atacdenoise: warning: {path}: dropped {counts.outside_chrom - outside_before:,} insertions at "
-              f"negative or beyond-the-end coordinates of their chromosome (see --stats)", file=sys.stderr)
+        log.warning("%s: dropped %s insertions at negative or beyond-the-end coordinates of their chromosome "
+                    "(see --stats)", path, f"{counts.outside_chrom - outside_before:,}")
 
 
 def _refuse_outside_chrom(path: Path, chrom: str, length: int, block: "_Block", fragments: bool) -> None:

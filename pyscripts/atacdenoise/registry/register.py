@@ -18,9 +18,9 @@ import numpy as np
 
 from atacdenoise.denoise.contract import ModelContract, naming_style
 from atacdenoise.errors import InputError
+from atacdenoise.io.tracking_server import DeadlinePassed, quick_requests, registry_deadline, wait_for_tracking
 from atacdenoise.registry.tracking import (
-    DIGEST_TAG, DeadlinePassed, _experiment_id, fault_before, fault_point, log_search, quick_requests, read_search,
-    registry_deadline, render_model_card, wait_for_tracking,
+    DIGEST_TAG, experiment_id_named, fault_before, fault_point, log_search, read_search, render_model_card,
 )
 from atacdenoise.tracks.depth import REFERENCE_DENSITY
 
@@ -164,7 +164,7 @@ def _register(proto, tracking_uri, name, search_dir, experiment, contract, windo
                                 tags={DIGEST_TAG: digest}, terminate=False, started=started,
                                 progress=deadline.progress)
         else:
-            experiment_id = _experiment_id(client, experiment)
+            experiment_id = experiment_id_named(client, experiment)
             run_id = client.create_run(experiment_id, run_name=f"model-{digest[:12]}",
                                        tags={"atacdenoise.kind": "model", DIGEST_TAG: digest}).info.run_id
             started.append(run_id)
@@ -231,7 +231,7 @@ def _is_service_error(err: BaseException) -> bool:
 
 
 def _short(err: BaseException, tracking_uri: str) -> str:
-    from atacdenoise.registry.server import is_healthy
+    from atacdenoise.io.tracking_server import is_healthy
 
     if not is_healthy(tracking_uri, timeout=1.0):
         return "the server stopped answering"
@@ -335,7 +335,7 @@ def promote(tracking_uri: str, name: str, version: str | int, alias: str = "cham
 
 def evaluate_onnx(denoiser, pairs: dict, batch_size: int = 64) -> dict[str, float | None]:
     """MSE and Pearson of the signal, AUPRC of the peak probability, on held-out windows."""
-    from atacdenoise.evaluate.metrics import auprc, pearson
+    from atacdenoise.metrics import auprc, pearson
 
     signal, prob = denoiser.predict(pairs["inputs"], batch_size)
     targets = pairs["targets"]

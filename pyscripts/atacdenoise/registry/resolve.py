@@ -47,7 +47,7 @@ def resolve_model(model_uri: str, tracking_uri: str | None = None) -> dict:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from atacdenoise.registry.tracking import environment
+    from atacdenoise.io.tracking_server import environment
 
     name, alias, version = parse_model_uri(model_uri)
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")

@@ -9,6 +9,7 @@ S3-compatible stores such as SeaweedFS or MinIO, ``MLFLOW_S3_ENDPOINT_URL``).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -16,12 +17,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from atacdenoise.errors import InputError
+from atacdenoise.io.tracking_server import is_healthy
+
+log = logging.getLogger(__name__)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -42,14 +44,6 @@ def check_port_free(host: str, port: int) -> None:
             answer = "an MLflow server answers there" if is_healthy(url) else err.strerror or "in use"
             raise InputError(url, f"port {port} is already in use ({answer}); stop that server or choose "
                                   f"another --port") from None
-
-
-def is_healthy(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
 
 
 @dataclass
@@ -162,9 +156,9 @@ def start_server(
     port = port or free_port(host)
     url = f"http://{host}:{port}"
     log_path = workdir / "mlflow-server.log"
-    with open(log_path, "ab") as log:
+    with open(log_path, "ab") as server_output:
         process = subprocess.Popen(mlflow_command(backend_uri(workdir, backend), artifacts, host, port),
-                                   stdout=log, stderr=subprocess.STDOUT, env=server_env, start_new_session=True)
+                                   stdout=server_output, stderr=subprocess.STDOUT, env=server_env, start_new_session=True)
     server = MlflowServer(process, url, log_path)
     try:
         wait_until_healthy(server, timeout)
@@ -205,7 +199,7 @@ def serve(workdir, backend=None, artifacts=None, host="127.0.0.1", port=None) ->
             if server.process.returncode:
                 raise InputError(server.log_path, f"mlflow server exited with status {server.process.returncode}")
         except KeyboardInterrupt:
-            print("stopping the MLflow server", file=sys.stderr, flush=True)
+            log.info("stopping the MLflow server")
         finally:
             server.stop()
     except KeyboardInterrupt:

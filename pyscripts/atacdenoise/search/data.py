@@ -25,10 +25,11 @@ import numpy as np
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
-from atacdenoise.io.bigwig import coverage_block_counts
+from atacdenoise.io.bigwig import bigwig_reader
 from atacdenoise.search.targets import (channel_meta, check_depths, peak_label_bins, scored_bins,
                                          windows_in_regions)
-from atacdenoise.tracks.binning import bigwig_bins, n_bins
+from atacdenoise.tracks.bin_grid import n_bins
+from atacdenoise.tracks.binning import bigwig_bins
 from atacdenoise.tracks.depth import BLOCK_BP, REFERENCE_DENSITY, block_counts, measure_depth
 from atacdenoise.tracks.windows import WindowSpec
 
@@ -55,8 +56,13 @@ def make_pairs(
     extend: int = 100,
     regions=None,
     genome=None,
+    clean_depth=None,
 ) -> dict:
     """Window pairs from ``chroms``; ``n_windows=None`` tiles them (validation).
+
+    ``clean_bigwig`` is a path or an open ``io.bigwig.BigWigReader`` (``prepare``
+    opens the clean track once for both splits); ``clean_depth``, the clean
+    library's ``tracks.depth.LibraryDepth``, is measured from it when not given.
 
     With ``genome`` (a ``tracks.channels.GenomeChannels``) every input window
     also carries its genome channels, and no kept window's target touches its blacklist.
@@ -82,21 +88,22 @@ def make_pairs(
     peaks = read_peaks(clean_peaks)
 
     pieces, noisy_blocks, seen = [], {}, set()
-    for chrom, positions in iter_insertions(noisy_insertions, chrom_sizes):
-        noisy_blocks[chrom] = block_counts(positions, chrom_sizes[chrom])  # the whole library, not just these
-        if chrom in plan:
-            seen.add(chrom)
-            pieces.append(_chrom_pairs(chrom, positions, plan[chrom], chrom_sizes[chrom], depths, clean_bigwig,
+    with bigwig_reader(clean_bigwig) as clean:  # one handle for every chromosome's targets and the library size
+        for chrom, positions in iter_insertions(noisy_insertions, chrom_sizes):
+            noisy_blocks[chrom] = block_counts(positions, chrom_sizes[chrom])  # the whole library, not just these
+            if chrom in plan:
+                seen.add(chrom)
+                pieces.append(_chrom_pairs(chrom, positions, plan[chrom], chrom_sizes[chrom], depths, clean,
+                                           peaks.get(chrom), spec, bin_size, extend, seed, chroms.index(chrom), genome))
+        for chrom in plan.keys() - seen:  # no insertions at all: inputs are zero, targets still count
+            pieces.append(_chrom_pairs(chrom, np.zeros(0, np.int64), plan[chrom], chrom_sizes[chrom], depths, clean,
                                        peaks.get(chrom), spec, bin_size, extend, seed, chroms.index(chrom), genome))
-    for chrom in plan.keys() - seen:  # no insertions at all: inputs are zero, targets still count
-        pieces.append(_chrom_pairs(chrom, np.zeros(0, np.int64), plan[chrom], chrom_sizes[chrom], depths, clean_bigwig,
-                                   peaks.get(chrom), spec, bin_size, extend, seed, chroms.index(chrom), genome))
-    if not any(b.sum() for b in noisy_blocks.values()):
-        raise InputError(noisy_insertions, "no insertions on the chromosomes of the chrom sizes")
+        if not any(b.sum() for b in noisy_blocks.values()):
+            raise InputError(noisy_insertions, "no insertions on the chromosomes of the chrom sizes")
+        if clean_depth is None:
+            clean_depth = clean_library_depth(clean, chrom_sizes, extend)
 
     noisy_depth = measure_depth(noisy_blocks.items(), chrom_sizes, noisy_insertions)
-    clean_depth = measure_depth(coverage_block_counts(clean_bigwig, chrom_sizes, extend, BLOCK_BP), chrom_sizes,
-                                clean_bigwig)
     pairs = {key: np.concatenate([p[key] for p in pieces]) for key in (*ARRAYS, "order")}
     order = np.argsort(pairs.pop("order"), kind="stable")  # back to sampling order: any prefix is a random subset
     pairs = {key: value[order] for key, value in pairs.items()}
@@ -119,6 +126,11 @@ def make_pairs(
                     "peaks": os.fspath(clean_peaks)},
     }
     return pairs
+
+
+def clean_library_depth(clean, chrom_sizes: dict[str, int], extend: int = 100):
+    """``LibraryDepth`` of the clean library from its coverage bigWig (an open ``BigWigReader``)."""
+    return measure_depth(clean.block_counts(chrom_sizes, extend, BLOCK_BP), chrom_sizes, os.fspath(clean))
 
 
 def _window_plan(n_bins_by_chrom: dict[str, int], n_windows: int | None, spec: WindowSpec, n_depths: int,
@@ -271,19 +283,21 @@ def prepare(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes: dict[str, 
         raise InputError(None, f"training and validation chromosomes overlap: {', '.join(shared)}")
     out_dir = Path(out_dir)
     outputs = {"train": out_dir / "train.npz", "val": out_dir / "val.npz"}
-    val = make_pairs(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes, val_chroms, depths, None, spec,
-                     bin_size, seed, regions=regions, genome=genome)
-    if resample:
-        from atacdenoise.search.resample import save_source
+    with bigwig_reader(clean_bigwig) as clean:  # opened once: sizes, library size, targets, deconvolution
+        clean_depth = clean_library_depth(clean, chrom_sizes)
+        val = make_pairs(noisy_insertions, clean, clean_peaks, chrom_sizes, val_chroms, depths, None, spec,
+                         bin_size, seed, regions=regions, genome=genome, clean_depth=clean_depth)
+        if resample:
+            from atacdenoise.search.resample import save_source
 
-        # Depth 1 is the shallow library's size, which building val.npz has already counted.
-        train = _resampling_source(val["meta"]["noisy_insertions"], clean_bigwig, clean_peaks, chrom_sizes,
-                                   train_chroms, depths, n_train, spec, bin_size, regions, clean_insertions, genome)
-        save_train = save_source
-    else:
-        train = make_pairs(noisy_insertions, clean_bigwig, clean_peaks, chrom_sizes, train_chroms, depths, n_train,
-                           spec, bin_size, seed, regions=regions, genome=genome)
-        save_train = save_pairs
+            # Depth 1 is the shallow library's size, which building val.npz has already counted.
+            train = _resampling_source(val["meta"]["noisy_insertions"], clean, clean_peaks, chrom_sizes,
+                                       train_chroms, depths, n_train, spec, bin_size, regions, clean_insertions, genome)
+            save_train = save_source
+        else:
+            train = make_pairs(noisy_insertions, clean, clean_peaks, chrom_sizes, train_chroms, depths, n_train,
+                               spec, bin_size, seed, regions=regions, genome=genome, clean_depth=clean_depth)
+            save_train = save_pairs
     save_train(outputs["train"], train)  # written only when both are built: never half a data set
     save_pairs(outputs["val"], val)
     return {name: str(path) for name, path in outputs.items()}

@@ -32,7 +32,8 @@ import numpy as np
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
 from atacdenoise.search.targets import allowed_starts, channel_meta, check_depths, peak_label_bins, scored_bins
-from atacdenoise.tracks.binning import coverage_bins, n_bins
+from atacdenoise.tracks.bin_grid import n_bins
+from atacdenoise.tracks.binning import coverage_bins
 from atacdenoise.tracks.depth import REFERENCE_DENSITY, block_counts, measure_depth
 from atacdenoise.tracks.windows import WindowSpec
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.narrowpeak import bins_inside
-from atacdenoise.tracks.binning import n_bins
+from atacdenoise.tracks.bin_grid import n_bins
 from atacdenoise.tracks.windows import WindowSpec
 
 

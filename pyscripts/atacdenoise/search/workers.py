@@ -6,7 +6,7 @@ of one node (``--devices cuda:0,cuda:1``: worker i trains on device i mod D;
 a candidate goes to whichever worker is free). Every worker holds its own
 copy of the training and validation data, made once when the pool starts.
 Results do not depend on K: a candidate is a pure function of its seed
-(:func:`atacdenoise.search.nash.train_candidate`), and the search records them
+(:func:`atacdenoise.search.candidate.train_candidate`), and the search records them
 in child order, checkpointing after each, exactly as a sequential search does.
 """
 
@@ -16,6 +16,8 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
+
+from atacdenoise.search.candidate import SearchData, restore_model, snapshot_model, train_candidate
 
 _WORKER: dict = {}
 
@@ -41,8 +43,6 @@ def start_pool(n_workers: int, train: dict, val: dict, max_train_windows: int | 
 
 def _start_worker(train: dict, val: dict, max_train_windows: int | None, assignments, draw_seed: int,
                   threads: int) -> None:
-    from atacdenoise.search.nash import SearchData
-
     device = assignments.get()
     torch.set_num_threads(threads)
     # Same kernels as the sequential search: deterministic on CPU.
@@ -53,8 +53,6 @@ def _start_worker(train: dict, val: dict, max_train_windows: int | None, assignm
 
 def train_in_worker(settings, parent_snapshot: dict | None, iteration: int, child: int):
     """``(morphisms, metrics, snapshot)`` of one candidate, trained in this worker."""
-    from atacdenoise.search.nash import restore_model, snapshot_model, train_candidate
-
     parent = None if parent_snapshot is None else restore_model(parent_snapshot)
     morphisms, metrics, model = train_candidate(settings, parent, iteration, child, _WORKER["data"],
                                                 _WORKER["device"])

@@ -17,13 +17,11 @@ from tqdm import tqdm
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.narrowpeak import Peaks
+from atacdenoise.tracks.bin_grid import n_bins
+from atacdenoise.tracks.store import StoreWriter, open_store
 
 REPRESENTATIONS = ("coverage", "peak-signal")
 STATS = ("mean", "max", "sum")
-
-
-def n_bins(chrom_length: int, bin_size: int) -> int:
-    return -(-chrom_length // bin_size)
 
 
 def summarise_bins(per_base: np.ndarray, bin_size: int, stat: str) -> np.ndarray:
@@ -46,17 +44,19 @@ def summarise_bins(per_base: np.ndarray, bin_size: int, stat: str) -> np.ndarray
 
 def bigwig_bins(path, chrom: str, length: int, bin_size: int, stat: str = "mean",
                 chunk_bases: int = 8_000_000, bins: tuple[int, int] | None = None) -> np.ndarray:
-    """Per-bin ``stat`` of a per-base bigWig's ``chrom``, read in chunks (memory bounded by the chunk).
+    """Per-bin ``stat`` of a per-base bigWig's ``chrom`` (a path or an open ``BigWigReader``), read in chunks
+    (memory bounded by the chunk).
 
     ``bins=(lo, hi)``: only those bins, the same values as ``bigwig_bins(...)[lo:hi]``.
     """
-    from atacdenoise.io.bigwig import read_bigwig
+    from atacdenoise.io.bigwig import bigwig_reader
 
     lo_bin, hi_bin = (0, n_bins(length, bin_size)) if bins is None else bins
     end = min(hi_bin * bin_size, length)
     step = max(1, chunk_bases // bin_size) * bin_size  # chunks hold whole bins
-    parts = [summarise_bins(read_bigwig(path, chrom, start, min(start + step, end)), bin_size, stat)
-             for start in range(lo_bin * bin_size, end, step)]
+    with bigwig_reader(path) as bw:  # one handle for every chunk
+        parts = [summarise_bins(bw.values(chrom, start, min(start + step, end)), bin_size, stat)
+                 for start in range(lo_bin * bin_size, end, step)]
     return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
 
 
@@ -239,7 +239,6 @@ def bin_track(
     from atacdenoise.io.atomic import atomic_set
     from atacdenoise.io.bigwig import write_bigwig
     from atacdenoise.io.reads import detect_format
-    from atacdenoise.tracks.store import StoreWriter, open_store
 
     if representation not in REPRESENTATIONS:
         raise InputError(None, f"representation must be one of {', '.join(REPRESENTATIONS)}, got {representation!r}")

@@ -27,7 +27,7 @@ a window is reversed, so mirrored training windows stay valid):
   ``learned``: ``base_codes``, ``bin_size`` channels holding each bin's bases
   as codes (``io.genome.BASE_CODE``) that the network's learned sequence
   tower reads (``models.common.InputEncoder``). A reversed window must also be
-  complemented (``search.nash.mirror_batch`` does). ``both`` gives both.
+  complemented (``search.candidate.mirror_batch`` does). ``both`` gives both.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from atacdenoise.errors import InputError
-from atacdenoise.tracks.binning import n_bins
+from atacdenoise.tracks.bin_grid import n_bins
 
 TSS_DECAY_BP = 1000
 SEQUENCE_FEATURES = ("gc_fraction", "cpg_density", "n_fraction")

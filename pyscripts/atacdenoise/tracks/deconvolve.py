@@ -62,18 +62,23 @@ def coverage_from_counts(counts: np.ndarray, extend: int) -> np.ndarray:
 def insertions_from_coverage(path: str | os.PathLike, chrom_sizes: dict[str, int],
                              regions: dict[str, Peaks] | None = None,
                              extend: int = 100) -> Iterator[tuple[str, np.ndarray]]:
-    """``(chrom, sorted insertion positions)`` recovered from a coverage bigWig, chromosome by chromosome.
+    """``(chrom, sorted insertion positions)`` recovered from a coverage bigWig (a path or an open
+    ``BigWigReader``), chromosome by chromosome.
 
     ``regions`` (e.g. a labelled-regions BED) limits recovery to where the track
     is defined; without it each chromosome is one segment.
     """
-    from atacdenoise.io.bigwig import bigwig_chrom_sizes, read_bigwig
+    from atacdenoise.io.bigwig import bigwig_reader
 
-    in_file = bigwig_chrom_sizes(path)
+    with bigwig_reader(path) as bw:
+        yield from _recovered(bw, chrom_sizes, regions, extend)
+
+
+def _recovered(bw, chrom_sizes, regions, extend):
     for chrom, length in chrom_sizes.items():
-        if chrom not in in_file:
+        if chrom not in bw.chrom_sizes:
             continue
-        coverage = read_bigwig(path, chrom)[:length]
+        coverage = bw.values(chrom)[:length]
         segments = ([(0, length)] if regions is None else
                     [(int(a), int(b)) for a, b in zip(*_region_arrays(regions, chrom)) if b > a])
         pieces, covered_to = [], 0
@@ -81,7 +86,7 @@ def insertions_from_coverage(path: str | os.PathLike, chrom_sizes: dict[str, int
             try:
                 counts = counts_from_coverage(coverage[start:end], extend)
             except ValueError as err:
-                raise InputError(path, f"{chrom}:{start}-{end}: {err}") from None
+                raise InputError(bw.path, f"{chrom}:{start}-{end}: {err}") from None
             positions = np.repeat(np.arange(start - extend, end + extend), counts)
             # Keep inside the chromosome, and never count twice where two regions' margins meet.
             positions = positions[(positions >= max(covered_to, 0)) & (positions < length)]

@@ -7,6 +7,13 @@ Convention: position ``d`` lands at ``grid[..., y, x]`` (row ``y``, column
 ``x``). The curve starts at (0, 0) and ends at (2**k - 1, 0). The loops below
 run over the ``k`` levels of the curve only; every level is a numpy operation
 over all positions at once.
+
+Why not the ``hilbertcurve`` package: it maps the same 4096 positions to the
+same cells (tests/test_hilbert.py checks it), but one point at a time in
+Python: 51 ms for the 4096 positions against 0.2 ms here (index -> cell; the
+inverse 94 ms against 0.24 ms), ~250x, measured under load on a shared 2-core
+machine. The layout is cached (once per window length), so speed matters
+little; one dependency fewer for a 100-line module tips it.
 """
 
 from __future__ import annotations

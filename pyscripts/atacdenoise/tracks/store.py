@@ -23,7 +23,7 @@ import numpy as np
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
-from atacdenoise.tracks.binning import n_bins
+from atacdenoise.tracks.bin_grid import n_bins
 
 STORE_FORMAT = "atacdenoise-tracks/1"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import math
 import os
 import sys
@@ -27,6 +28,8 @@ import numpy as np
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path
 from atacdenoise.io.reads import is_header, open_text
+
+log = logging.getLogger(__name__)
 
 _MASK32 = 0xFFFFFFFF
 _BATCH = 50_000  # records hashed (BAM) or lines drawn for (text) at once
@@ -133,9 +136,8 @@ def _warn_if_skewed(path: str, fraction: float, kept: int, total: int) -> None:
     sd = math.sqrt(fraction * (1 - fraction) / max(total / 2, 1))
     observed = kept / total
     if abs(observed - fraction) > 6 * sd + 0.01:
-        print(f"atacdenoise: warning: {path}: kept {observed:.1%} of records for fraction {fraction}; "
-              "samtools' name hash mixes these read names poorly with this seed, try another --seed",
-              file=sys.stderr)
+        log.warning("%s: kept %.1f%% of records for fraction %s; samtools' name hash mixes these read names "
+                    "poorly with this seed, try another --seed", path, 100 * observed, fraction)
 
 
 # ---------------------------------------------------------------- BAM

@@ -5,6 +5,9 @@ float64 chunks rather than copying a genome-sized vector) and returns a float,
 or ``None`` when the metric is undefined (a constant track has no Pearson correlation; AUPRC needs
 both classes). Callers print ``undefined`` instead of crashing, because real
 validation sets can lack peaks (AtacWorks crashes there).
+
+At the package top, below every layer, because the search scores its
+validation candidates with the same functions evaluate/ reports with.
 """
 
 from __future__ import annotations
