@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from atacdenoise.errors import InputError  # noqa: E402
-from atacdenoise.search import candidate  # noqa: E402
+from atacdenoise.search import candidate, nash  # noqa: E402
 from atacdenoise.search.data import check_compatible, load_pairs, make_pairs, save_pairs  # noqa: E402
 from atacdenoise.search.history import read_history  # noqa: E402
 from atacdenoise.search.nash import run_search  # noqa: E402
