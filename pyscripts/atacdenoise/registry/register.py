@@ -131,10 +131,10 @@ def register_model(model, tracking_uri: str, name: str = DEFAULT_NAME, search_di
         parity = export_onnx(model, onnx_path, contract=contract, check_windows=windows)
         digest = digest or hashlib.sha256(onnx_path.read_bytes()).hexdigest()
         proto = onnx.load(str(onnx_path))
-    params = {"contract": contract.to_metadata(), "data": _data_params(data, meta)}
     records = data_records(search, data, pairs)
-    tags = {**_version_tags(contract, meta, search, parity), "training_data": training_data_tag(records),
-            DIGEST_TAG: digest}
+    training = training_data_tag(records)
+    params = {"contract": contract.to_metadata(), "data": {"training": training, **_data_params(data, meta)}}
+    tags = {**_version_tags(contract, meta, search, parity), "training_data": training, DIGEST_TAG: digest}
     card = (render_model_card(search, params) if search else f"# {name}\n\nRegistered without a search folder.\n")
     payload = Payload(proto, contract, windows, digest, tags, f"{describe_contract(contract)}\n\n{card}", records,
                       _final_step(search), _count_parameters(model))
