@@ -55,7 +55,10 @@ def s3(tmp_path_factory):
                "-volume.port", str(ports["volume"]), "-volume.port.grpc", str(grpc["volume"]),
                "-filer.port", str(ports["filer"]), "-filer.port.grpc", str(grpc["filer"]),
                "-s3", "-s3.port", str(ports["s3"]), "-s3.port.grpc", str(grpc["s3"]), "-s3.port.iceberg", "0",
-               "-s3.port.lance", "0", "-s3.config", str(config), "-master.telemetry=false", "-volume.max", "5"]
+               "-s3.port.lance", "0", "-s3.config", str(config), "-master.telemetry=false", "-volume.max", "20"]
+    # Not fewer: a minute after start the filer's own log takes up to 7 volumes (collection ""), and with 5
+    # slots the bucket's first upload then finds none ("No writable volumes"): a registration slower than that
+    # failed. Volumes are sparse files.
     with open(root / "weed.log", "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     endpoint = f"http://127.0.0.1:{ports['s3']}"
