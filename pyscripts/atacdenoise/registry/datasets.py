@@ -42,7 +42,8 @@ def data_records(search: dict | None, data, pairs: dict | None) -> list[DataReco
     settings, paths = summary.get("settings", {}), summary.get("data_paths") or {}
     records = []
     if settings.get("train_data"):
-        records.append(_record(TRAINING, paths.get("train"), settings["train_data"], {"windows": summary.get("n_train")}))
+        records.append(_record(TRAINING, paths.get("train"), settings["train_data"],
+                               {"windows": summary.get("n_train")}))
     given = _given_record(data, pairs, settings.get("val_data"))
     if settings.get("val_data") and (given is None or given.context == PARITY):
         records.append(_record(VALIDATION, paths.get("val"), settings["val_data"], {"windows": summary.get("n_val")}))
