@@ -236,7 +236,7 @@ def assert_records_tell_the_truth(client, run, version, work) -> None:
         assert json.loads(inputs[context].source)["uri"] == str(path.resolve())
         profile = json.loads(inputs[context].profile)
         assert profile["sha256_at_registration"] == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert json.loads(inputs["training"].profile)["windows"] == 40
+    assert json.loads(inputs["training"].profile)["search_windows"] == 40  # windows the search drew on
     assert version.tags["training_data"] == str(work["train"].resolve())
 
     [output] = run.outputs.model_outputs

@@ -3,7 +3,9 @@
 The digests are the search's own content fingerprints (``search/nash.py``
 ``fingerprint``, recorded in ``summary.json`` settings when it trained), so a
 dataset says what the model was trained on even if the file has changed or
-gone since; the profile adds the file's sha256 as found at registration.
+gone since; the profile adds the file's sha256 as found at registration and
+the number of windows (``search_windows``: as many as the search used, from
+its summary; ``windows``: in the pairs file given to the registration).
 """
 
 from __future__ import annotations
@@ -43,10 +45,11 @@ def data_records(search: dict | None, data, pairs: dict | None) -> list[DataReco
     records = []
     if settings.get("train_data"):
         records.append(_record(TRAINING, paths.get("train"), settings["train_data"],
-                               {"windows": summary.get("n_train")}))
+                               {"search_windows": summary.get("n_train")}))
     given = _given_record(data, pairs, settings.get("val_data"))
     if settings.get("val_data") and (given is None or given.context == PARITY):
-        records.append(_record(VALIDATION, paths.get("val"), settings["val_data"], {"windows": summary.get("n_val")}))
+        records.append(_record(VALIDATION, paths.get("val"), settings["val_data"],
+                               {"search_windows": summary.get("n_val")}))
     return records + ([given] if given else [])
 
 
