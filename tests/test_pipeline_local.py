@@ -38,6 +38,7 @@ def test_local_pipeline_trains_registers_and_denoises(tmp_path, caplog):
     assert len(history) == 1 + 2  # one random draw, then parent + one child
     registered = json.loads(next((out / "logs").glob("*_register_model.log")).read_text().splitlines()[-1])
     assert registered["name"] == "atac-denoiser" and registered["version"] == "1"
+    assert_registry_names_the_data(out, registered)
 
     prefix = out / "denoise" / "sim.shallow"
     denoised = read_bigwig(f"{prefix}.denoised.bw", "chr2")
@@ -62,6 +63,20 @@ def test_local_pipeline_trains_registers_and_denoises(tmp_path, caplog):
     assert shallow["n_insertions"] < deep["n_insertions"] and 0 < shallow["frip"] < 1
     assert denoised_qc["n_insertions"] == shallow["n_insertions"] and 0 <= denoised_qc["frip"] <= 1
     assert (out / "qc" / "sim.atacdenoise_qc_general_mqc.json").exists()
+
+
+def assert_registry_names_the_data(out, registered: dict) -> None:
+    """The search's own training and validation files reach the registry as the run's datasets."""
+    from mlflow.tracking import MlflowClient
+
+    store = f"sqlite:///{out / 'mlflow' / 'mlflow.db'}"  # the runner's server has stopped: read its database
+    client = MlflowClient(store, registry_uri=store)
+    version = client.get_model_version(registered["name"], registered["version"])
+    assert version.tags["training_data"] == str((out / "windows" / "train.npz").resolve())
+    datasets = {tag.value: json.loads(i.dataset.source)["uri"]
+                for i in client.get_run(registered["run_id"]).inputs.dataset_inputs for tag in i.tags}
+    assert datasets == {"training": str((out / "windows" / "train.npz").resolve()),
+                        "validation": str((out / "windows" / "val.npz").resolve())}
 
 
 def test_a_failing_step_stops_the_run_with_its_log(tmp_path):

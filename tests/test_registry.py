@@ -8,6 +8,7 @@ hilbert2d model with fake history rows, labelled as such in the files.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import shutil
 import subprocess
@@ -54,7 +55,10 @@ def s3(tmp_path_factory):
                "-volume.port", str(ports["volume"]), "-volume.port.grpc", str(grpc["volume"]),
                "-filer.port", str(ports["filer"]), "-filer.port.grpc", str(grpc["filer"]),
                "-s3", "-s3.port", str(ports["s3"]), "-s3.port.grpc", str(grpc["s3"]), "-s3.port.iceberg", "0",
-               "-s3.port.lance", "0", "-s3.config", str(config), "-master.telemetry=false", "-volume.max", "5"]
+               "-s3.port.lance", "0", "-s3.config", str(config), "-master.telemetry=false", "-volume.max", "20"]
+    # Not fewer: a minute after start the filer's own log takes up to 7 volumes (collection ""), and with 5
+    # slots the bucket's first upload then finds none ("No writable volumes"): a registration slower than that
+    # failed. Volumes are sparse files.
     with open(root / "weed.log", "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     endpoint = f"http://127.0.0.1:{ports['s3']}"
@@ -98,8 +102,11 @@ def tiny_model(seed: int = 0):
     return build_model(make_config([conv_layer(4, 3), dense_layer(16)], WINDOW, TARGET)).eval()
 
 
-def make_search_dir(path: Path, seed: int = 0) -> Path:
-    """A search folder as nash.py writes it. TEST FIXTURE: the history rows are made up, not a real search."""
+def make_search_dir(path: Path, seed: int = 0, train: Path | None = None, val: Path | None = None) -> Path:
+    """A search folder as nash.py writes it. TEST FIXTURE: the history rows are made up, not a real search.
+
+    With ``train`` and ``val`` pairs files the summary records them as the search does (fingerprints, paths).
+    """
     path.mkdir(parents=True)
     model = tiny_model(seed)
     (path / "best_model.json").write_text(json.dumps(model.to_config()))
@@ -116,8 +123,20 @@ def make_search_dir(path: Path, seed: int = 0) -> Path:
     (path / "summary.json").write_text(json.dumps({
         "note": "test fixture, not a real search", "best_val_loss": 1 / 3, "best_val_pearson": 0.7,
         "best_val_auprc": 0.3, "best_parameters": 1000, "best_config": model.to_config(), "iterations_finished": 2,
-        "done": True, "candidates_trained": 7, "settings": {"space": "hilbert2d", "iterations": 2, "children": 3}}))
+        "done": True, "candidates_trained": 7, "settings": {"space": "hilbert2d", "iterations": 2, "children": 3},
+        **(_recorded_data(train, val) if train else {})}))
     return path
+
+
+def _recorded_data(train: Path, val: Path) -> dict:
+    """What run_search adds to summary.json about its data (fingerprints in settings, paths beside them)."""
+    from atacdenoise.search.data import load_pairs
+    from atacdenoise.search.nash import fingerprint
+
+    return {"n_train": len(load_pairs(train)["inputs"]), "n_val": len(load_pairs(val)["inputs"]),
+            "data_paths": {"train": str(train.resolve()), "val": str(val.resolve())},
+            "settings": {"space": "hilbert2d", "iterations": 2, "children": 3,
+                         "train_data": fingerprint(load_pairs(train)), "val_data": fingerprint(load_pairs(val))}}
 
 
 def make_pairs(path: Path, n: int = 24, seed: int = 0) -> Path:
@@ -141,7 +160,9 @@ def make_pairs(path: Path, n: int = 24, seed: int = 0) -> Path:
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     root = tmp_path_factory.mktemp("work")
-    return {"root": root, "search": make_search_dir(root / "search"), "pairs": make_pairs(root / "val.npz")}
+    train, pairs = make_pairs(root / "train.npz", n=40, seed=1), make_pairs(root / "val.npz")
+    return {"root": root, "search": make_search_dir(root / "search", train=train, val=pairs), "pairs": pairs,
+            "train": train}
 
 
 # ---------------------------------------------------------------- the whole round trip
@@ -165,6 +186,7 @@ def test_register_promote_load_denoise_compare(server, s3, work):
     assert version.tags["genome"] == "hg19" and version.tags["bin_size"] == "25"
     assert version.tags["input_depth_range"].startswith("0.1-1.0")
     assert "model card" in version.description
+    assert_records_tell_the_truth(client, run, version, work)
     stored = s3["client"].list_objects_v2(Bucket=BUCKET, Prefix="artifacts/")
     assert any(o["Key"].endswith(".onnx") for o in stored.get("Contents", [])), "model must live in S3"
 
@@ -195,6 +217,40 @@ def test_register_promote_load_denoise_compare(server, s3, work):
     table = format_comparison(results)
     assert "champion (@champion, v1)" in table and "challenger (v2)" in table and "Pearson" in table
     assert list(results.values())[0] != list(results.values())[1]  # different weights, different scores
+    unsearched = client.get_run(second["run_id"])  # no search folder: the pairs are its only data, and say so
+    assert [tag.value for i in unsearched.inputs.dataset_inputs for tag in i.tags] == ["validation"]
+    assert client.get_model_version(NAME, "2").tags["training_data"].startswith("unknown")
+    assert "Written when version 2 was registered" in client.get_registered_model(NAME).description
+
+
+def assert_records_tell_the_truth(client, run, version, work) -> None:
+    """Datasets with digests and paths, the final model's metrics on the logged model, descriptions."""
+    from atacdenoise.search.data import load_pairs
+    from atacdenoise.search.nash import fingerprint
+
+    inputs = {tag.value: i.dataset for i in run.inputs.dataset_inputs for tag in i.tags
+              if tag.key == "mlflow.data.context"}
+    assert set(inputs) == {"training", "validation"}
+    for context, path in (("training", work["train"]), ("validation", work["pairs"])):
+        assert inputs[context].digest == fingerprint(load_pairs(path))
+        assert json.loads(inputs[context].source)["uri"] == str(path.resolve())
+        profile = json.loads(inputs[context].profile)
+        assert profile["sha256_at_registration"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert json.loads(inputs["training"].profile)["search_windows"] == 40  # windows the search drew on
+    assert version.tags["training_data"] == str(work["train"].resolve())
+
+    [output] = run.outputs.model_outputs
+    logged = client.get_logged_model(output.model_id)
+    metrics = {m.key: m for m in logged.metrics}
+    assert metrics["best_val_loss"].value == pytest.approx(1 / 3)  # iteration 2's choice, not iteration 0's 1.0
+    assert metrics["best_val_pearson"].value == pytest.approx(0.7)
+    assert metrics["parameters"].value == sum(p.numel() for p in tiny_model().parameters())
+    assert {m.step for m in logged.metrics} == {2}
+
+    description = client.get_registered_model(NAME).description
+    for words in ("Denoises shallow ATAC-seq coverage", "genome hg19", "256 bins of 25 bp", "central 64 bins",
+                  "input normalisation density"):
+        assert words in description and words in version.description, words
 
 
 def test_missing_alias_is_one_clear_error(server, work):

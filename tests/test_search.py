@@ -79,7 +79,7 @@ def comparable(rows: list[dict]) -> list[tuple]:
 
 # ---------------------------------------------------------------- outputs and hill-climbing rules
 
-def test_outputs_exist_and_are_well_formed(finished):
+def test_outputs_exist_and_are_well_formed(finished, data_files):
     from atacdenoise.models import build_model
 
     for name in ("best_model.json", "best_model.pt", "history.jsonl", "summary.json", "search.png",
@@ -98,6 +98,8 @@ def test_outputs_exist_and_are_well_formed(finished):
     assert summary["done"] and summary["iterations_finished"] == SMALL["iterations"]
     last_chosen = [r for r in rows if r["chosen"]][-1]
     assert summary["best_val_loss"] == last_chosen["val_loss"]
+    # The registry logs these files as the model's training and validation datasets.
+    assert summary["data_paths"] == {k: str(data_files[k].resolve()) for k in ("train", "val")}
     # The saved architecture and weights rebuild a working model with the chosen size.
     model = build_model(json.loads((finished / "best_model.json").read_text()))
     model.load_state_dict(torch.load(finished / "best_model.pt", weights_only=True))

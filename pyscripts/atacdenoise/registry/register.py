@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from atacdenoise.denoise.contract import ModelContract, naming_style
 from atacdenoise.errors import InputError
 from atacdenoise.io.tracking_server import DeadlinePassed, quick_requests, registry_deadline, wait_for_tracking
+from atacdenoise.registry.datasets import DataRecord, data_records, log_data_inputs, training_data_tag
 from atacdenoise.registry.tracking import (
     DIGEST_TAG, experiment_id_named, fault_before, fault_point, log_search, read_search, render_model_card,
 )
@@ -27,6 +29,22 @@ from atacdenoise.tracks.depth import REFERENCE_DENSITY
 DEFAULT_NAME = "atac-denoiser"
 DEFAULT_TIMEOUT = 30.0  # seconds without progress before a registration gives up
 PARITY_WINDOWS = 64
+DESCRIPTION_HEADER = "Denoises shallow ATAC-seq"  # a registered-model description atacdenoise wrote (and may rewrite)
+
+
+@dataclass(frozen=True)
+class Payload:
+    """What one registration writes: the exported model and everything said about it."""
+
+    proto: object  # the ONNX ModelProto
+    contract: ModelContract
+    windows: np.ndarray | None  # input example
+    digest: str
+    tags: dict[str, str]
+    card: str
+    records: list[DataRecord]  # training/validation data, logged as dataset inputs
+    step: int  # the search iteration that produced the model: the logged model takes the run's metrics there
+    parameters: int
 
 
 def contract_from_pairs(space: str, meta: dict | None, genome: str, window_bins: int, target_bins: int) -> ModelContract:
@@ -113,9 +131,13 @@ def register_model(model, tracking_uri: str, name: str = DEFAULT_NAME, search_di
         parity = export_onnx(model, onnx_path, contract=contract, check_windows=windows)
         digest = digest or hashlib.sha256(onnx_path.read_bytes()).hexdigest()
         proto = onnx.load(str(onnx_path))
-    params = {"contract": contract.to_metadata(), "data": _data_params(data, meta)}
-    tags = {**_version_tags(contract, meta, search, data, parity), DIGEST_TAG: digest}
-    card = render_model_card(search, params) if search else f"# {name}\n\nRegistered without a search folder.\n"
+    records = data_records(search, data, pairs)
+    training = training_data_tag(records)
+    params = {"contract": contract.to_metadata(), "data": {"training": training, **_data_params(data, meta)}}
+    tags = {**_version_tags(contract, meta, search, parity), "training_data": training, DIGEST_TAG: digest}
+    card = (render_model_card(search, params) if search else f"# {name}\n\nRegistered without a search folder.\n")
+    payload = Payload(proto, contract, windows, digest, tags, f"{describe_contract(contract)}\n\n{card}", records,
+                      _final_step(search), _count_parameters(model))
     started: list[str] = []
     begun = time.monotonic()
     deadline = None
@@ -123,9 +145,8 @@ def register_model(model, tracking_uri: str, name: str = DEFAULT_NAME, search_di
         with registry_deadline(timeout) as deadline:
             deadline.stage = "waiting for the server"
             wait_for_tracking(tracking_uri, attempts, backoff, deadline=deadline)
-            version, run_id, resumed = _register(proto, tracking_uri, name, search_dir, experiment, contract,
-                                                 windows, params, digest, tags, card, alias, started, deadline,
-                                                 attempts, backoff)
+            version, run_id, resumed = _register(payload, tracking_uri, name, search_dir, experiment, params,
+                                                 alias, started, deadline, attempts, backoff)
     except InputError:
         _fail_runs(tracking_uri, started)
         raise
@@ -146,12 +167,13 @@ def register_model(model, tracking_uri: str, name: str = DEFAULT_NAME, search_di
             "parity_max_abs_diff": max(parity.max_abs_diff_signal, parity.max_abs_diff_logits)}
 
 
-def _register(proto, tracking_uri, name, search_dir, experiment, contract, windows, params, digest, tags, card,
-              alias, started, deadline, attempts, backoff) -> tuple[str, str | None, bool]:
+def _register(payload: Payload, tracking_uri, name, search_dir, experiment, params, alias, started, deadline,
+              attempts, backoff) -> tuple[str, str | None, bool]:
     """The registration itself, resumable: returns ``(version, run_id, resumed)``."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    digest = payload.digest
     deadline.stage = "looking for an earlier attempt"
     found = _find_version(client, name, digest)
     if found is not None:
@@ -168,12 +190,15 @@ def _register(proto, tracking_uri, name, search_dir, experiment, contract, windo
             run_id = client.create_run(experiment_id, run_name=f"model-{digest[:12]}",
                                        tags={"atacdenoise.kind": "model", DIGEST_TAG: digest}).info.run_id
             started.append(run_id)
+        deadline.stage = "logging the training and validation data"
+        log_data_inputs(client, run_id, payload.records)
         deadline.stage = "logging and uploading the model"
-        version = _log_onnx_model(proto, tracking_uri, name, run_id, contract, windows, digest)
+        version = _log_onnx_model(payload, tracking_uri, name, run_id)
         resumed = False
         fault_point("version-created")
-    deadline.stage = f"completing version {version} (tags, card)"
-    _tag_version(client, name, version, tags, card)
+    deadline.stage = f"completing version {version} (tags, card, description)"
+    _tag_version(client, name, version, payload.tags, payload.card)
+    _describe_registered_model(client, name, version, payload.contract)
     if alias:
         client.set_registered_model_alias(name, alias, version)
     deadline.stage = "ending the runs"
@@ -267,15 +292,22 @@ def _data_params(data, meta: dict | None) -> dict:
     return {"pairs": os.fspath(data), **{k: meta[k] for k in keep if k in meta}}
 
 
-def _log_onnx_model(proto, tracking_uri, name, run_id, contract: ModelContract, windows, digest: str) -> str:
-    """Log the ONNX model under ``run_id`` and create its version, tagged with ``digest`` from the start."""
+def _log_onnx_model(payload: Payload, tracking_uri, name, run_id) -> str:
+    """Log the ONNX model under ``run_id`` and create its version, tagged with its digest from the start.
+
+    The logged model takes the run's metrics at ``payload.step`` (the search
+    iteration whose choice is the final model; MLflow's default, step 0, is
+    the initial random model's) and its own parameter count.
+    """
     import mlflow
     import mlflow.onnx
+    from mlflow.entities import Metric
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
 
     import onnxruntime as ort
 
+    proto, contract, windows = payload.proto, payload.contract, payload.windows
     shape = (2, contract.window_bins) if contract.input_channels == 1 else (2, contract.input_channels,
                                                                              contract.window_bins)
     example = (windows[:2] if windows is not None else np.zeros(shape)).astype(np.float32)
@@ -287,12 +319,48 @@ def _log_onnx_model(proto, tracking_uri, name, run_id, contract: ModelContract, 
         info = mlflow.onnx.log_model(proto, name="model", signature=infer_signature(example, outputs),
                                      input_example=example, registered_model_name=name, run_id=run_id,
                                      metadata=contract.to_metadata(), save_as_external_data=False,
-                                     tags={DIGEST_TAG: digest}, await_registration_for=0,
+                                     tags={DIGEST_TAG: payload.digest}, await_registration_for=0, step=payload.step,
                                      pip_requirements=mlflow.onnx.get_default_pip_requirements())
+    MlflowClient(tracking_uri).log_batch(run_id, metrics=[Metric("parameters", payload.parameters,
+                                                                 int(time.time() * 1000), payload.step,
+                                                                 model_id=info.model_id)])
     return str(info.registered_model_version)
 
 
-def _version_tags(contract: ModelContract, meta, search, data, parity) -> dict[str, str]:
+def _final_step(search: dict | None) -> int:
+    """The last iteration with a chosen candidate: the final model's step in the run's metrics (0 without one)."""
+    chosen = [int(row["iteration"]) for row in (search or {}).get("history", []) if row.get("chosen")]
+    return max(chosen, default=0)
+
+
+def _count_parameters(model) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def describe_contract(contract: ModelContract) -> str:
+    """One paragraph: what the model denoises and the input it expects (the ONNX metadata holds the same)."""
+    span = contract.window_bins * contract.bin_size
+    names = [spec.name for spec in contract.channel_specs]
+    channels = f"; genome channels: {', '.join(names)}" if names else ""
+    return (f"{DESCRIPTION_HEADER} {contract.representation} tracks of genome {contract.genome} "
+            f"({contract.chrom_naming} chromosome names): input windows of {contract.window_bins} bins of "
+            f"{contract.bin_size} bp ({span:,} bp), output the central {contract.target_bins} bins as denoised "
+            f"signal and peak logits; input normalisation {contract.input_normalisation} "
+            f"(reference density {contract.reference_density:g} insertions per base), insertions extended by "
+            f"+-{contract.extend} bp{channels}. `atacdenoise denoise` reads this contract from the ONNX file itself.")
+
+
+def _describe_registered_model(client, name: str, version: str, contract: ModelContract) -> None:
+    """Describe the registered model by its newest version, unless someone else wrote its description."""
+    current = client.get_registered_model(name).description or ""
+    if current and not current.startswith(DESCRIPTION_HEADER):
+        return
+    client.update_registered_model(name, description=f"{describe_contract(contract)}\n\nWritten when version {version} "
+                                                     f"was registered; each version's tags and card give its "
+                                                     f"own contract, training data and validation metrics.")
+
+
+def _version_tags(contract: ModelContract, meta, search, parity) -> dict[str, str]:
     summary = (search or {}).get("summary", {})
     depths = (meta or {}).get("depths")
     return {
@@ -301,7 +369,6 @@ def _version_tags(contract: ModelContract, meta, search, data, parity) -> dict[s
         "space": contract.space, "chrom_naming": contract.chrom_naming,
         "genome_channels": ",".join(f"{c.name}:{c.render}" for c in contract.channel_specs) or "none",
         "input_depth_range": f"{min(depths)}-{max(depths)} of the noisy library" if depths else "unknown",
-        "training_data": os.fspath(data) if data else "unknown",
         "val_loss": str(summary.get("best_val_loss")), "val_pearson": str(summary.get("best_val_pearson")),
         "val_auprc": str(summary.get("best_val_auprc")),
         "onnx_parity_max_abs_diff": f"{max(parity.max_abs_diff_signal, parity.max_abs_diff_logits):.3g}",

@@ -120,7 +120,9 @@ def render_model_card(search: dict, params: dict, extra: str = "") -> str:
         f"- validation AUPRC: {summary.get('best_val_auprc')}",
         f"- NASH iterations finished: {summary.get('iterations_finished')}, "
         f"candidates trained: {summary.get('candidates_trained')}", "",
-        "## Training data and input contract", "",
+        "## Data and input contract", "",
+        "`data.training`: what the search trained on; `data.pairs` and the `data.*` after it: the windows "
+        "that gave the contract and the parity check.", "",
         *[f"- {key}: {value}" for key, value in flatten(params).items()], "",
         "## Intended use", "",
         "Denoise shallow ATAC-seq coverage with `atacdenoise denoise`, which reads the input contract "

@@ -167,7 +167,8 @@ def run_search(
     if not val["peaks"].any():
         log.warning("%s: the validation windows contain no peak; AUPRC is undefined (reported as None)", val["path"])
     data = SearchData.from_pairs(train, val, settings.max_train_windows, device, draw_seed=settings.seed)
-    search = _Search(settings, state, data, device, out_dir, progress, start_model)
+    search = _Search(settings, state, data, device, out_dir, progress, start_model,
+                     data_paths={"train": _source_path(train), "val": _source_path(val)})
     pool = None
     if workers > 1:
         pool = start_pool(workers, train, val, settings.max_train_windows, devices, settings.seed)
@@ -184,9 +185,10 @@ class _Search:
     """The hill climb's loop; ``state`` is exactly what the checkpoint holds."""
 
     def __init__(self, settings: SearchSettings, state: dict, data: SearchData, device: str, out_dir: Path,
-                 progress: bool, start_model: torch.nn.Module | None = None):
+                 progress: bool, start_model: torch.nn.Module | None = None, data_paths: dict | None = None):
         self.settings, self.state, self.data, self.device, self.out_dir = settings, state, data, device, out_dir
         self.progress, self.start_model = progress, start_model
+        self.data_paths = data_paths or {}  # where the training and validation data were read (for the registry)
         self.started = time.perf_counter()
         self.parent = None if state["parent"] is None else restore_model(state["parent"])
 
@@ -302,6 +304,8 @@ class _Search:
             "n_train": len(self.data.train_x),
             "n_val": len(self.data.val_x),
             "settings": asdict(self.settings),
+            # The files behind settings' train_data/val_data fingerprints: registration logs them as datasets.
+            "data_paths": self.data_paths,
         }
 
     def finish(self) -> dict:
@@ -436,6 +440,11 @@ def as_pairs(pairs) -> dict:
         source = load_source(pairs)
         return {"source": source, "meta": source.meta, "path": source.path}
     return load_pairs(pairs)
+
+
+def _source_path(pairs: dict) -> str | None:
+    """The absolute path a pairs dict was read from (symlinks resolved: Nextflow stages inputs as links)."""
+    return str(Path(pairs["path"]).resolve()) if pairs.get("path") else None
 
 
 def _check_space(space: str) -> str:
