@@ -3,8 +3,8 @@
 An alias moves (``registry promote``); a version does not. The pipeline's RESOLVE_MODEL step calls
 :func:`resolve_model` before DENOISE and hands DENOISE that version's ONNX file, so Nextflow's ``-resume``
 re-runs denoising exactly when the alias points somewhere else (other weights), DENOISE's image needs no
-MLflow, and the published resolution says which version (and which weights, by sha256) made the tracks. ``models:/NAME/VERSION`` resolves to itself
-(with its sha256), so the step is harmless for pinned references.
+MLflow, and the published resolution says which version (and which weights, by sha256) made the tracks.
+``models:/NAME/VERSION`` resolves to itself (with its sha256), so the step is harmless for pinned references.
 """
 
 from __future__ import annotations
