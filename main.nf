@@ -401,19 +401,20 @@ workflow denoise {
     def (ch_model_file, model_uri) = modelInputs(requireParam('model'))
     ch_versions = INPUTS.out.versions
     // A registry URI is pinned to the version its alias points at now: RESOLVE_MODEL (never cached) writes
-    // the version and ONNX sha256 and DENOISE gets models:/NAME/VERSION, so -resume re-runs DENOISE when
-    // the alias moves and keeps its results while it does not. A local .onnx (model_uri '') passes as it is.
-    ch_model_uri = Channel.value(model_uri)
+    // the version and ONNX sha256 and downloads that ONNX file, which DENOISE gets, so -resume re-runs DENOISE
+    // when the alias moves and keeps its results while it does not, and DENOISE needs no MLflow (infer image).
+    // A local .onnx (model_uri '') passes as it is.
     if (model_uri) {
         if (!params.mlflow_tracking_uri) {
             error "--model ${model_uri} is read from the MLflow registry: give --mlflow_tracking_uri"
         }
         RESOLVE_MODEL([id: model_uri.replaceFirst('models:/', '')], model_uri, params.mlflow_tracking_uri)
-        ch_model_uri = RESOLVE_MODEL.out.resolved.map { meta, json -> resolvedModelUri(model_uri, json) }
+        ch_model_file = RESOLVE_MODEL.out.resolved.join(RESOLVE_MODEL.out.onnx)
+            .map { meta, json, onnx -> resolvedModelUri(model_uri, json); onnx }.first()
         ch_versions = ch_versions.mix(RESOLVE_MODEL.out.versions)
     }
     PREPROCESS(INPUTS.out.samples, INPUTS.out.fasta, INPUTS.out.chrom_sizes)
-    DENOISE_SAMPLES(PREPROCESS.out.insertions, ch_model_file, ch_model_uri, INPUTS.out.chrom_sizes,
+    DENOISE_SAMPLES(PREPROCESS.out.insertions, ch_model_file, '', INPUTS.out.chrom_sizes,
                     INPUTS.out.genome_fasta, INPUTS.out.annotations)
     FINISH(ch_versions.mix(PREPROCESS.out.versions, DENOISE_SAMPLES.out.versions),
            PREPROCESS.out.qc.mix(DENOISE_SAMPLES.out.qc))

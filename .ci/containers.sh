@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI: build the CPU container images (align, peaks, tracks, infer) and run one real pipeline step in each.
+# CI: build the CPU container images (align, peaks, tracks, infer, qc, registry) and run one real pipeline step in each.
 #
 #   .ci/containers.sh            # on a Debian bookworm machine, as root; prints a timing table at the end
 #
@@ -10,8 +10,10 @@
 #
 # The steps chain like the pipeline: tracks simulates a small paired-end sample, align builds a bowtie2 index
 # and aligns its FASTQ pair, peaks makes Tn5 insertions and calls MACS3 peaks, tracks bins the insertions,
-# infer denoises them with a tiny ONNX model exported on the host (which needs the package and torch: run
-# .ci/install first) and shows it has no torch. dockerd is started when none answers and left running.
+# registry logs a tiny ONNX model exported on the host (which needs the package and torch: run .ci/install
+# first) to a SQLite MLflow registry and resolves models:/tiny@champion to its ONNX file, infer denoises the
+# insertions with that file and shows it has neither torch nor MLflow, and qc runs the QC step, the HTML report
+# and MultiQC. dockerd is started when none answers and left running.
 #
 # Environment: BASE_IMAGE (default atacdenoise-base:bookworm, made when missing), DEBIAN_MIRROR (default: the
 # bookworm mirror in /etc/apt/sources.list*), CA_BUNDLE (default /etc/ssl/certs/ca-certificates.crt),
@@ -24,7 +26,7 @@ BASE_IMAGE=${BASE_IMAGE:-atacdenoise-base:bookworm}
 CA_BUNDLE=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 PREFIX=$(sed -n "s/^ *container_prefix *= *'\(.*\)'.*/\1/p" nextflow.config)
 TAG=$(sed -n "s/^ *container_tag *= *'\(.*\)'.*/\1/p" nextflow.config)
-ROLES=(align peaks tracks infer)
+ROLES=(align peaks tracks infer qc registry)
 
 STEPS=()
 SECONDS_TAKEN=()
@@ -192,13 +194,50 @@ run_tracks_bin() {
     need_files aligned.coverage.bw aligned.coverage.tracks
 }
 
+run_registry() {  # RESOLVE_MODEL's command on a registry made here: the ONNX file it saves is what DENOISE reads
+    cat >"$WORK_DIR/register_tiny.py" <<'EOF'
+import sys
+
+import mlflow
+import mlflow.onnx
+import onnx
+from mlflow.tracking import MlflowClient
+
+uri, model = sys.argv[1], sys.argv[2]
+mlflow.set_tracking_uri(uri)
+mlflow.set_registry_uri(uri)
+with mlflow.start_run(experiment_id=mlflow.create_experiment("ci", artifact_location="/data/mlartifacts")):
+    mlflow.onnx.log_model(onnx.load(model), name="model", registered_model_name="tiny", save_as_external_data=False)
+MlflowClient(uri, registry_uri=uri).set_registered_model_alias("tiny", "champion", "1")
+EOF
+    in_image registry python register_tiny.py sqlite:////data/mlflow.db tiny.onnx
+    in_image registry sh -c 'atacdenoise registry resolve models:/tiny@champion \
+        --tracking-uri sqlite:////data/mlflow.db --output model.onnx > model.resolved.json'
+    need_files model.onnx model.resolved.json
+    grep -q "\"onnx_sha256\": \"$(sha256sum "$WORK_DIR/model.onnx" | cut -d' ' -f1)\"" "$WORK_DIR/model.resolved.json" \
+        || die "model.onnx is not the version model.resolved.json names"
+}
+
 run_infer() {
-    if in_image infer python -c 'import torch' 2>/dev/null; then die "the infer image can import torch"; fi
-    echo "infer image: import torch fails, as it should" >&2
-    in_image infer atacdenoise denoise --input aligned.insertions.bed.gz --model tiny.onnx \
+    local module
+    for module in torch mlflow matplotlib; do
+        if in_image infer python -c "import $module" 2>/dev/null; then die "the infer image can import $module"; fi
+    done
+    echo "infer image: import torch, mlflow, matplotlib fail, as they should" >&2
+    in_image infer atacdenoise denoise --input aligned.insertions.bed.gz --model model.onnx \
         --chrom-sizes sim/chrom.sizes --out-prefix aligned --threads 2 --quiet
     need_files aligned.denoised.bw aligned.peakprob.bw
     [ -e "$WORK_DIR/aligned.peaks.narrowPeak" ] || die "expected output aligned.peaks.narrowPeak is missing"
+}
+
+run_qc() {  # QC, REPORT and MULTIQC, as their modules call them
+    in_image qc atacdenoise qc --input aligned.bam --chrom-sizes sim/chrom.sizes --peaks aligned.narrowPeak \
+        --out-prefix qc/aligned
+    in_image qc atacdenoise report --denoised aligned.denoised.bw --peakprob aligned.peakprob.bw \
+        --peaks aligned.peaks.narrowPeak --provenance aligned.provenance.json --noisy aligned.insertions.bed.gz \
+        --chrom-sizes sim/chrom.sizes --output aligned.report.html
+    in_image qc sh -c 'cd qc && multiqc --force --quiet .'
+    need_files qc/aligned.qc.json aligned.report.html qc/multiqc_report.html
 }
 
 # ---------------------------------------------------------------- main
@@ -222,7 +261,9 @@ timed "tracks: atacdenoise simulate" run_tracks_simulate
 timed "align: bowtie2 index + align" run_align
 timed "peaks: insertions + MACS3 peaks" run_peaks
 timed "tracks: atacdenoise bin" run_tracks_bin
-timed "infer: no torch + denoise" run_infer
+timed "registry: log + resolve a model" run_registry
+timed "infer: no torch/mlflow + denoise" run_infer
+timed "qc: qc + report + multiqc" run_qc
 
 docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -E "^($PREFIX/|atacdenoise-base)" >&2 || true
 print_timings

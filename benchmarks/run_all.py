@@ -197,6 +197,8 @@ def sections(models: list[str]) -> list[tuple[str, str, Callable[[], str]]]:
          lambda: run_script("bench_real_genome.py")),
         ("genome_scale", "Genome scale: a 250 Mb chromosome, time and peak RSS of every step beside MACS3",
          lambda: run_script("bench_genome_scale.py")),
+        ("install", "Install: a plain pip install into a fresh virtualenv, from PyPI",
+         lambda: run_script("bench_install.py", "--with-peaks")),
     ]
 
 

@@ -2,7 +2,7 @@
 # Build the pipeline's container images: PREFIX/ROLE:TAG, the names nextflow.config uses
 # (params.container_prefix / params.container_tag).
 #
-#   containers/build.sh                                  # CPU images: align peaks tracks infer
+#   containers/build.sh                                  # CPU images: align peaks tracks infer qc registry
 #   containers/build.sh --gpu                            # also train-gpu (CUDA PyTorch)
 #   containers/build.sh --base-image debian:bookworm-slim --ca-bundle /etc/ssl/certs/ca-certificates.crt
 #   containers/build.sh --role peaks --role infer        # only these images
@@ -14,7 +14,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CPU_ROLES=(align peaks tracks infer)
+CPU_ROLES=(align peaks tracks infer qc registry)
 GPU_ROLES=(train-gpu)
 
 BASE_IMAGE=${BASE_IMAGE:-}              # empty: the CPU Dockerfiles' default (debian:bookworm-slim)

@@ -3,7 +3,7 @@
 process MULTIQC {
     tag "${params.outdir}"
     label 'process_single'
-    container "${params.container_prefix}/infer:${params.container_tag}"
+    container "${params.container_prefix}/qc:${params.container_tag}"
 
     input:
     path multiqc_files, stageAs: '?/*'

@@ -5,7 +5,7 @@
 process QC {
     tag "$meta.id"
     label 'process_low'
-    container "${params.container_prefix}/infer:${params.container_tag}"
+    container "${params.container_prefix}/qc:${params.container_tag}"
 
     input:
     tuple val(meta), path(reads), path(peaks)   // reads: a BAM (with its .bai, when there is one), fragments or insertions; peaks: narrowPeak or [] (no FRiP)

@@ -3,7 +3,7 @@
 process REGISTER_MODEL {
     tag "$meta.id"
     label 'process_single'
-    container "${params.container_prefix}/infer:${params.container_tag}"
+    container "${params.container_prefix}/registry:${params.container_tag}"
 
     input:
     tuple val(meta), path(search), path(val)

@@ -5,7 +5,7 @@
 process REPORT {
     tag "$meta.id"
     label 'process_low'
-    container "${params.container_prefix}/infer:${params.container_tag}"
+    container "${params.container_prefix}/qc:${params.container_tag}"
 
     input:
     tuple val(meta), path(denoised), path(peakprob), path(peaks), path(provenance), path(noisy)

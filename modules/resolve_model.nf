@@ -1,10 +1,11 @@
 // RESOLVE_MODEL: models:/NAME@ALIAS -> the version the alias points at now and its ONNX sha256
-// (model.resolved.json). main.nf hands DENOISE models:/NAME/VERSION from it, so -resume re-runs
-// denoising exactly when the alias has moved. Never cached: an alias can move between runs.
+// (model.resolved.json), and that version's ONNX file (model.onnx). main.nf hands DENOISE the file, so
+// -resume re-runs denoising exactly when the alias has moved (other weights) and DENOISE's image needs no
+// MLflow. Never cached: an alias can move between runs.
 process RESOLVE_MODEL {
     tag "$meta.id"
     label 'process_single'
-    container "${params.container_prefix}/infer:${params.container_tag}"
+    container "${params.container_prefix}/registry:${params.container_tag}"
     cache false
 
     input:
@@ -14,6 +15,7 @@ process RESOLVE_MODEL {
 
     output:
     tuple val(meta), path("${prefix}.resolved.json"), emit: resolved
+    tuple val(meta), path("${prefix}.onnx"), emit: onnx
     path "versions.yml", emit: versions
 
     when:
@@ -23,7 +25,7 @@ process RESOLVE_MODEL {
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: 'model'
     """
-    atac-resolve ${model_uri} --tracking-uri ${tracking_uri} ${args} > ${prefix}.resolved.json
+    atac-resolve ${model_uri} --tracking-uri ${tracking_uri} --output ${prefix}.onnx ${args} > ${prefix}.resolved.json
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
@@ -36,6 +38,6 @@ process RESOLVE_MODEL {
     prefix = task.ext.prefix ?: 'model'
     """
     echo '{"resolved_uri": "${model_uri}", "version": "0", "onnx_sha256": ""}' > ${prefix}.resolved.json
-    touch versions.yml
+    touch ${prefix}.onnx versions.yml
     """
 }

@@ -18,7 +18,7 @@ tomllib = pytest.importorskip("tomllib", reason="needs Python >= 3.11 (tomllib),
 
 REPO = Path(__file__).resolve().parents[1]
 CONTAINERS = REPO / "containers"
-CPU_ROLES = ["align", "peaks", "tracks", "infer"]
+CPU_ROLES = ["align", "peaks", "tracks", "infer", "qc", "registry"]
 ALL_ROLES = CPU_ROLES + ["train-gpu"]
 
 
@@ -59,10 +59,14 @@ def test_each_role_gets_only_the_python_packages_its_commands_need():
     # MACS3 compiles from source: only the peaks image (CALL_PEAKS) carries it and a compiler.
     assert [role for role in CPU_ROLES if "macs3" in packages[role]] == ["peaks"]
     assert [role for role in CPU_ROLES if re.search(r"\bgcc\b", dockerfile(role))] == ["peaks"]
-    assert {"onnxruntime", "onnx", "mlflow", "pybigwig", "pybigtools", "pysam"} <= packages["infer"]
+    # infer is DENOISE alone: exactly what `atacdenoise denoise` imports (no MLflow, plotting or MultiQC).
+    assert packages["infer"] == {"numpy", "pysam", "pybigwig", "pybigtools", "tqdm", "onnxruntime"}
     assert {"numpy", "scipy", "pysam", "pybigwig", "tqdm"} <= packages["tracks"]
     assert {"pysam", "pybigwig", "pybigtools"} <= packages["peaks"]  # pybigtools: the peaks' bigBed
-    assert "onnxruntime" not in packages["peaks"] | packages["tracks"] | packages["align"]
+    assert {"matplotlib", "markdown", "jinja2", "multiqc", "pysam", "pybigwig"} <= packages["qc"]
+    assert {"mlflow", "onnx", "onnxruntime", "boto3"} <= packages["registry"]
+    assert "onnxruntime" not in packages["peaks"] | packages["tracks"] | packages["align"] | packages["qc"]
+    assert [role for role in CPU_ROLES if "multiqc" in packages[role]] == ["qc"]
 
 
 def test_requirements_helper_rejects_names_pyproject_does_not_have():

@@ -318,7 +318,7 @@ def test_images_match_build_sh_and_the_package_version():
         else:
             assert "torch" not in pip_lines and "train" not in pip_lines, f"{role} must not install torch"
     infer = (REPO / "containers" / "infer" / "Dockerfile").read_text()
-    assert "infer" in " ".join(re.findall(r"pip install[^\n]*", infer))
+    assert "onnxruntime" in " ".join(re.findall(r"pip install[^\n]*", infer))
 
 
 def test_main_includes_every_module_and_defines_the_entries():

@@ -146,7 +146,7 @@ def test_real_gm12878_bam(tmp_path):
 
 def test_missing_macs3_is_a_clear_error(sim, tmp_path, monkeypatch):
     monkeypatch.setattr(peaks_module.shutil, "which", lambda name: None)
-    with pytest.raises(InputError, match="macs3 not found on PATH"):
+    with pytest.raises(InputError, match=r"macs3 not found on PATH; peak calling needs the \[peaks\] extra: pip install"):
         call_peaks(sim["bam"], tmp_path / "x", sim["sizes"])
     assert not list(tmp_path.iterdir())
 

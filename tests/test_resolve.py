@@ -95,12 +95,25 @@ def test_unknown_alias_or_version_is_one_clear_error(registry, monkeypatch):
         resolve_model("models:/tiny@champion", None)
 
 
-def test_cli_prints_json(registry, capsys):
+def test_cli_prints_json_and_saves_the_resolved_onnx(registry, capsys, tmp_path):
     from atacdenoise.cli import main
 
     main(["registry", "resolve", "models:/tiny@champion", "--tracking-uri", registry["uri"]])
     out = json.loads(capsys.readouterr().out)
     assert out["resolved_uri"] == "models:/tiny/1"
+    assert not list(tmp_path.iterdir())
+    main(["registry", "resolve", "models:/tiny@champion", "--tracking-uri", registry["uri"],
+          "--output", str(tmp_path / "pinned.onnx")])
+    assert resolve_module_onnx_is_the_version(tmp_path / "pinned.onnx", onnx_sha256(registry, "1"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pinned.onnx"]  # no temporary left beside it
+
+
+def resolve_module_onnx_is_the_version(path: Path, sha256: str) -> bool:
+    """The saved ONNX file is the registered version's, byte for byte, and ONNX Runtime loads it."""
+    import onnxruntime
+
+    onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return hashlib.sha256(path.read_bytes()).hexdigest() == sha256
 
 
 def test_contract_resolve_model(registry, tmp_path):
@@ -114,6 +127,7 @@ def test_contract_resolve_model(registry, tmp_path):
     assert resolved["resolved_uri"] == "models:/tiny/1" and len(resolved["onnx_sha256"]) == 64
     main = (Path(__file__).resolve().parents[1] / "main.nf").read_text()
     assert "def resolved = new groovy.json.JsonSlurper().parse(json)" in main and "return resolved.resolved_uri" in main
-    assert "ch_model_uri = RESOLVE_MODEL.out.resolved.map { meta, json -> resolvedModelUri(model_uri, json) }" in main
-    assert "DENOISE_SAMPLES(PREPROCESS.out.insertions, ch_model_file, ch_model_uri," in main
+    assert "ch_model_file = RESOLVE_MODEL.out.resolved.join(RESOLVE_MODEL.out.onnx)" in main
+    assert "DENOISE_SAMPLES(PREPROCESS.out.insertions, ch_model_file, ''," in main
+    assert resolve_module_onnx_is_the_version(out["model.onnx"], resolved["onnx_sha256"])
     assert "cache false" in (Path(__file__).resolve().parents[1] / "modules" / "resolve_model.nf").read_text()

@@ -58,7 +58,7 @@ def cmd_registry_promote(args) -> None:
 def cmd_registry_resolve(args) -> None:
     from atacdenoise.registry.resolve import resolve_model
 
-    result = resolve_model(args.model, args.tracking_uri)
+    result = resolve_model(args.model, args.tracking_uri, onnx_output=args.output)
     print(json.dumps(result, indent=2))
     log.info("%s -> %s (onnx sha256 %s)", result["model"], result["resolved_uri"], result["onnx_sha256"][:12])
 
@@ -145,6 +145,8 @@ def add_registry_parsers(subparsers) -> None:
     p = sub.add_parser("resolve", parents=[COMMON],
                        help="pin models:/NAME@ALIAS to its current version and ONNX sha256 (JSON)")
     p.add_argument("model", help="models:/NAME@ALIAS (or models:/NAME/VERSION)")
+    p.add_argument("--output", metavar="FILE", help="also save the resolved version's ONNX file here (what the "
+                                                    "pipeline's DENOISE reads; default: none, only the JSON)")
     _add_tracking_arg(p)
     p.set_defaults(func=cmd_registry_resolve)
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from atacdenoise.errors import InputError
+from atacdenoise.registry.bundled import bundled_models_dir
 
 BIN_DIR = Path(__file__).resolve().parents[2] / "bin"
 log = logging.getLogger(__name__)
@@ -270,7 +271,7 @@ def prepare_outdir(out: Path, resume: bool, force: bool) -> None:
 
 # ================================================================ samples from a samplesheet, on a real genome
 
-BUNDLED_MODELS = Path(__file__).resolve().parents[2] / "registry" / "models"
+BUNDLED_MODELS = bundled_models_dir()
 
 
 @dataclass(frozen=True)

@@ -7,20 +7,20 @@
 """
 
 import logging
-from pathlib import Path
 
 from atacdenoise.denoise.run import denoise
 from atacdenoise.errors import InputError
+from atacdenoise.registry.bundled import bundled_models_dir
 
 # The models the project trained on ../shared/data/hsc (hg19; see the cards beside them): the default
 # reads annotation channels, the counts-only one serves when their files are not given.
-MODELS = Path(__file__).resolve().parents[3] / "registry" / "models"
+MODELS = bundled_models_dir()
 BUNDLED_MODEL = MODELS / "atac-denoiser.onnx"
 BUNDLED_COUNTS_MODEL = MODELS / "atac-denoiser-counts.onnx"
 
 
 def bundled_model(annotations: dict | None = None, fasta=None) -> str:
-    """Path of the default model shipped in registry/models/.
+    """Path of the default model shipped with the package (see :mod:`atacdenoise.registry.bundled`).
 
     When the default reads genome channels whose files are not among
     ``annotations`` / ``fasta``, the bundled counts-only model is used instead,
@@ -37,8 +37,9 @@ def bundled_model(annotations: dict | None = None, fasta=None) -> str:
     if missing and BUNDLED_COUNTS_MODEL.is_file():
         logging.getLogger(__name__).warning(
             "note: the default model reads %s; without %s the counts-only model %s is used (the files and where to "
-            "get them: registry/models/atac-denoiser.md)", ", ".join(spec.name for spec in specs),
-            " ".join(f"--annotation {name}=FILE" for name in missing), BUNDLED_COUNTS_MODEL.name)
+            "get them: %s)", ", ".join(spec.name for spec in specs),
+            " ".join(f"--annotation {name}=FILE" for name in missing), BUNDLED_COUNTS_MODEL.name,
+            BUNDLED_MODEL.with_suffix(".md"))
         return str(BUNDLED_COUNTS_MODEL)
     return str(BUNDLED_MODEL)
 

@@ -1,10 +1,10 @@
 """Pin a registry model reference: ``models:/NAME@ALIAS`` -> one version and its ONNX sha256.
 
 An alias moves (``registry promote``); a version does not. The pipeline's RESOLVE_MODEL step calls
-:func:`resolve_model` before DENOISE and hands DENOISE ``models:/NAME/VERSION``, so Nextflow's ``-resume``
-re-runs denoising exactly when the alias points somewhere else, and the published resolution says which
-version (and which weights, by sha256) made the tracks. ``models:/NAME/VERSION`` resolves to itself
-(with its sha256), so the step is harmless for pinned references.
+:func:`resolve_model` before DENOISE and hands DENOISE that version's ONNX file, so Nextflow's ``-resume``
+re-runs denoising exactly when the alias points somewhere else (other weights), DENOISE's image needs no
+MLflow, and the published resolution says which version (and which weights, by sha256) made the tracks.
+``models:/NAME/VERSION`` resolves to itself (with its sha256), so the step is harmless for pinned references.
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
 from atacdenoise.errors import InputError
+from atacdenoise.io.atomic import atomic_path
 
 _URI = re.compile(r"^models:/(?P<name>[^/@\s]+)(?:@(?P<alias>[^/@\s]+)|/(?P<version>\d+))$")
 
@@ -36,13 +38,14 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def resolve_model(model_uri: str, tracking_uri: str | None = None) -> dict:
+def resolve_model(model_uri: str, tracking_uri: str | None = None, onnx_output: str | os.PathLike | None = None
+                  ) -> dict:
     """The concrete version behind ``model_uri`` and the sha256 of its ONNX file.
 
     Returns ``{"model": model_uri, "name", "alias", "version", "resolved_uri": "models:/NAME/VERSION",
     "run_id", "onnx_sha256"}`` (``alias`` None for a version URI). The ONNX is downloaded once to hash it
-    (the same file DENOISE then loads, whose provenance records the same sha256) from the version's own
-    artifact location, so nothing touches MLflow's default ``./mlflow.db``."""
+    from the version's own artifact location, so nothing touches MLflow's default ``./mlflow.db``; with
+    ``onnx_output`` it is kept there (the pipeline's DENOISE reads that file and needs no MLflow)."""
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
@@ -74,5 +77,8 @@ def resolve_model(model_uri: str, tracking_uri: str | None = None) -> dict:
         if not found_onnx or found_onnx[0].suffix != ".onnx":
             raise InputError(resolved, "registered model has no .onnx file (was it logged with the onnx flavor?)")
         sha256 = sha256_of(found_onnx[0])
+        if onnx_output is not None:
+            with atomic_path(onnx_output) as tmp_onnx:
+                shutil.copyfile(found_onnx[0], tmp_onnx)
     return {"model": model_uri, "name": name, "alias": alias, "version": str(found.version),
             "resolved_uri": resolved, "run_id": found.run_id, "onnx_sha256": sha256}

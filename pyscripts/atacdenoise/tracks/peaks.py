@@ -57,7 +57,8 @@ def call_peaks(
 
     macs3 = shutil.which("macs3")
     if macs3 is None:
-        raise InputError(None, "macs3 not found on PATH; pip install macs3")
+        raise InputError(None, "macs3 not found on PATH; peak calling needs the [peaks] extra: "
+                               "pip install 'atacdenoise[peaks]' (MACS3 has no wheel: it compiles for a few minutes)")
     if mode not in MODES:
         raise InputError(None, f"unknown peak-calling mode {mode!r}; choose one of {', '.join(MODES)}")
     rf = read_filter or ReadFilter()
