@@ -1,4 +1,4 @@
-"""Whole-genome scale: wall time and peak RSS of denoise, bin, evaluate and MACS3 on one long chromosome.
+"""Whole-genome scale: wall time and peak RSS of denoise, bin, evaluate, report, qc and MACS3 on one long chromosome.
 
 Input (synthetic, made here; a benchmark fixture, not data): chr1 of 250 Mb
 (hg38's longest is 249 Mb) plus three shorter chromosomes (50, 30, 20 Mb),
@@ -14,7 +14,7 @@ registry/models/atac-denoiser-counts.onnx) runs on the 20 Mb chromosome
 alone (``--chroms chr4``) and on everything; ``evaluate`` (per base, of the
 0.5M denoised tracks; 5M too with ``--evaluate 5M,0.5M``) on the 20 Mb
 chromosome and on the 250 Mb one, so the table shows whether memory follows
-chromosome length. MACS3 callpeak runs on
+chromosome length; ``report`` (with the truth) likewise, and ``qc`` on everything. MACS3 callpeak runs on
 the same insertions. Timings on a shared machine are noisy.
 
     python benchmarks/bench_genome_scale.py [--densities 5M,0.5M] [--threads 2] [--keep DIR]
@@ -180,6 +180,18 @@ def main(argv=None) -> int:
                                                    "--peaks", f"{prefix}.peaks.narrowPeak", "--truth-peaks",
                                                    inputs["truth_peaks"], "--json", *chroms), work / "evaluate.log")
                 row("evaluate (per base)", label, scope, seconds, rss)
+                seconds, rss = measure(atacdenoise("report", "--denoised", f"{prefix}.denoised.bw", "--peakprob",
+                                                   f"{prefix}.peakprob.bw", "--peaks", f"{prefix}.peaks.narrowPeak",
+                                                   "--noisy", inputs[density], "--chrom-sizes", inputs["sizes"],
+                                                   "--truth", work / "truth.bw", "--truth-peaks",
+                                                   inputs["truth_peaks"], "--output", work / "report.html",
+                                                   "--quiet", *chroms), work / "report.log")
+                row("report (with truth)", label, scope, seconds, rss)
+            if density in evaluate_at:
+                seconds, rss = measure(atacdenoise("qc", "--input", inputs[density], "--chrom-sizes", inputs["sizes"],
+                                                   "--peaks", f"{prefix}.peaks.narrowPeak", "--out-prefix",
+                                                   work / f"qc_{density}", "--quiet"), work / "qc.log")
+                row("qc", label, f"all ({total_mb:.0f} Mb)", seconds, rss)
             if shutil.which("macs3"):
                 outdir = work / f"macs3_{density}"
                 seconds, rss = measure(["macs3", "callpeak", "-t", str(inputs[density]), "-f", "BED", "-g",
