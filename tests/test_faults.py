@@ -236,20 +236,26 @@ def test_a_second_run_on_a_locked_output_fails_at_once_and_a_dead_holder_is_take
             holder.kill()
 
 
-def test_two_concurrent_searches_into_one_folder_cannot_both_write(tmp_path):
-    """Two real 'search' runs started together on one --outdir: at most one writes, the other names it."""
-    pytest.importorskip("torch")
+def _tiny_pairs(folder: Path) -> tuple[Path, Path]:
+    """(train.npz, val.npz) small enough for a search of a few seconds: 16 windows of one chromosome."""
     from atacdenoise.search.data import load_pairs, save_pairs
 
     from test_registry import make_pairs
 
-    val = make_pairs(tmp_path / "val.npz", n=16)
+    val = make_pairs(folder / "val.npz", n=16)
     train = load_pairs(val)
     train["chrom"] = np.full(len(train["inputs"]), "chr1")
     train["meta"] = {**train["meta"], "chroms": ["chr1"]}
-    save_pairs(tmp_path / "train.npz", train)
+    save_pairs(folder / "train.npz", train)
+    return folder / "train.npz", val
+
+
+def test_two_concurrent_searches_into_one_folder_cannot_both_write(tmp_path):
+    """Two real 'search' runs started together on one --outdir: at most one writes, the other names it."""
+    pytest.importorskip("torch")
+    train, val = _tiny_pairs(tmp_path)
     out = tmp_path / "search"
-    command = [sys.executable, "-m", "atacdenoise.cli", "search", "--train", tmp_path / "train.npz", "--val", val,
+    command = [sys.executable, "-m", "atacdenoise.cli", "search", "--train", train, "--val", val,
                "--outdir", out,
                "--space", "hilbert2d", "--iterations", "0", "--initial-draws", "1", "--initial-epochs", "1",
                "--quiet"]
@@ -668,17 +674,9 @@ def test_denoise_onto_a_full_disk_says_so_and_keeps_the_earlier_tracks(small_dis
 
 def test_a_search_checkpoint_onto_a_full_disk_says_so_and_keeps_the_earlier_checkpoint(small_disk, tmp_path):
     pytest.importorskip("torch")
-    from atacdenoise.search.data import load_pairs, save_pairs
-
-    from test_registry import make_pairs
-
-    val = make_pairs(tmp_path / "val.npz", n=16)
-    train = load_pairs(val)
-    train["chrom"] = np.full(len(train["inputs"]), "chr1")
-    train["meta"] = {**train["meta"], "chroms": ["chr1"]}
-    save_pairs(tmp_path / "train.npz", train)
+    train, val = _tiny_pairs(tmp_path)
     out = small_disk / "search"
-    command = ["search", "--train", tmp_path / "train.npz", "--val", val, "--outdir", out, "--space", "dilated1d",
+    command = ["search", "--train", train, "--val", val, "--outdir", out, "--space", "dilated1d",
                "--initial-draws", "1", "--initial-epochs", "1", "--children", "1", "--epochs", "1", "--quiet"]
     first = run_cli([*command, "--iterations", "0"], timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
