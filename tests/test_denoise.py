@@ -109,6 +109,25 @@ def test_denoised_track_is_the_model_output_over_tiled_windows(work):
             assert end <= SIZES[chrom]
 
 
+def test_blacklist_drops_exactly_the_peaks_it_overlaps_and_keeps_the_tracks(work):
+    from conftest import blacklist_against
+
+    whole = denoise(work["insertions"], work["model"], SIZES, work["root"] / "all" / "s", genome="hg19", progress=False)
+    hit = blacklist_against(whole["peaks"], work["root"] / "blacklist.bed")
+    kept = denoise(work["insertions"], work["model"], SIZES, work["root"] / "kept" / "s", genome="hg19",
+                   progress=False, blacklist=work["root"] / "blacklist.bed")
+
+    def records(lines):  # all but the name, which is numbered across the file
+        return [line.split("\t")[:3] + line.split("\t")[4:] for line in lines]
+
+    lines = Path(whole["peaks"]).read_text().splitlines(keepends=True)
+    assert len(lines) > 3 and hit
+    assert records(Path(kept["peaks"]).read_text().splitlines(keepends=True)) == \
+        records(line for line in lines if line not in hit)
+    for chrom, length in SIZES.items():
+        np.testing.assert_array_equal(read_bins(kept["denoised"], chrom, length), read_bins(whole["denoised"], chrom, length))
+
+
 def test_peaks_merge_gaps_of_one_bin_only():
     prob = np.array([0.9, 0.1, 0.8, 0.2, 0.3, 0.7, 0.6, 0.95, 0.0], np.float32)
     starts, ends = called_runs(prob >= 0.5, max_gap=1)

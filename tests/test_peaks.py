@@ -16,6 +16,7 @@ from atacdenoise.io.reads import ReadFilter
 from atacdenoise.tracks import peaks as peaks_module
 from atacdenoise.tracks.peaks import call_peaks
 from atacdenoise.tracks.simulate import simulate
+from conftest import blacklist_against
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 GM12878 = DATA / "bam" / "GM12878_chr1_subset.hg19.bam"
@@ -98,6 +99,19 @@ def test_signal_bigwig_follows_peaks(sim, called):
         total = sum(bw.stats(c, 0, n, type="mean")[0] * n for c, n in sim["sizes"].items() if c != "chrM")
         assert total == pytest.approx(200e6, rel=0.01)
     assert not [f for f in Path(called["narrowpeak"]).parent.iterdir() if ".tmp" in f.name]
+
+
+@needs_macs3
+def test_blacklist_drops_exactly_the_peaks_it_overlaps(sim, called, tmp_path):
+    from atacdenoise.cli import main
+
+    lines = Path(called["narrowpeak"]).read_text().splitlines(keepends=True)
+    hit = blacklist_against(called["narrowpeak"], tmp_path / "blacklist.bed")
+    prefix = tmp_path / "kept"
+    assert main(["peaks", "--input", sim["bam"], "--out-prefix", str(prefix), "--blacklist",
+                 str(tmp_path / "blacklist.bed")]) == 0
+    assert len(lines) > 6 and hit
+    assert Path(f"{prefix}.narrowPeak").read_text() == "".join(line for line in lines if line not in hit)
 
 
 @needs_macs3

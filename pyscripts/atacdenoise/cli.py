@@ -14,8 +14,8 @@ import sys
 from atacdenoise import __version__
 from atacdenoise.cli_pipeline import add_align_parser, add_pipeline_parser, add_samplesheet_parser
 from atacdenoise.cli_evaluate import add_evaluate_parser, add_report_parser
-from atacdenoise.cli_args import (COMMON, HelpFormatter, add_filter_args, add_format_arg, add_output_arg,
-                                  chrom_sizes_of, progress_wanted, read_filter, setup_logging)
+from atacdenoise.cli_args import (COMMON, HelpFormatter, add_blacklist_arg, add_filter_args, add_format_arg,
+                                  add_output_arg, chrom_sizes_of, progress_wanted, read_filter, setup_logging)
 from atacdenoise.cli_qc import add_qc_parser
 from atacdenoise.cli_registry import add_denoise_parser, add_genome_args, add_registry_parsers
 from atacdenoise.cli_scatter import add_scatter_parsers
@@ -66,7 +66,7 @@ def cmd_peaks(args) -> None:
 
     outputs = call_peaks(args.input, args.out_prefix, chrom_sizes_of(args), genome_size=args.genome_size,
                          fmt=args.fmt, low_threshold=args.low_threshold, qvalue=args.qvalue,
-                         read_filter=read_filter(args), mode=args.mode)
+                         read_filter=read_filter(args), mode=args.mode, blacklist=args.blacklist)
     for path in outputs.values():
         print(path)
 
@@ -208,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--low-threshold", action="store_true", help="the seed's low threshold (-p 0.01)")
     p.add_argument("--mode", default="insertions", choices=["insertions", "bampe"],
                    help="MACS3 input: shifted insertions (-f BED, default) or whole fragments (-f BAMPE)")
+    add_blacklist_arg(p)
     add_format_arg(p)
     add_filter_args(p)
     p.set_defaults(func=cmd_peaks)

@@ -42,6 +42,11 @@ def add_format_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", dest="fmt", default="auto", choices=["auto", "bam", "insertions", "fragments", "bigwig"],
                    help="input format (default: detect from name and content)")
 
+
+def add_blacklist_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--blacklist", metavar="BED",
+                   help="drop called peaks that overlap these regions (e.g. ENCODE's blacklist; default: keep all)")
+
 def chrom_sizes_of(args):
     """Chrom sizes from --chrom-sizes, or from the BAM header when the input is a BAM."""
     from atacdenoise.io.chromsizes import read_chrom_sizes

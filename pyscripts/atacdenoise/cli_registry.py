@@ -12,7 +12,7 @@ import logging
 import os
 
 
-from atacdenoise.cli_args import COMMON, add_format_arg, add_output_arg
+from atacdenoise.cli_args import COMMON, add_blacklist_arg, add_format_arg, add_output_arg
 
 log = logging.getLogger("atacdenoise.cli")
 
@@ -84,7 +84,8 @@ def cmd_denoise(args) -> None:
                       batch_size=args.batch_size, threads=args.threads, genome=args.genome,
                       tracking_uri=args.tracking_uri, threshold=args.threshold, progress=progress_wanted(args),
                       fasta=args.fasta, annotations=annotations, library_size=args.library_size,
-                      chroms=_chroms_to_denoise(args, chrom_sizes), bedgraph=args.bedgraph)
+                      chroms=_chroms_to_denoise(args, chrom_sizes), bedgraph=args.bedgraph,
+                      blacklist=args.blacklist)
     for path in outputs.values():
         print(path)
 
@@ -202,6 +203,7 @@ def add_denoise_parser(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="windows per ONNX Runtime call")
     p.add_argument("--threads", type=int, help="onnxruntime threads (default: all cores)")
     p.add_argument("--threshold", type=float, default=0.5, help="peak probability threshold (default 0.5)")
+    add_blacklist_arg(p)
     add_format_arg(p)
     add_genome_args(p)
     _add_tracking_arg(p)

@@ -48,6 +48,7 @@ from atacdenoise.denoise.peaks_from_prob import PeakStream
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path, atomic_set
 from atacdenoise.io.bedgraph import bedgraph_path
+from atacdenoise.io.narrowpeak import read_blacklist, without_blacklisted
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ def denoise(
     library_size: float | None = None,
     chroms: list[str] | None = None,
     bedgraph: bool = False,
+    blacklist: str | os.PathLike | None = None,
 ) -> dict[str, str]:
     """Denoise ``input`` (BAM, insertions BED, fragments or bigWig) with ``model`` (.onnx or ``models:/NAME@ALIAS``).
 
@@ -91,6 +93,7 @@ def denoise(
     ``chroms``: denoise only these (the depth is still that of the whole input; the others are left
     empty, and ``atacdenoise merge`` gathers such runs into one).
     ``bedgraph``: also write each bigWig as ``.bedGraph.gz``.
+    ``blacklist``: a BED whose regions no called peak may overlap (the tracks keep their values there).
     Returns the output paths. Every mismatch between the model's contract
     and the input is an InputError raised before anything is written.
     """
@@ -101,6 +104,7 @@ def denoise(
     unknown = [c for c in chroms or () if c not in chrom_sizes]
     if unknown:  # a typo, told before the input is read
         raise InputError(None, f"--chroms {', '.join(unknown)}: not in the chrom sizes")
+    bad_regions = read_blacklist(blacklist, chrom_sizes) if blacklist else None
     denoiser = load_denoiser(model, tracking_uri, threads)
     check_contract(denoiser, input, chrom_sizes, genome)
     genome_name = genome
@@ -112,7 +116,7 @@ def denoise(
     paths = output_paths(out_prefix, bedgraph)
     with atomic_set() as temporary:  # the files of this run, or none of them
         write_outputs(denoiser, tracks, {key: temporary(path) for key, path in paths.items()}, batch_size,
-                      threshold, progress, genome)
+                      threshold, progress, genome, bad_regions)
         write_provenance(temporary(paths["provenance"]), denoiser, tracks.depth, inputs)
     outputs = {key: str(path) for key, path in paths.items()}
     return outputs | browser_files(outputs, chrom_sizes, input, fmt, fasta, genome_name)
@@ -304,7 +308,7 @@ def check_bigwig_resolution(path, chrom: str, bin_size: int, max_intervals: int 
 
 
 def write_outputs(denoiser: OnnxDenoiser, tracks, paths: dict[str, Path], batch_size: int, threshold: float,
-                  progress: bool, genome=None) -> None:
+                  progress: bool, genome=None, blacklist: dict | None = None) -> None:
     """The denoised and peak-probability bigWigs (and bedGraphs when ``paths`` has them) and the peaks, at
     ``paths`` (keys of :func:`output_paths`)."""
     from contextlib import ExitStack
@@ -331,7 +335,8 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, paths: dict[str, Path], batch_
                 denoised.add(chrom, first_bin, signal)
                 peakprob.add(chrom, first_bin, prob)
                 peaks.add(prob)
-            all_peaks.append(peaks.finish())
+            called = peaks.finish()
+            all_peaks.append(called if blacklist is None else without_blacklisted(called, blacklist))
         write_narrowpeak(peaks_tmp, all_peaks, name_prefix="denoised_peak")
     log.info("model run on %d windows; %d more skipped (whole batches of one constant input, e.g. no insertion: "
              "its output computed once)", denoiser.windows_run, denoiser.windows_skipped)

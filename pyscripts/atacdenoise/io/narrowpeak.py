@@ -94,6 +94,30 @@ def bins_inside(peaks: Peaks | None, length: int, bin_size: int, rule: str) -> n
     return (owner >= 0) & (last <= ends[safe]) & (last <= length)
 
 
+def read_blacklist(path: str | os.PathLike, chrom_sizes: dict[str, int]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """A blacklist BED (ENCODE's: regions whose signal is an artefact) as each chromosome's union of intervals."""
+    return {chrom: peak_union(peaks, chrom_sizes[chrom]) for chrom, peaks in read_peaks(path).items()
+            if chrom in chrom_sizes}
+
+
+def overlaps_blacklist(chrom: str, starts: np.ndarray, ends: np.ndarray,
+                       blacklist: dict[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """True for each interval that shares at least one base with ``chrom``'s blacklisted union."""
+    bad_starts, bad_ends = blacklist.get(chrom, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+    starts, ends = np.asarray(starts, np.int64), np.asarray(ends, np.int64)
+    if not len(bad_starts):
+        return np.zeros(len(starts), bool)
+    last = np.searchsorted(bad_starts, ends, side="left") - 1  # the last union interval starting before the end
+    return (last >= 0) & (bad_ends[np.maximum(last, 0)] > starts)
+
+
+def without_blacklisted(peaks: Peaks, blacklist: dict[str, tuple[np.ndarray, np.ndarray]]) -> Peaks:
+    """``peaks`` less those that overlap the blacklist (nf-core/atacseq drops them the same way)."""
+    keep = ~overlaps_blacklist(peaks.chrom, peaks.starts, peaks.ends, blacklist)
+    return Peaks(peaks.chrom, peaks.starts[keep], peaks.ends[keep], peaks.signal[keep],
+                 None if peaks.summits is None else peaks.summits[keep])
+
+
 def read_peaks(path: str | os.PathLike) -> dict[str, Peaks]:
     """Read narrowPeak (10 columns) or plain BED (>= 3 columns) into per-chrom Peaks.
 

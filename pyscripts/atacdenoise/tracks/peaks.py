@@ -21,6 +21,7 @@ peaks with a low threshold (``low_threshold=True`` -> ``-p 0.01``); otherwise
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -33,6 +34,8 @@ import pyBigWig
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path, atomic_set, filesystem_full, no_space_left, require_space
 from atacdenoise.io.bigwig import WRITE_MARGIN
+
+log = logging.getLogger(__name__)
 
 MODES = ("insertions", "bampe")
 GENOME_SHORTCUTS = ("hs", "mm", "ce", "dm")
@@ -49,9 +52,10 @@ def call_peaks(
     qvalue: float = 0.05,
     read_filter=None,
     mode: str = "insertions",
+    blacklist: str | os.PathLike | None = None,
 ) -> dict[str, str]:
     """Write ``{prefix}.narrowPeak``, its bigBed ``{prefix}.bb`` (when there are peaks) and ``{prefix}.signal.bw``
-    (MACS3 pileup); return the paths."""
+    (MACS3 pileup); return the paths. ``blacklist``: a BED whose regions no kept peak may overlap."""
     from atacdenoise.io.bigbed import write_narrowpeak_bigbed
     from atacdenoise.io.reads import ReadFilter, detect_format
 
@@ -88,7 +92,8 @@ def call_peaks(
             _run_macs3([macs3, "callpeak", *macs_input, "-g", gsize, "--keep-dup", "all", "-B", "--SPMR",
                         *threshold, "--outdir", str(work), "--tempdir", str(work), "-n", "macs"])
         with atomic_set() as temporary:  # both files of this run or neither
-            _write_clipped_narrowpeak(work / "macs_peaks.narrowPeak", temporary(outputs["narrowpeak"]), chrom_sizes)
+            _write_clipped_narrowpeak(work / "macs_peaks.narrowPeak", temporary(outputs["narrowpeak"]), chrom_sizes,
+                                      blacklist)
             _bedgraph_to_bigwig(work / "macs_treat_pileup.bdg", temporary(outputs["signal"]), chrom_sizes)
     bigbed = write_narrowpeak_bigbed(outputs["narrowpeak"], chrom_sizes)
     if bigbed is not None:
@@ -156,21 +161,28 @@ def _run_macs3(command: list[str]) -> None:
         raise InputError(None, f"macs3 callpeak failed (exit {run.returncode}):\n{tail}")
 
 
-def _write_clipped_narrowpeak(macs_path: Path, path: str, sizes: dict[str, int]) -> None:
+def _write_clipped_narrowpeak(macs_path: Path, path: str, sizes: dict[str, int], blacklist=None) -> None:
     """MACS3's peaks as genome browsers take them: clipped to the chromosome ends (MACS3 does not know them from
-    BED input), unknown contigs dropped, sorted by chromosome (chrom sizes order) and start, and the score column
-    capped at 1000 as the narrowPeak format requires (ENCODE's way; MACS3's int(-10 log10 q) reaches 40,000+,
-    and the p and q values keep their own columns)."""
+    BED input), unknown contigs and peaks on the blacklist dropped, sorted by chromosome (chrom sizes order) and
+    start, and the score column capped at 1000 as the narrowPeak format requires (ENCODE's way; MACS3's
+    int(-10 log10 q) reaches 40,000+, and the p and q values keep their own columns)."""
+    from atacdenoise.io.narrowpeak import overlaps_blacklist, read_blacklist
+
     order = {chrom: i for i, chrom in enumerate(sizes)}
-    rows = []
+    bad = read_blacklist(blacklist, sizes) if blacklist else {}
+    rows, dropped = [], 0
     for line in macs_path.read_text().splitlines():
         fields = line.split("\t")
         if fields[0] not in sizes:
             continue
-        end = min(int(fields[2]), sizes[fields[0]])
-        if end > int(fields[1]):
+        start, end = int(fields[1]), min(int(fields[2]), sizes[fields[0]])
+        if end > start and overlaps_blacklist(fields[0], [start], [end], bad)[0]:
+            dropped += 1
+        elif end > start:
             fields[2], fields[4] = str(end), str(min(int(fields[4]), 1000))
-            rows.append((order[fields[0]], int(fields[1]), "\t".join(fields) + "\n"))
+            rows.append((order[fields[0]], start, "\t".join(fields) + "\n"))
+    if blacklist:
+        log.info("%s: %d peaks overlap the blacklist and were dropped", path, dropped)
     with atomic_path(path) as tmp:
         tmp.write_text("".join(line for _, _, line in sorted(rows)))
 
