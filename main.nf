@@ -148,6 +148,11 @@ def gtfInput() {
     return Channel.value(params.gtf ? file(params.gtf, checkIfExists: true) : [])
 }
 
+// --blacklist for CALL_PEAKS and DENOISE: a value channel holding the BED, or [] (every called peak kept).
+def blacklistInput() {
+    return Channel.value(params.blacklist ? file(params.blacklist, checkIfExists: true) : [])
+}
+
 // ---------------------------------------------------------------- sub-workflows
 
 // Reads -> insertions, peaks and coverage: the same steps for deep and shallow samples.
@@ -189,7 +194,7 @@ workflow PREPROCESS {
         [meta, files[0], bai.exists() ? bai : []]
     }.mix(SAMTOOLS_MERGE.out.bam)
     FILTER_SHIFT(ALIGN.out.bam.mix(ch_given_bams))
-    CALL_PEAKS(FILTER_SHIFT.out.insertions, ch_chrom_sizes)
+    CALL_PEAKS(FILTER_SHIFT.out.insertions, ch_chrom_sizes, blacklistInput())
     BIN(FILTER_SHIFT.out.insertions, ch_chrom_sizes)
     // QC of every library from its BAM (duplicates, chrM, fragment lengths), FRiP against its own peaks.
     ch_qc = ALIGN.out.bam.mix(ch_given_bams).join(CALL_PEAKS.out.peaks).map { meta, bam, bai, peaks ->
@@ -226,7 +231,7 @@ workflow TRAIN_MODEL {
         def fraction = (bed.name =~ /\.sub([0-9.]+)\.insertions\.bed\.gz$/)[0][1]
         [meta + [id: "${meta.id}.sub${fraction}", deep_id: meta.id, fraction: fraction], bed]
     }
-    CALL_PEAKS_SHALLOW(ch_shallow, ch_chrom_sizes)
+    CALL_PEAKS_SHALLOW(ch_shallow, ch_chrom_sizes, blacklistInput())
     BIN_SHALLOW(ch_shallow, ch_chrom_sizes)
     QC_SHALLOW(ch_shallow.join(CALL_PEAKS_SHALLOW.out.peaks), ch_chrom_sizes, gtfInput())
 
@@ -291,7 +296,7 @@ workflow DENOISE_SAMPLES {
     main:
     def chunks = params.denoise_chunks as int
     DENOISE(denoiseTasks(ch_insertions, chunks), ch_model_file, model_uri, ch_chrom_sizes, ch_genome_fasta,
-            ch_annotations)
+            ch_annotations, blacklistInput())
     ch_versions = DENOISE.out.versions
     // [meta, denoised.bw, peakprob.bw, peaks.narrowPeak, provenance.json]: one run's output set per sample
     ch_denoised = DENOISE.out.denoised.join(DENOISE.out.peakprob).join(DENOISE.out.peaks).join(DENOISE.out.provenance)

@@ -7,6 +7,7 @@ process CALL_PEAKS {
     input:
     tuple val(meta), path(insertions)
     path chrom_sizes
+    path blacklist    // BED of regions no kept peak may overlap (params.blacklist), or []
 
     output:
     tuple val(meta), path("${prefix}.narrowPeak"), emit: peaks
@@ -19,9 +20,10 @@ process CALL_PEAKS {
 
     script:
     def args = task.ext.args ?: ''
+    def blacklist_arg = blacklist ? "--blacklist ${blacklist}" : ''
     prefix = task.ext.prefix ?: "${meta.id}"
     """
-    atac-peaks --input ${insertions} --chrom-sizes ${chrom_sizes} --out-prefix ${prefix} ${args}
+    atac-peaks --input ${insertions} --chrom-sizes ${chrom_sizes} ${blacklist_arg} --out-prefix ${prefix} ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

@@ -18,6 +18,7 @@ process DENOISE {
     path chrom_sizes
     path fasta                                                                  // genome FASTA, or []
     tuple val(annotation_names), path(annotations, stageAs: 'annotation?/*')    // NAMEs and their files in the same order, or [[], []]
+    path blacklist    // BED of regions no kept peak may overlap (params.blacklist), or []
 
     output:
     tuple val(meta), path("${prefix}.denoised.bw"), emit: denoised
@@ -33,6 +34,7 @@ process DENOISE {
 
     script:
     def args = task.ext.args ?: ''
+    def blacklist_arg = blacklist ? "--blacklist ${blacklist}" : ''
     prefix = task.ext.prefix ?: (meta.group ? "${meta.id}.group${meta.group}of${meta.groups}" : "${meta.id}")
     def group_arg = meta.group ? "--group ${meta.group}/${meta.groups}" : ''
     def model = model_uri ?: "${model_file}"
@@ -40,7 +42,7 @@ process DENOISE {
     def annotation_files = annotations instanceof Path ? [annotations] : annotations.collect()
     def annotation_args = [annotation_names, annotation_files].transpose().collect { name, file -> "--annotation ${name}=${file}" }.join(' ')
     """
-    atac-denoise --input ${insertions} --model ${model} --chrom-sizes ${chrom_sizes} ${fasta_arg} ${annotation_args} ${group_arg} --out-prefix ${prefix} ${args}
+    atac-denoise --input ${insertions} --model ${model} --chrom-sizes ${chrom_sizes} ${fasta_arg} ${annotation_args} ${group_arg} ${blacklist_arg} --out-prefix ${prefix} ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

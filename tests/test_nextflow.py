@@ -215,7 +215,7 @@ def test_genome_channels_reach_windows_and_denoise_as_staged_inputs():
     main = (REPO / "main.nf").read_text()
     assert re.search(r"WINDOWS\(ch_prepare, ch_chrom_sizes, ch_sequence_fasta, ch_annotations\)", main)
     assert re.search(r"DENOISE\(denoiseTasks\(ch_insertions, chunks\), ch_model_file, model_uri, ch_chrom_sizes, "
-                     r"ch_genome_fasta,\s+ch_annotations\)", main)
+                     r"ch_genome_fasta,\s+ch_annotations, blacklistInput\(\)\)", main)
     assert "params.sequence_channels ? ch_fasta : Channel.value([])" in main  # absent: an empty optional input
     assert "return Channel.value([names, specs.collect { file(it[1], checkIfExists: true) }])" in main
     assert "specs << ['tss', params.gtf]" in main
@@ -639,7 +639,7 @@ def staged_insertions(runner: Runner) -> dict[str, Path]:
 
 def reads_values(prefix: str = "sim") -> dict[str, str]:
     return {"meta.id": prefix, "prefix": prefix, "args": "", "insertions": "sim.insertions.bed.gz",
-            "chrom_sizes": "chrom.sizes"}
+            "chrom_sizes": "chrom.sizes", "blacklist_arg": ""}
 
 
 def peaks(runner: Runner) -> dict[str, Path]:
@@ -781,6 +781,28 @@ def test_contract_subsample(runner):
 
 def test_contract_call_peaks(runner):
     assert {"sim.narrowPeak", "sim.signal.bw"} <= set(peaks(runner))
+
+
+BLACKLIST_GROOVY = "def blacklist_arg = blacklist ? \"--blacklist ${blacklist}\" : ''"
+
+
+def test_contract_call_peaks_with_a_blacklist(runner, tmp_path):
+    """--blacklist reaches CALL_PEAKS and DENOISE as an optional staged input ([] when absent); CALL_PEAKS run
+    with a blacklist over a third of its own peaks keeps exactly the others."""
+    from conftest import blacklist_against
+
+    main = (REPO / "main.nf").read_text()
+    assert "return Channel.value(params.blacklist ? file(params.blacklist, checkIfExists: true) : [])" in main
+    assert re.search(r"CALL_PEAKS\(FILTER_SHIFT\.out\.insertions, ch_chrom_sizes, blacklistInput\(\)\)", main)
+    assert re.search(r"CALL_PEAKS_SHALLOW\(ch_shallow, ch_chrom_sizes, blacklistInput\(\)\)", main)
+    for module in ("call_peaks", "denoise"):
+        proc = read_process(REPO / "modules" / f"{module}.nf")
+        assert re.search(r"^\s*path blacklist\b", proc.inputs, flags=re.M) and BLACKLIST_GROOVY in proc.script_block
+    lines = peaks(runner)["sim.narrowPeak"].read_text().splitlines(keepends=True)
+    hit = blacklist_against(peaks(runner)["sim.narrowPeak"], tmp_path / "blacklist.bed")
+    out = runner.run("call_peaks", ["peaks"], {**staged_insertions(runner), "blacklist.bed": tmp_path / "blacklist.bed"},
+                     {**reads_values(), "blacklist_arg": "--blacklist blacklist.bed"}, task="call_peaks_blacklist")
+    assert hit and out["sim.narrowPeak"].read_text() == "".join(line for line in lines if line not in hit)
 
 
 def test_contract_bin(runner):
