@@ -2,7 +2,7 @@
 
 The models' home is the repository's top-level ``registry/models/``, outside the package, where package data
 cannot reach. ``build_py`` copies the ``.onnx`` files and their cards into the build tree as
-``atacdenoise/registry/models/`` (the source tree is left alone), where ``atacdenoise.registry.bundled`` finds
+``atacdenoise/registry/models/`` (the source tree is left alone), where ``atacdenoise.bundled`` finds
 them. Editable installs skip the copy: they read ``registry/models/`` in place.
 """
 from pathlib import Path

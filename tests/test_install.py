@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from atacdenoise.registry.bundled import REPOSITORY_MODELS, bundled_models_dir
+from atacdenoise.bundled import REPOSITORY_MODELS, bundled_models_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = ["pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "pyscripts", "registry/models"]

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from atacdenoise.errors import InputError
-from atacdenoise.registry.bundled import bundled_models_dir
+from atacdenoise.bundled import bundled_models_dir
 
 BIN_DIR = Path(__file__).resolve().parents[2] / "bin"
 log = logging.getLogger(__name__)

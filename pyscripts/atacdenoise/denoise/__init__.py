@@ -10,7 +10,7 @@ import logging
 
 from atacdenoise.denoise.run import denoise
 from atacdenoise.errors import InputError
-from atacdenoise.registry.bundled import bundled_models_dir
+from atacdenoise.bundled import bundled_models_dir
 
 # The models the project trained on ../shared/data/hsc (hg19; see the cards beside them): the default
 # reads annotation channels, the counts-only one serves when their files are not given.
@@ -20,7 +20,7 @@ BUNDLED_COUNTS_MODEL = MODELS / "atac-denoiser-counts.onnx"
 
 
 def bundled_model(annotations: dict | None = None, fasta=None) -> str:
-    """Path of the default model shipped with the package (see :mod:`atacdenoise.registry.bundled`).
+    """Path of the default model shipped with the package (see :mod:`atacdenoise.bundled`).
 
     When the default reads genome channels whose files are not among
     ``annotations`` / ``fasta``, the bundled counts-only model is used instead,
