@@ -120,7 +120,7 @@ make_base_image() {  # a registry-free Debian base: debootstrap minbase imported
     echo "debootstrap --variant=minbase bookworm from $mirror" >&2
     nice debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$rootfs.log" 2>&1 \
         || { tail -n 20 "$rootfs.log" >&2; rm -rf "$rootfs" "$rootfs.log"; die "debootstrap failed"; }
-    # The image needs neither the downloaded .debs nor the package lists (every Dockerfile runs apt-get update).
+    # The image needs neither the downloaded .debs nor the package lists (containers/Dockerfile runs apt-get update).
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
     tar -C "$rootfs" -c . | docker import --change 'CMD ["bash"]' - "$BASE_IMAGE" >/dev/null
     rm -rf "$rootfs" "$rootfs.log"

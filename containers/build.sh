@@ -17,7 +17,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CPU_ROLES=(align peaks tracks infer qc registry)
 GPU_ROLES=(train-gpu)
 
-BASE_IMAGE=${BASE_IMAGE:-}              # empty: the CPU Dockerfiles' default (debian:bookworm-slim)
+BASE_IMAGE=${BASE_IMAGE:-}              # empty: containers/Dockerfile's default (debian:bookworm-slim)
 GPU_BASE_IMAGE=${GPU_BASE_IMAGE:-}      # empty: the train-gpu Dockerfile's default (nvidia/cuda)
 CA_BUNDLE=${CA_BUNDLE:-}
 PREFIX=${PREFIX:-atacdenoise}
@@ -64,17 +64,61 @@ buildkit_client() {
 }
 if [ -n "$DRY_RUN" ]; then DOCKER=${DOCKER:-docker}; else DOCKER=$(buildkit_client); fi
 
+# The CPU roles: one containers/Dockerfile, and what each role needs as its build args (the Dockerfile says
+# what each arg does). PYTHON_DEPENDENCIES are containers/requirements.py options (versions from pyproject.toml).
+role_build_args() {  # role: prints one NAME=VALUE a line
+    case $1 in
+        # `atacdenoise align` only runs cutadapt, bowtie2 and samtools: the package needs none of its Python dependencies.
+        align) echo "APT_PACKAGES=bowtie2 samtools cutadapt" ;;
+        # MACS3 and cykhash have no wheels: they compile in the wheels stage (gcc there only); samtools and tabix
+        # for BAM and BED handling.
+        peaks) echo "APT_PACKAGES=samtools tabix"
+               echo "BUILD_PACKAGES=gcc libc6-dev python3-dev zlib1g-dev"
+               echo "PYTHON_DEPENDENCIES=--without onnxruntime --without matplotlib --extra peaks" ;;
+        # Only what SIMULATE, BIN and WINDOWS import: the core dependencies but onnxruntime (DENOISE, infer image)
+        # and matplotlib (plots: qc image). MACS3 (sdist only) is the [peaks] extra (peaks image).
+        tracks) echo "PYTHON_DEPENDENCIES=--without onnxruntime --without matplotlib" ;;
+        # Denoising only (DENOISE): what `atacdenoise denoise` imports, wheels all (pybigtools writes the peaks'
+        # bigBed), and the bundled models (denoise's default when no --model is given). No torch, no MLflow, no
+        # plotting: a registry model reaches DENOISE as the ONNX file RESOLVE_MODEL downloaded (registry image); the
+        # report and QC run in the qc image.
+        infer) echo "PYTHON_DEPENDENCIES=--only numpy --only pysam --only pyBigWig --only pybigtools --only tqdm --only onnxruntime"
+               echo "BUNDLED=models"
+               echo "ABSENT_MODULES=torch mlflow matplotlib" ;;
+        # The core dependencies (matplotlib for the plots) but onnxruntime, plus [qc] (MultiQC, which alone brings
+        # ~1 GB: plotly, kaleido, polars, pyarrow; kept apart so the infer image stays small). The bundled models'
+        # cards: the report shows the model card.
+        qc) echo "PYTHON_DEPENDENCIES=--without onnxruntime --extra qc"
+            echo "BUNDLED=models" ;;
+        # The MLflow registry (REGISTER_MODEL, RESOLVE_MODEL): the core dependencies, plus [infer] (onnx) and
+        # [registry] (mlflow, boto3 for S3 artifacts, psycopg for PostgreSQL backends); all of registry/ (serve.sh
+        # for `atacdenoise registry serve`, and the bundled models).
+        registry) echo "PYTHON_DEPENDENCIES=--extra infer --extra registry"
+                  echo "BUNDLED=all" ;;
+        *) return 1 ;;
+    esac
+}
+
+dockerfile() {  # role
+    case " ${GPU_ROLES[*]} " in
+        *" $1 "*) echo "$REPO/containers/$1/Dockerfile" ;;
+        *) echo "$REPO/containers/Dockerfile" ;;
+    esac
+}
+
 build() {  # role, base image (may be empty: the Dockerfile's default)
-    local role=$1 base=$2
-    local cmd=("$DOCKER" build --file "$REPO/containers/$role/Dockerfile" --tag "$PREFIX/$role:$TAG")
+    local role=$1 base=$2 arg
+    local cmd=("$DOCKER" build --file "$(dockerfile "$role")" --tag "$PREFIX/$role:$TAG")
     [ -z "$base" ] || cmd+=(--build-arg "BASE_IMAGE=$base")
+    while IFS= read -r arg; do cmd+=(--build-arg "$arg"); done < <(role_build_args "$role" || true)
     [ -z "$CA_BUNDLE" ] || cmd+=(--secret "id=ca_bundle,src=$CA_BUNDLE")
     # Proxies, when set, reach apt and pip during the build only (Docker does not keep these ARGs).
     for var in HTTP_PROXY HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy; do
         [ -z "${!var:-}" ] || cmd+=(--build-arg "$var=${!var}")
     done
     cmd+=("$REPO")
-    echo "+ DOCKER_BUILDKIT=1 ${cmd[*]}"
+    # Quoted as a shell would need it (build args hold spaces), so the line can be pasted.
+    echo "+ DOCKER_BUILDKIT=1 $(printf '%q ' "${cmd[@]}")"
     [ -n "$DRY_RUN" ] || DOCKER_BUILDKIT=1 "${cmd[@]}"
 }
 
@@ -85,7 +129,10 @@ else
     ROLES=("${CPU_ROLES[@]}" ${WITH_GPU:+"${GPU_ROLES[@]}"})
 fi
 for role in "${ROLES[@]}"; do
-    [ -f "$REPO/containers/$role/Dockerfile" ] || { echo "build.sh: no image role '$role' (containers/$role/Dockerfile)" >&2; exit 2; }
+    case " ${CPU_ROLES[*]} ${GPU_ROLES[*]} " in
+        *" $role "*) ;;
+        *) echo "build.sh: no image role '$role' (roles: ${CPU_ROLES[*]} ${GPU_ROLES[*]})" >&2; exit 2 ;;
+    esac
 done
 for role in "${ROLES[@]}"; do
     case " ${GPU_ROLES[*]} " in

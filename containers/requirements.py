@@ -3,7 +3,8 @@
     python3 requirements.py pyproject.toml --extra infer --without macs3
     python3 requirements.py pyproject.toml --only numpy --only pysam
 
-The images install the package with ``pip install --no-deps`` and these requirements beside it, so a
+The images install the package with ``pip install --no-deps`` and these requirements beside it (one a line:
+containers/Dockerfile keeps them as the role's requirements.txt), so a
 role gets only what its commands import: MACS3 (compiled from source, no wheel) stays in `peaks`,
 onnxruntime in `infer`. Runs on the image's own python3 (3.11 on bookworm: tomllib is built in).
 """
@@ -43,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     with open(args.pyproject, "rb") as handle:
         project = tomllib.load(handle)["project"]
-    print(" ".join(role_requirements(project, args.extra, args.only, args.without)))
+    print("\n".join(role_requirements(project, args.extra, args.only, args.without)))  # a requirements file
 
 
 if __name__ == "__main__":
