@@ -91,6 +91,14 @@ def samplesFromSheet(String sheet) {
 // the parameters that differ from their defaults.
 def initialise() {
     validateParameters()
+    if (workflow.profile.tokenize(',').contains('awsbatch')) {
+        if (!params.awsbatch_queue) {
+            error "-profile awsbatch needs --awsbatch_queue (an AWS Batch job queue)"
+        }
+        if (!workflow.workDir.toString().startsWith('s3:')) {
+            error "-profile awsbatch needs the work directory on S3: -w s3://BUCKET/work"
+        }
+    }
     log.info paramsSummaryLog(workflow)
 }
 

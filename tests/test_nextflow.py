@@ -260,8 +260,12 @@ def test_profiles_set_only_valid_params(schema):
 def test_profiles_exist_with_their_settings():
     config = (REPO / "nextflow.config").read_text()
     profiles = config.split("profiles {")[1]
-    for name in ("docker", "singularity", "gpu", "test", "local", "slurm"):
+    for name in ("docker", "singularity", "gpu", "test", "local", "slurm", "awsbatch"):
         assert re.search(rf"^\s*{name}\s*\{{", profiles, flags=re.M), f"profile {name} missing"
+    awsbatch = re.search(r"^\s*awsbatch\s*\{(.*?)^\s{4}\}", profiles, flags=re.M | re.S).group(1)
+    assert "executor       = 'awsbatch'" in awsbatch and "queue          = params.awsbatch_queue" in awsbatch
+    main = (REPO / "main.nf").read_text()
+    assert "if (!workflow.workDir.toString().startsWith('s3:'))" in main and "if (!params.awsbatch_queue)" in main
     gpu = re.search(r"^\s*gpu\s*\{(.*?)^\s{4}\}", profiles, flags=re.M | re.S).group(1)
     assert "--gpus all" in gpu and "'--nv'" in gpu and re.search(r"process_gpu\s*\{\s*accelerator = 1", gpu)
     base = (REPO / "conf" / "base.config").read_text()
