@@ -227,3 +227,79 @@ def test_a_second_run_into_a_used_folder_says_how_to_go_on(tmp_path):
     assert out.is_dir() and not any(out.iterdir())
     with pytest.raises(InputError, match="contradict"):
         prepare_outdir(out, resume=True, force=True)
+
+
+# ---------------------------------------------------------------- scatter and gather: --denoise-chunks N
+
+def test_denoise_chunks_scatter_denoise_and_merge_into_the_single_steps_prefix(tmp_path):
+    single = denoise_steps(tmp_path, DemoSettings(), "m.onnx", None)
+    chunked = denoise_steps(tmp_path, pipeline_args(["--outdir", str(tmp_path), "--denoise-chunks", "2"]),
+                            "m.onnx", None)
+    assert [step.name for step in chunked] == ["DENOISE.group1of2", "DENOISE.group2of2", "MERGE_DENOISED",
+                                               "QC_DENOISED", "REPORT"]
+    prefix, work = tmp_path / "denoise" / "sim.shallow", tmp_path / "work" / "denoise"
+    for group in (1, 2):
+        argv = step_argv(chunked, f"DENOISE.group{group}of2")
+        assert argv[argv.index("--group") + 1] == f"{group}/2"
+        assert argv[argv.index("--out-prefix") + 1] == str(work / f"sim.shallow.group{group}of2")
+        assert [a for a in argv if a not in ("--group", f"{group}/2")] == [
+            str(work / f"sim.shallow.group{group}of2") if a == str(prefix) else a for a in step_argv(single, "DENOISE")]
+    assert step_argv(chunked, "MERGE_DENOISED")[1:] == [str(work / "sim.shallow.group1of2"),
+                                                        str(work / "sim.shallow.group2of2"), "--out-prefix", str(prefix)]
+    merge = next(step for step in chunked if step.name == "MERGE_DENOISED")
+    assert merge.outputs == single[0].outputs  # the set the later steps read, where the one step writes it
+    for name in ("QC_DENOISED", "REPORT"):
+        assert step_argv(chunked, name) == step_argv(single, name), name
+
+
+@pytest.mark.slow
+def test_denoise_chunks_give_the_single_steps_outputs(tmp_path):
+    """DENOISE in 2 groups + MERGE_DENOISED, then QC_DENOISED, run by the runner: the same files in denoise/ as
+    one DENOISE step (bigWig intervals, narrowPeak bytes, provenance, IGV session) and the same QC."""
+    import gzip
+
+    import pyBigWig
+    import pysam
+
+    from atacdenoise.denoise import BUNDLED_COUNTS_MODEL
+    from atacdenoise.io.chromsizes import write_chrom_sizes
+    from test_merge import SIZES, intervals, write_library
+
+    settings = DemoSettings()  # the counts-only bundled model denoises a small library at the demo's paths
+    shallow = tmp_path / "subsample" / f"sim.sub{settings.fraction:g}.insertions.bed.gz"
+    shallow.parent.mkdir()
+    write_library(tmp_path / "library.bed.gz")
+    plain = shallow.with_suffix("")  # bgzipped and indexed as SUBSAMPLE leaves it (the IGV session shows it)
+    plain.write_bytes(gzip.decompress((tmp_path / "library.bed.gz").read_bytes()))
+    assert pysam.tabix_index(str(plain), preset="bed") == str(shallow)
+    (tmp_path / "simulate").mkdir()
+    write_chrom_sizes(tmp_path / "simulate" / "chrom.sizes", SIZES)
+
+    def run(chunks: int) -> list[str]:
+        steps = [step for step in denoise_steps(tmp_path, dataclasses.replace(settings, denoise_chunks=chunks),
+                                                str(BUNDLED_COUNTS_MODEL), None) if step.name != "REPORT"]
+        run_steps(steps, tmp_path / f"logs{chunks}")
+        return [step.name for step in steps]
+
+    assert run(1) == ["DENOISE", "QC_DENOISED"]
+    (tmp_path / "denoise").rename(tmp_path / "single")
+    (tmp_path / "qc_denoised").rename(tmp_path / "qc_single")
+    assert run(2)[2:] == ["MERGE_DENOISED", "QC_DENOISED"]
+
+    single, merged = tmp_path / "single", tmp_path / "denoise"
+    assert sorted(p.name for p in merged.iterdir()) == sorted(p.name for p in single.iterdir())  # no group files
+    assert len(list((tmp_path / "work" / "denoise").glob("sim.shallow.group[12]of2.provenance.json"))) == 2
+    for kind in ("denoised", "peakprob"):
+        for chrom in SIZES:
+            assert intervals(merged / f"sim.shallow.{kind}.bw", chrom) == intervals(single / f"sim.shallow.{kind}.bw",
+                                                                                  chrom), (kind, chrom)
+    peaks = (merged / "sim.shallow.peaks.narrowPeak").read_bytes()
+    assert peaks == (single / "sim.shallow.peaks.narrowPeak").read_bytes() and peaks.count(b"\n") > 10
+    with pyBigWig.open(str(merged / "sim.shallow.peaks.bb")) as a, pyBigWig.open(str(single / "sim.shallow.peaks.bb")) as b:
+        assert all(a.entries(c, 0, n) == b.entries(c, 0, n) for c, n in b.chroms().items())
+    record = json.loads((merged / "sim.shallow.provenance.json").read_text())
+    assert record.pop("merged_from") and record == json.loads((single / "sim.shallow.provenance.json").read_text())
+    session = (merged / "sim.shallow.igv.xml").read_text()
+    assert session == (single / "sim.shallow.igv.xml").read_text() and "../subsample/" in session  # input track too
+    qc = "sim.shallow.denoised_peaks.qc.json"
+    assert (tmp_path / "qc_denoised" / qc).read_text() == (tmp_path / "qc_single" / qc).read_text()

@@ -66,3 +66,18 @@ def test_a_bad_sheet_or_missing_genome_stops_before_any_step(tmp_path):
     result = subprocess.run(cli, capture_output=True, text=True)
     assert result.returncode == 2 and "needs the genome: add --fasta" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_denoise_chunks_split_each_samples_denoise_and_merge_it_back(tmp_path):
+    s = SampleSettings(fasta="g.fa", model="m.onnx", denoise_chunks=3)
+    steps = sample_steps(tmp_path, Sample("b", bam="b.bam"), tmp_path / "sizes", tmp_path / "idx", "m.onnx", s)
+    names = [step.name for step in steps]
+    denoising = names[names.index("DENOISE.b.group1of3"):]
+    assert denoising == ["DENOISE.b.group1of3", "DENOISE.b.group2of3", "DENOISE.b.group3of3", "MERGE_DENOISED.b",
+                         "QC_DENOISED.b", "REPORT.b"]
+    argv = {step.name: [str(a) for a in step.argv] for step in steps}
+    groups = [str(tmp_path / "work" / "denoise" / f"b.shallow.group{i}of3") for i in (1, 2, 3)]
+    assert [argv[f"DENOISE.b.group{i}of3"][argv[f"DENOISE.b.group{i}of3"].index("--group") + 1]
+            for i in (1, 2, 3)] == ["1/3", "2/3", "3/3"]
+    assert argv["MERGE_DENOISED.b"][1:] == [*groups, "--out-prefix", str(tmp_path / "denoise" / "b.shallow")]
+    assert f"{tmp_path / 'denoise' / 'b.shallow'}.denoised.bw" in argv["REPORT.b"]

@@ -87,7 +87,7 @@ def pipeline_settings(args):
     from atacdenoise.pipeline import DemoSettings
 
     return DemoSettings(seed=args.seed, gtf=args.gtf, annotations=tuple(args.annotation or ()),
-                        sequence_channels=args.sequence_channels)
+                        sequence_channels=args.sequence_channels, denoise_chunks=args.denoise_chunks)
 
 
 def cmd_pipeline(args) -> None:
@@ -100,7 +100,8 @@ def cmd_pipeline(args) -> None:
             raise InputError(None, "--annotation and --sequence-channels train the demo model; a samplesheet run "
                                    "denoises with --model (or the bundled model of the genome) and takes --gtf")
         settings = SampleSettings(fasta=args.fasta, gtf=args.gtf, model=args.model, fraction=args.fraction,
-                                  seed=args.seed, threads=args.threads, train=args.train)
+                                  seed=args.seed, threads=args.threads, train=args.train,
+                                  denoise_chunks=args.denoise_chunks)
         outdir = run_samplesheet(args.outdir, args.samplesheet, settings, resume=args.resume, force=args.force)
         reports = sorted((outdir / "report").glob("*.report.html"))
         log.info("pipeline finished: results in %s%s", outdir,
@@ -113,6 +114,12 @@ def cmd_pipeline(args) -> None:
                           settings=pipeline_settings(args), resume=args.resume, force=args.force)
     report = report_path(outdir)
     log.info("pipeline finished: results in %s%s", outdir, f"; the report is {report}" if report.exists() else "")
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def add_pipeline_parser(subparsers) -> argparse.ArgumentParser:
@@ -137,6 +144,10 @@ def add_pipeline_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue a run in --outdir: steps it finished (their outputs exist) are skipped")
     p.add_argument("--force", action="store_true", help="delete what --outdir holds and start over")
+    p.add_argument("--denoise-chunks", type=_positive_int, default=1, metavar="N",
+                   help="denoise each sample as N chromosome groups balanced by length (denoise --group I/N, group "
+                        "files in OUTDIR/work/denoise) and merge them into the one output set (MERGE_DENOISED), as "
+                        "the Nextflow param denoise_chunks does (default 1: one DENOISE step)")
     # Genome channels, as the Nextflow params gtf, annotation and sequence_channels: to WINDOWS and DENOISE.
     p.add_argument("--gtf", help="GTF/GFF3 of genes: the tss channel (the same as --annotation tss=FILE)")
     p.add_argument("--annotation", action="append", metavar="NAME=FILE", help=ANNOTATION_HELP)

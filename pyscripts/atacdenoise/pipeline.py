@@ -62,6 +62,7 @@ class DemoSettings:
     gtf: str | None = None             # GTF/GFF3 of genes: --annotation tss=FILE (Nextflow: --gtf)
     annotations: tuple = ()            # NAME=FILE, as --annotation takes them (Nextflow: --annotation)
     sequence_channels: bool = False    # train with the simulated genome's DNA sequence channels
+    denoise_chunks: int = 1            # DENOISE as this many chromosome groups, then MERGE_DENOISED
 
     def annotation_specs(self) -> list[str]:
         """``--gtf`` as ``tss=FILE`` then the ``NAME=FILE`` annotations; refuses bad specs and missing files."""
@@ -147,6 +148,34 @@ def registry_steps(out: Path, model_name: str, tracking_uri: str, genome: str = 
     ]
 
 
+def denoise_outputs(prefix) -> list[str]:
+    """The files of one denoise output set (``--out-prefix PREFIX``) that the later steps read."""
+    return [f"{prefix}.denoised.bw", f"{prefix}.peakprob.bw", f"{prefix}.peaks.narrowPeak", f"{prefix}.provenance.json"]
+
+
+def denoise_group_prefix(out: Path, prefix: Path, group: int, chunks: int) -> Path:
+    """Group ``group`` of ``chunks``'s output set: ``ID.group<I>of<N>`` as main.nf names it, under
+    ``OUTDIR/work/denoise``. They stay there, out of the results (as Nextflow's stay in its work folder, unpublished),
+    so that ``--resume`` finds the finished groups; ``denoise/`` holds only the merged set, as a single run's."""
+    return out / "work" / prefix.parent.name / f"{prefix.name}.group{group}of{chunks}"
+
+
+def scattered_denoise(name: str, argv: list, chunks: int, out: Path) -> list[Step]:
+    """DENOISE with ``argv`` (which holds ``--out-prefix PREFIX``): one step, or with ``chunks`` > 1 what main.nf
+    runs for ``--denoise_chunks``: one step per chromosome group (``--group I/N``, balanced by length) and
+    MERGE_DENOISED (``atacdenoise merge``) gathering them into PREFIX, where the one step would write."""
+    at = argv.index("--out-prefix")
+    prefix = Path(argv[at + 1])
+    if chunks <= 1:
+        return [Step(name, argv, denoise_outputs(prefix))]
+    groups = [denoise_group_prefix(out, prefix, group, chunks) for group in range(1, chunks + 1)]
+    steps = [Step(f"{name}.group{group}of{chunks}",
+                  [*argv[:at], "--group", f"{group}/{chunks}", "--out-prefix", group_prefix, *argv[at + 2:]],
+                  denoise_outputs(group_prefix)) for group, group_prefix in enumerate(groups, start=1)]
+    merge_name = "MERGE_DENOISED" + name.removeprefix("DENOISE")
+    return steps + [Step(merge_name, [_bin("atac-merge"), *groups, "--out-prefix", prefix], denoise_outputs(prefix))]
+
+
 def report_path(out: Path) -> Path:
     """The HTML report of the denoised shallow twin (the REPORT step's output)."""
     return out / "report" / "sim.shallow.report.html"
@@ -156,11 +185,9 @@ def denoise_steps(out: Path, s: DemoSettings, model: str, tracking_uri: str | No
     shallow = out / "subsample" / f"sim.sub{s.fraction:g}.insertions.bed.gz"
     prefix = out / "denoise" / "sim.shallow"
     uri = ["--tracking-uri", tracking_uri] if tracking_uri else []
-    steps = [Step("DENOISE", [_bin("atac-denoise"), "--input", shallow, "--model", model, "--chrom-sizes",
-                              out / "simulate" / "chrom.sizes", "--out-prefix", prefix, *uri,
-                              *genome_args(out, s)],
-                  [f"{prefix}.denoised.bw", f"{prefix}.peakprob.bw", f"{prefix}.peaks.narrowPeak",
-                   f"{prefix}.provenance.json"]),
+    steps = [*scattered_denoise("DENOISE", [_bin("atac-denoise"), "--input", shallow, "--model", model,
+                                            "--chrom-sizes", out / "simulate" / "chrom.sizes", "--out-prefix", prefix,
+                                            *uri, *genome_args(out, s)], s.denoise_chunks, out),
              # FRiP of the denoised peaks: the shallow input's insertions inside them
              qc_step("QC_DENOISED", shallow, f"{prefix}.peaks.narrowPeak",
                      out / "qc_denoised" / "sim.shallow.denoised_peaks", out / "simulate" / "chrom.sizes", s.gtf)]
@@ -285,6 +312,7 @@ class SampleSettings:
     seed: int = 1
     threads: int = os.cpu_count() or 1
     train: bool = False            # train on the first sample's deep library, register, denoise with @champion
+    denoise_chunks: int = 1        # DENOISE as this many chromosome groups, then MERGE_DENOISED
 
     @property
     def gtf_specs(self) -> list[str]:
@@ -388,11 +416,10 @@ def sample_denoise_steps(out: Path, sample, sizes: Path, model: str, s: SampleSe
     uri = ["--tracking-uri", tracking_uri] if tracking_uri else []
     shallow_peaks = ["--shallow-peaks", f["shallow_peaks"]]
     steps = [
-        Step(f"DENOISE.{sid}", [_bin("atac-denoise"), "--input", shallow, "--model", model, "--chrom-sizes", sizes,
-                                "--out-prefix", prefix, "--fasta", s.fasta, *uri,
-                                *(arg for spec in gtf for arg in ("--annotation", spec))],
-             [f"{prefix}.denoised.bw", f"{prefix}.peakprob.bw", f"{prefix}.peaks.narrowPeak",
-              f"{prefix}.provenance.json"]),
+        *scattered_denoise(f"DENOISE.{sid}", [_bin("atac-denoise"), "--input", shallow, "--model", model,
+                                              "--chrom-sizes", sizes, "--out-prefix", prefix, "--fasta", s.fasta, *uri,
+                                              *(arg for spec in gtf for arg in ("--annotation", spec))],
+                           s.denoise_chunks, out),
         qc_step(f"QC_DENOISED.{sid}", shallow, f"{prefix}.peaks.narrowPeak",
                 out / "qc_denoised" / f"{sid}.shallow.denoised_peaks", sizes, s.gtf),
     ]
@@ -489,7 +516,8 @@ def run_samplesheet(outdir: str | os.PathLike, samplesheet: str | os.PathLike, s
         return out
     for sample in samples:
         steps += sample_preprocess_steps(out, sample, sizes, index, settings)
-    total = len(steps) + 3 + 2 + 3 * len(samples)  # + training, registry, and three denoise steps a sample
+    denoise_count = len(sample_denoise_steps(out, samples[0], sizes, "", settings))
+    total = len(steps) + 3 + 2 + denoise_count * len(samples)  # + training, registry, denoising
     run_steps(steps, out / "logs", 1, total, resume)
     return _train_register_denoise(out, samples, sizes, settings, len(steps) + 1, total, resume)
 

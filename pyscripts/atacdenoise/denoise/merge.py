@@ -72,7 +72,8 @@ def merge_outputs(prefixes: list[str | os.PathLike], out_prefix: str | os.PathLi
             merge_peaks(stack.enter_context(atomic_path(paths["peaks"])), groups, order, owner)
         write_merged_provenance(stack.enter_context(atomic_path(paths["provenance"])), groups, order)
     outputs = {kind: str(path) for kind, path in paths.items() if kind in groups[0].paths}
-    return outputs | browser_files(outputs, sizes)
+    inputs = groups[0].provenance["inputs"]  # the input and genome a whole run's IGV session shows, when at hand
+    return outputs | browser_files(outputs, sizes, inputs.get("input"), inputs.get("format"), inputs.get("fasta"))
 
 
 def read_group(prefix) -> GroupOutputs:
