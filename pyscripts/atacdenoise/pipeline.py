@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Step:
     name: str          # the Nextflow process it mirrors
-    argv: list         # bin/ executable and its arguments
+    argv: list         # bin/ executable (or its subcommand, from a wheel) and its arguments
     outputs: list = field(default_factory=list)  # files that must exist afterwards
 
 
@@ -83,10 +83,29 @@ def genome_args(out: Path, s: DemoSettings) -> list:
     return [*fasta, *(arg for spec in s.annotation_specs() for arg in ("--annotation", spec))]
 
 
-def _bin(name: str) -> str:
-    """Prefer the repository's bin/ (the files Nextflow uses), else PATH."""
+# What each bin/ wrapper runs (each is one line, `exec atacdenoise SUBCOMMAND "$@"`). A wheel carries no bin/: its
+# steps run the subcommand with this very interpreter, so that they use the installed package whatever PATH holds
+# (tests/test_install.py holds the table to the wrappers).
+WRAPPED_SUBCOMMANDS = {
+    "atac-align": ("align",), "atac-bin": ("bin",), "atac-denoise": ("denoise",),
+    "atac-export": ("registry", "export"), "atac-insertions": ("insertions",), "atac-merge": ("merge",),
+    "atac-peaks": ("peaks",), "atac-prepare": ("prepare",), "atac-qc": ("qc",),
+    "atac-register": ("registry", "register"), "atac-report": ("report",), "atac-resolve": ("registry", "resolve"),
+    "atac-search": ("search",), "atac-simulate": ("simulate",), "atac-subsample": ("subsample",),
+    "atac-windows": ("windows",),
+}
+
+
+def _bin(name: str) -> list[str]:
+    """The command of a bin/ wrapper: the repository's file (the one Nextflow runs) in a source checkout, else
+    (from a wheel) its subcommand run by this interpreter."""
     local = BIN_DIR / name
-    return str(local) if local.exists() else name
+    return [str(local)] if local.exists() else _atacdenoise(*WRAPPED_SUBCOMMANDS[name])
+
+
+def _atacdenoise(*subcommand: str) -> list[str]:
+    """``atacdenoise SUBCOMMAND`` of this interpreter's package (not whichever ``atacdenoise`` PATH finds first)."""
+    return [sys.executable, "-m", "atacdenoise.cli", *subcommand]
 
 
 def train_steps(out: Path, s: DemoSettings) -> list[Step]:
@@ -94,38 +113,39 @@ def train_steps(out: Path, s: DemoSettings) -> list[Step]:
     deep = out / "filter_shift" / "sim.insertions.bed.gz"
     shallow = out / "subsample" / f"sim.sub{s.fraction:g}.insertions.bed.gz"
     return [
-        Step("SIMULATE", [_bin("atac-simulate"), "--outdir", sim, "--prefix", "sim", "--chroms", s.chroms,
+        Step("SIMULATE", [*_bin("atac-simulate"), "--outdir", sim, "--prefix", "sim", "--chroms", s.chroms,
                           "--chrom-length", s.chrom_length, "--fragments", s.fragments, "--seed", s.seed],
              [sim / "sim_R1.fastq.gz", sizes]),
-        Step("BOWTIE2_BUILD", [_bin("atac-align"), "--fasta", sim / "genome.fa", "--build-index", out / "bowtie2_index"],
-             [out / "bowtie2_index"]),
-        Step("ALIGN", [_bin("atac-align"), "--fastq1", sim / "sim_R1.fastq.gz", "--fastq2", sim / "sim_R2.fastq.gz",
+        Step("BOWTIE2_BUILD", [*_bin("atac-align"), "--fasta", sim / "genome.fa",
+                               "--build-index", out / "bowtie2_index"], [out / "bowtie2_index"]),
+        Step("ALIGN", [*_bin("atac-align"), "--fastq1", sim / "sim_R1.fastq.gz", "--fastq2", sim / "sim_R2.fastq.gz",
                        "--index", out / "bowtie2_index", "--output", out / "align" / "sim.bam", "--sample", "sim",
                        "--threads", os.cpu_count() or 1],
              [out / "align" / "sim.bam"]),
-        Step("FILTER_SHIFT", [_bin("atac-insertions"), "--input", out / "align" / "sim.bam", "--output", deep], [deep]),
-        Step("CALL_PEAKS", [_bin("atac-peaks"), "--input", deep, "--chrom-sizes", sizes,
+        Step("FILTER_SHIFT", [*_bin("atac-insertions"), "--input", out / "align" / "sim.bam", "--output", deep],
+             [deep]),
+        Step("CALL_PEAKS", [*_bin("atac-peaks"), "--input", deep, "--chrom-sizes", sizes,
                             "--out-prefix", out / "call_peaks" / "sim"], [out / "call_peaks" / "sim.narrowPeak"]),
-        Step("BIN", [_bin("atac-bin"), "--input", deep, "--chrom-sizes", sizes,
+        Step("BIN", [*_bin("atac-bin"), "--input", deep, "--chrom-sizes", sizes,
                      "--out-prefix", out / "bin" / "sim.coverage"], [out / "bin" / "sim.coverage.bw"]),
-        Step("SUBSAMPLE", [_bin("atac-subsample"), "--input", deep, "--fraction", f"{s.fraction:g}", "--seed", s.seed,
+        Step("SUBSAMPLE", [*_bin("atac-subsample"), "--input", deep, "--fraction", f"{s.fraction:g}", "--seed", s.seed,
                            "--output", out / "subsample" / "sim.sub{fraction}.insertions.bed.gz"], [shallow]),
-        Step("CALL_PEAKS_SHALLOW", [_bin("atac-peaks"), "--input", shallow, "--chrom-sizes", sizes,
+        Step("CALL_PEAKS_SHALLOW", [*_bin("atac-peaks"), "--input", shallow, "--chrom-sizes", sizes,
                                     "--out-prefix", out / "shallow" / "sim.shallow"],
              [out / "shallow" / "sim.shallow.narrowPeak"]),
         qc_step("QC", out / "align" / "sim.bam", out / "call_peaks" / "sim.narrowPeak", out / "qc" / "sim", sizes, s.gtf),
         qc_step("QC_SHALLOW", shallow, out / "shallow" / "sim.shallow.narrowPeak",
                 out / "qc_shallow" / f"sim.sub{s.fraction:g}", sizes, s.gtf),
-        Step("WINDOWS", [_bin("atac-prepare"), "--insertions", deep, "--clean-bigwig", out / "bin" / "sim.coverage.bw",
+        Step("WINDOWS", [*_bin("atac-prepare"), "--insertions", deep, "--clean-bigwig", out / "bin" / "sim.coverage.bw",
                          "--clean-peaks", out / "call_peaks" / "sim.narrowPeak", "--chrom-sizes", sizes,
                          "--outdir", out / "windows", "--train-chroms", "chr1", "--val-chroms", "chr2",
                          "--depths", s.depths, "--n-train", s.n_train, "--seed", s.seed,
                          "--resample", "--clean-insertions", deep, *genome_args(out, s)],
              [out / "windows" / "train.npz", out / "windows" / "val.npz"]),
-        Step("NASH_SEARCH", [_bin("atac-search"), "--train", out / "windows" / "train.npz", "--val",
+        Step("NASH_SEARCH", [*_bin("atac-search"), "--train", out / "windows" / "train.npz", "--val",
                              out / "windows" / "val.npz", "--outdir", out / "nash_search", *s.search, "--seed", s.seed],
              [out / "nash_search" / "best_model.json", out / "nash_search" / "search.png"]),
-        Step("EXPORT_ONNX", [_bin("atac-export"), out / "nash_search", "--output", out / "export_onnx" / "model.onnx",
+        Step("EXPORT_ONNX", [*_bin("atac-export"), out / "nash_search", "--output", out / "export_onnx" / "model.onnx",
                              "--data", out / "windows" / "val.npz", "--genome", "sim"],
              [out / "export_onnx" / "model.onnx"]),
     ]
@@ -134,16 +154,16 @@ def train_steps(out: Path, s: DemoSettings) -> list[Step]:
 def qc_step(name: str, reads, peaks, prefix: Path, sizes: Path, gtf: str | None = None) -> Step:
     """QC of one library (``atacdenoise qc``): FRiP against ``peaks``, TSS enrichment when ``gtf`` is given."""
     gtf = ["--gtf", gtf] if gtf else []
-    return Step(name, [_bin("atac-qc"), "--input", reads, "--chrom-sizes", sizes, "--peaks", peaks, *gtf,
+    return Step(name, [*_bin("atac-qc"), "--input", reads, "--chrom-sizes", sizes, "--peaks", peaks, *gtf,
                        "--sample", prefix.name, "--out-prefix", prefix], [f"{prefix}.qc.json"])
 
 
 def registry_steps(out: Path, model_name: str, tracking_uri: str, genome: str = "sim") -> list[Step]:
     """REGISTER_MODEL (out/nash_search, contract from out/windows/val.npz) and PROMOTE it to @champion."""
     return [
-        Step("REGISTER_MODEL", [_bin("atac-register"), out / "nash_search", "--tracking-uri", tracking_uri,
+        Step("REGISTER_MODEL", [*_bin("atac-register"), out / "nash_search", "--tracking-uri", tracking_uri,
                                 "--name", model_name, "--data", out / "windows" / "val.npz", "--genome", genome]),
-        Step("PROMOTE", ["atacdenoise", "registry", "promote", "--tracking-uri", tracking_uri, "--name", model_name,
+        Step("PROMOTE", [*_atacdenoise("registry", "promote"), "--tracking-uri", tracking_uri, "--name", model_name,
                          "--version", "1", "--alias", "champion"]),
     ]
 
@@ -173,7 +193,7 @@ def scattered_denoise(name: str, argv: list, chunks: int, out: Path) -> list[Ste
                   [*argv[:at], "--group", f"{group}/{chunks}", "--out-prefix", group_prefix, *argv[at + 2:]],
                   denoise_outputs(group_prefix)) for group, group_prefix in enumerate(groups, start=1)]
     merge_name = "MERGE_DENOISED" + name.removeprefix("DENOISE")
-    return steps + [Step(merge_name, [_bin("atac-merge"), *groups, "--out-prefix", prefix], denoise_outputs(prefix))]
+    return steps + [Step(merge_name, [*_bin("atac-merge"), *groups, "--out-prefix", prefix], denoise_outputs(prefix))]
 
 
 def report_path(out: Path) -> Path:
@@ -185,13 +205,13 @@ def denoise_steps(out: Path, s: DemoSettings, model: str, tracking_uri: str | No
     shallow = out / "subsample" / f"sim.sub{s.fraction:g}.insertions.bed.gz"
     prefix = out / "denoise" / "sim.shallow"
     uri = ["--tracking-uri", tracking_uri] if tracking_uri else []
-    steps = [*scattered_denoise("DENOISE", [_bin("atac-denoise"), "--input", shallow, "--model", model,
+    steps = [*scattered_denoise("DENOISE", [*_bin("atac-denoise"), "--input", shallow, "--model", model,
                                             "--chrom-sizes", out / "simulate" / "chrom.sizes", "--out-prefix", prefix,
                                             *uri, *genome_args(out, s)], s.denoise_chunks, out),
              # FRiP of the denoised peaks: the shallow input's insertions inside them
              qc_step("QC_DENOISED", shallow, f"{prefix}.peaks.narrowPeak",
                      out / "qc_denoised" / "sim.shallow.denoised_peaks", out / "simulate" / "chrom.sizes", s.gtf)]
-    steps.append(Step("REPORT", [_bin("atac-report"), "--denoised", f"{prefix}.denoised.bw",
+    steps.append(Step("REPORT", [*_bin("atac-report"), "--denoised", f"{prefix}.denoised.bw",
                                  "--peakprob", f"{prefix}.peakprob.bw", "--peaks", f"{prefix}.peaks.narrowPeak",
                                  "--noisy", shallow, "--chrom-sizes", out / "simulate" / "chrom.sizes",
                                  "--truth", out / "simulate" / "truth_accessibility.bw",
@@ -386,19 +406,19 @@ def sample_preprocess_steps(out: Path, sample, sizes: Path, index: Path, s: Samp
     steps = []
     if not sample.bam:
         reads = ["--fastq1", sample.fastq_1, *(["--fastq2", sample.fastq_2] if sample.fastq_2 else [])]
-        steps.append(Step(f"ALIGN.{sid}", [_bin("atac-align"), *reads, "--index", index, "--output", bam,
+        steps.append(Step(f"ALIGN.{sid}", [*_bin("atac-align"), *reads, "--index", index, "--output", bam,
                                            "--sample", sid, "--threads", s.threads], [bam]))
     steps += [
-        Step(f"FILTER_SHIFT.{sid}", [_bin("atac-insertions"), "--input", bam, "--chrom-sizes", sizes,
+        Step(f"FILTER_SHIFT.{sid}", [*_bin("atac-insertions"), "--input", bam, "--chrom-sizes", sizes,
                                      "--output", deep], [deep]),
-        Step(f"CALL_PEAKS.{sid}", [_bin("atac-peaks"), "--input", deep, "--chrom-sizes", sizes,
+        Step(f"CALL_PEAKS.{sid}", [*_bin("atac-peaks"), "--input", deep, "--chrom-sizes", sizes,
                                    "--out-prefix", out / "call_peaks" / sid], [peaks]),
-        Step(f"BIN.{sid}", [_bin("atac-bin"), "--input", deep, "--chrom-sizes", sizes,
+        Step(f"BIN.{sid}", [*_bin("atac-bin"), "--input", deep, "--chrom-sizes", sizes,
                             "--out-prefix", out / "bin" / f"{sid}.coverage"], [coverage]),
-        Step(f"SUBSAMPLE.{sid}", [_bin("atac-subsample"), "--input", deep, "--fraction", f"{s.fraction:g}",
+        Step(f"SUBSAMPLE.{sid}", [*_bin("atac-subsample"), "--input", deep, "--fraction", f"{s.fraction:g}",
                                   "--seed", s.seed, "--output", out / "subsample" / f"{sid}.sub{{fraction}}.insertions.bed.gz"],
              [shallow]),
-        Step(f"CALL_PEAKS_SHALLOW.{sid}", [_bin("atac-peaks"), "--input", shallow, "--chrom-sizes", sizes,
+        Step(f"CALL_PEAKS_SHALLOW.{sid}", [*_bin("atac-peaks"), "--input", shallow, "--chrom-sizes", sizes,
                                            "--out-prefix", out / "shallow" / f"{sid}.shallow"], [shallow_peaks]),
         qc_step(f"QC.{sid}", bam, peaks, out / "qc" / sid, sizes, s.gtf),
         qc_step(f"QC_SHALLOW.{sid}", shallow, shallow_peaks, out / "qc_shallow" / f"{sid}.sub{s.fraction:g}", sizes,
@@ -416,7 +436,7 @@ def sample_denoise_steps(out: Path, sample, sizes: Path, model: str, s: SampleSe
     uri = ["--tracking-uri", tracking_uri] if tracking_uri else []
     shallow_peaks = ["--shallow-peaks", f["shallow_peaks"]]
     steps = [
-        *scattered_denoise(f"DENOISE.{sid}", [_bin("atac-denoise"), "--input", shallow, "--model", model,
+        *scattered_denoise(f"DENOISE.{sid}", [*_bin("atac-denoise"), "--input", shallow, "--model", model,
                                               "--chrom-sizes", sizes, "--out-prefix", prefix, "--fasta", s.fasta, *uri,
                                               *(arg for spec in gtf for arg in ("--annotation", spec))],
                            s.denoise_chunks, out),
@@ -425,7 +445,7 @@ def sample_denoise_steps(out: Path, sample, sizes: Path, model: str, s: SampleSe
     ]
     report = out / "report" / f"{sid}.shallow.report.html"
     steps.append(Step(f"REPORT.{sid}", [
-        _bin("atac-report"), "--denoised", f"{prefix}.denoised.bw", "--peakprob", f"{prefix}.peakprob.bw",
+        *_bin("atac-report"), "--denoised", f"{prefix}.denoised.bw", "--peakprob", f"{prefix}.peakprob.bw",
         "--peaks", f"{prefix}.peaks.narrowPeak", "--noisy", shallow, "--chrom-sizes", sizes,
         "--truth", coverage, "--truth-peaks", peaks, "--provenance", f"{prefix}.provenance.json", *shallow_peaks,
         *(["--genes", s.gtf] if s.gtf else []),
@@ -457,17 +477,17 @@ def sample_training_steps(out: Path, sid: str, sizes: Path, train: list[str], va
     inputs drawn from the deep library at 1/4 to 1 times the shallow twin's depth, its gene starts as a channel."""
     f, demo = _sample_files(out, sid, s), DemoSettings()
     return [
-        Step("WINDOWS", [_bin("atac-prepare"), "--insertions", f["deep"], "--clean-bigwig", f["coverage"],
+        Step("WINDOWS", [*_bin("atac-prepare"), "--insertions", f["deep"], "--clean-bigwig", f["coverage"],
                          "--clean-peaks", f["peaks"], "--chrom-sizes", sizes, "--outdir", out / "windows",
                          "--train-chroms", ",".join(train), "--val-chroms", val,
                          "--depths", f"{s.fraction / 4:g},{s.fraction:g}", "--n-train", demo.n_train,
                          "--seed", s.seed, "--resample", "--clean-insertions", f["deep"],
                          *(arg for spec in s.gtf_specs for arg in ("--annotation", spec))],
              [out / "windows" / "train.npz", out / "windows" / "val.npz"]),
-        Step("NASH_SEARCH", [_bin("atac-search"), "--train", out / "windows" / "train.npz", "--val",
+        Step("NASH_SEARCH", [*_bin("atac-search"), "--train", out / "windows" / "train.npz", "--val",
                              out / "windows" / "val.npz", "--outdir", out / "nash_search", *demo.search,
                              "--seed", s.seed], [out / "nash_search" / "best_model.json"]),
-        Step("EXPORT_ONNX", [_bin("atac-export"), out / "nash_search", "--output", out / "export_onnx" / "model.onnx",
+        Step("EXPORT_ONNX", [*_bin("atac-export"), out / "nash_search", "--output", out / "export_onnx" / "model.onnx",
                              "--data", out / "windows" / "val.npz"], [out / "export_onnx" / "model.onnx"]),
     ]
 
@@ -507,7 +527,7 @@ def run_samplesheet(outdir: str | os.PathLike, samplesheet: str | os.PathLike, s
     index = out / "bowtie2_index"
     steps = []
     if any(not sample.bam for sample in samples):
-        steps.append(Step("BOWTIE2_BUILD", [_bin("atac-align"), "--fasta", settings.fasta, "--build-index", index,
+        steps.append(Step("BOWTIE2_BUILD", [*_bin("atac-align"), "--fasta", settings.fasta, "--build-index", index,
                                             "--threads", settings.threads], [index]))
     if not settings.train:
         for sample in samples:

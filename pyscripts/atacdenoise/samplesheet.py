@@ -32,9 +32,10 @@ from pathlib import Path
 
 import jsonschema
 
+from atacdenoise.bundled import assets_dir
 from atacdenoise.errors import InputError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "assets" / "schema_input.json"
+SCHEMA_PATH = assets_dir() / "schema_input.json"
 
 
 def load_schema(path: str | os.PathLike = SCHEMA_PATH) -> dict:
