@@ -254,19 +254,12 @@ def _add_tss_profile(profile: np.ndarray, positions: np.ndarray, tss: np.ndarray
 
 def _read_peak_union(path, chrom_sizes: dict[str, int]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     from atacdenoise.io.chromsizes import check_shared_chroms
-    from atacdenoise.io.genome import Intervals
-    from atacdenoise.io.narrowpeak import read_peaks
-    from atacdenoise.tracks.channels import merged
+    from atacdenoise.io.narrowpeak import peak_union, read_peaks
 
     found = read_peaks(path)
     if found:
         check_shared_chroms(path, list(found), chrom_sizes)
-    out = {}
-    for chrom, p in found.items():
-        if chrom in chrom_sizes:
-            order = np.argsort(p.starts, kind="stable")
-            out[chrom] = merged(Intervals(p.starts[order], p.ends[order], np.zeros(len(order), np.int64)))
-    return out
+    return {chrom: peak_union(p, chrom_sizes[chrom]) for chrom, p in found.items() if chrom in chrom_sizes}
 
 
 def tss_scores(profile: np.ndarray) -> tuple[list[float] | None, float | None, float | None]:

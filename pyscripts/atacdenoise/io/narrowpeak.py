@@ -62,9 +62,13 @@ def peak_union(peaks: Peaks | None, length: int) -> tuple[np.ndarray, np.ndarray
     order = np.argsort(starts, kind="stable")
     starts, ends = starts[order], ends[order]
     keep = ends > starts
-    starts, ends = starts[keep], ends[keep]
+    return sorted_union(starts[keep], ends[keep])
+
+
+def sorted_union(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The union of intervals sorted by start, as disjoint (starts, ends); touching intervals merge."""
     if not len(starts):
-        return starts, ends
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     reach = np.maximum.accumulate(ends)
     new = np.concatenate([[True], starts[1:] > reach[:-1]])  # an interval that opens a new union
     return starts[new], np.maximum.reduceat(ends, np.flatnonzero(new))

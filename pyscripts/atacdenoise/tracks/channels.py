@@ -266,12 +266,11 @@ def _where_to_get(name: str) -> str:
 
 def merged(intervals) -> tuple[np.ndarray, np.ndarray]:
     """Union of sorted intervals as disjoint (starts, ends)."""
-    if intervals is None or not len(intervals.starts):
+    from atacdenoise.io.narrowpeak import sorted_union
+
+    if intervals is None:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    starts, ends = intervals.starts, intervals.ends
-    reach = np.maximum.accumulate(ends)
-    new = np.concatenate([[True], starts[1:] > reach[:-1]])  # an interval that starts a new union
-    return starts[new], np.maximum.reduceat(ends, np.flatnonzero(new))
+    return sorted_union(intervals.starts, intervals.ends)
 
 
 def overlap_bins(intervals, total_bins: int, bin_size: int, bins: tuple[int, int] | None = None) -> np.ndarray:
