@@ -159,6 +159,10 @@ class BigWigReader:
             values = np.zeros(end - start, dtype=np.float32)
         return np.nan_to_num(values, nan=0.0, copy=False)
 
+    def intervals(self, chrom: str, start: int, end: int) -> tuple:
+        """The stored ``(start, end, value)`` intervals overlapping ``chrom[start:end]`` (none: ``()``)."""
+        return self._bw.intervals(chrom, start, end) or ()
+
     def block_counts(self, chrom_sizes: dict[str, int], extend: int = 100, block: int = 100_000):
         """See :func:`coverage_block_counts`."""
         for chrom in chrom_sizes:
@@ -203,7 +207,7 @@ def coverage_block_counts(path: "str | os.PathLike | BigWigReader", chrom_sizes:
         yield from bw.block_counts(chrom_sizes, extend, block)
 
 
-def binned_chunks(path: str | os.PathLike, chrom: str, bin_size: int, chunk_bins: int = 400_000):
+def binned_chunks(path: "str | os.PathLike | BigWigReader", chrom: str, bin_size: int, chunk_bins: int = 400_000):
     """Yield ``(first_bin, float32 values)`` of a binned bigWig's ``chrom``, ``chunk_bins`` bins at a time.
 
     Reads the stored intervals (not per-base values), so a chunk costs its
@@ -211,18 +215,15 @@ def binned_chunks(path: str | os.PathLike, chrom: str, bin_size: int, chunk_bins
     ``bin_size`` grid and end on it or at the chromosome end, as
     :class:`BigWigWriter` writes them (an interval may span several bins).
     """
-    bw = _open_bigwig(path)
-    try:
-        length = bw.chroms(chrom)
+    with bigwig_reader(path) as bw:
+        length = bw.chrom_sizes.get(chrom)
         if length is None:
             raise InputError(path, f"chromosome {chrom} is not in this bigWig")
         total = -(-length // bin_size)
         for lo in range(0, total, chunk_bins):
             hi = min(lo + chunk_bins, total)
-            intervals = bw.intervals(chrom, lo * bin_size, min(hi * bin_size, length)) or ()
+            intervals = bw.intervals(chrom, lo * bin_size, min(hi * bin_size, length))
             yield lo, _intervals_to_bins(path, chrom, intervals, length, bin_size, lo, hi)
-    finally:
-        bw.close()
 
 
 def _intervals_to_bins(path, chrom: str, intervals, length: int, bin_size: int, lo: int, hi: int) -> np.ndarray:
