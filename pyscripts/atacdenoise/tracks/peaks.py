@@ -34,6 +34,7 @@ import pyBigWig
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path, atomic_set, filesystem_full, no_space_left, require_space
 from atacdenoise.io.bigwig import WRITE_MARGIN
+from atacdenoise.io.narrowpeak import overlaps_blacklist, read_blacklist
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ def call_peaks(
     if mode == "bampe" and fmt != "bam":
         raise InputError(input_path, "mode 'bampe' needs a paired-end BAM")
     kept_sizes = {c: n for c, n in chrom_sizes.items() if c not in rf.exclude_chroms}
+    bad_regions = read_blacklist(blacklist, chrom_sizes) if blacklist else None  # read before minutes of MACS3
     gsize = _genome_size_arg(genome_size, kept_sizes)
 
     outputs = {"narrowpeak": f"{output_prefix}.narrowPeak", "signal": f"{output_prefix}.signal.bw"}
@@ -92,9 +94,11 @@ def call_peaks(
             _run_macs3([macs3, "callpeak", *macs_input, "-g", gsize, "--keep-dup", "all", "-B", "--SPMR",
                         *threshold, "--outdir", str(work), "--tempdir", str(work), "-n", "macs"])
         with atomic_set() as temporary:  # both files of this run or neither
-            _write_clipped_narrowpeak(work / "macs_peaks.narrowPeak", temporary(outputs["narrowpeak"]), chrom_sizes,
-                                      blacklist)
+            dropped = _write_clipped_narrowpeak(work / "macs_peaks.narrowPeak", temporary(outputs["narrowpeak"]),
+                                                chrom_sizes, bad_regions)
             _bedgraph_to_bigwig(work / "macs_treat_pileup.bdg", temporary(outputs["signal"]), chrom_sizes)
+    if blacklist:
+        log.info("%s: %d peaks overlap the blacklist and were dropped", outputs["narrowpeak"], dropped)
     bigbed = write_narrowpeak_bigbed(outputs["narrowpeak"], chrom_sizes)
     if bigbed is not None:
         outputs["bigbed"] = str(bigbed)
@@ -161,15 +165,14 @@ def _run_macs3(command: list[str]) -> None:
         raise InputError(None, f"macs3 callpeak failed (exit {run.returncode}):\n{tail}")
 
 
-def _write_clipped_narrowpeak(macs_path: Path, path: str, sizes: dict[str, int], blacklist=None) -> None:
+def _write_clipped_narrowpeak(macs_path: Path, path: str, sizes: dict[str, int], blacklist: dict | None = None) -> int:
     """MACS3's peaks as genome browsers take them: clipped to the chromosome ends (MACS3 does not know them from
     BED input), unknown contigs and peaks on the blacklist dropped, sorted by chromosome (chrom sizes order) and
     start, and the score column capped at 1000 as the narrowPeak format requires (ENCODE's way; MACS3's
-    int(-10 log10 q) reaches 40,000+, and the p and q values keep their own columns)."""
-    from atacdenoise.io.narrowpeak import overlaps_blacklist, read_blacklist
-
+    int(-10 log10 q) reaches 40,000+, and the p and q values keep their own columns). ``blacklist``: each
+    chromosome's blacklisted union (``read_blacklist``). Returns how many peaks the blacklist dropped."""
     order = {chrom: i for i, chrom in enumerate(sizes)}
-    bad = read_blacklist(blacklist, sizes) if blacklist else {}
+    bad = blacklist or {}
     rows, dropped = [], 0
     for line in macs_path.read_text().splitlines():
         fields = line.split("\t")
@@ -181,10 +184,9 @@ def _write_clipped_narrowpeak(macs_path: Path, path: str, sizes: dict[str, int],
         elif end > start:
             fields[2], fields[4] = str(end), str(min(int(fields[4]), 1000))
             rows.append((order[fields[0]], start, "\t".join(fields) + "\n"))
-    if blacklist:
-        log.info("%s: %d peaks overlap the blacklist and were dropped", path, dropped)
     with atomic_path(path) as tmp:
         tmp.write_text("".join(line for _, _, line in sorted(rows)))
+    return dropped
 
 
 def _bedgraph_blocks(path: Path) -> dict[str, tuple[int, int]]:
