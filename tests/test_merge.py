@@ -187,3 +187,23 @@ def test_chroms_not_in_the_chrom_sizes_are_refused(library, tmp_path, capsys):
     with pyBigWig.open(str(output_paths(tmp_path / "empty")["denoised"])) as bw:
         assert list(bw.chroms()) == list(SIZES) and all(not bw.intervals(chrom) for chrom in SIZES)
     assert output_paths(tmp_path / "empty")["peaks"].read_text() == ""
+
+
+def test_a_merge_that_fails_midway_leaves_the_earlier_merged_set_as_it_was(halves, tmp_path, monkeypatch):
+    """The merged files are one set, as denoise writes them: a failure after the bigWigs and peaks are written
+    leaves the earlier merge byte for byte, and no temporary."""
+    from atacdenoise.denoise import merge
+
+    out = tmp_path / "merged"
+    merge_outputs(halves, out)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert {"merged.denoised.bw", "merged.peaks.narrowPeak", "merged.provenance.json"} <= set(before)
+
+    def fail(*args, **kwargs):
+        assert list(tmp_path.glob(".merged.denoised.bw.*")) and list(tmp_path.glob(".merged.peaks.narrowPeak.*"))
+        raise OSError("injected I/O error")
+
+    monkeypatch.setattr(merge, "write_merged_provenance", fail)
+    with pytest.raises(OSError, match="injected"):
+        merge_outputs(halves, out)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from atacdenoise.denoise.run import browser_files, output_paths
 from atacdenoise.errors import InputError
-from atacdenoise.io.atomic import atomic_path
+from atacdenoise.io.atomic import atomic_set
 
 TRACKS = ("denoised", "peakprob")
 # What must agree between the groups of one merge: (name in messages, how to read it from a provenance).
@@ -62,15 +62,15 @@ def merge_outputs(prefixes: list[str | os.PathLike], out_prefix: str | os.PathLi
     sizes = merged_header(groups, order)
     bin_size = int(groups[0].provenance["contract"]["bin_size"])
     paths = output_paths(out_prefix)
-    with ExitStack() as stack:
-        writers = {kind: stack.enter_context(BigWigWriter(paths[kind], sizes, bin_size))
+    with atomic_set() as temporary, ExitStack() as stack:  # the merged files, or none of them (as denoise writes)
+        writers = {kind: stack.enter_context(BigWigWriter(temporary(paths[kind]), sizes, bin_size))
                    for kind in TRACKS if kind in groups[0].paths}
         for chrom in order:
             for kind, writer in writers.items():
                 copy_chromosome(owner[chrom].paths[kind], chrom, bin_size, writer)
         if "peaks" in groups[0].paths:
-            merge_peaks(stack.enter_context(atomic_path(paths["peaks"])), groups, order, owner)
-        write_merged_provenance(stack.enter_context(atomic_path(paths["provenance"])), groups, order)
+            merge_peaks(temporary(paths["peaks"]), groups, order, owner)
+        write_merged_provenance(temporary(paths["provenance"]), groups, order)
     outputs = {kind: str(path) for kind, path in paths.items() if kind in groups[0].paths}
     inputs = groups[0].provenance["inputs"]  # the input and genome a whole run's IGV session shows, when at hand
     return outputs | browser_files(outputs, sizes, inputs.get("input"), inputs.get("format"), inputs.get("fasta"))
