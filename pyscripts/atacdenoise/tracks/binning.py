@@ -111,11 +111,33 @@ def coverage_bins(
             continue
         rel_starts = np.clip(starts[first:last] - chunk_start, 0, size)
         rel_ends = np.clip(ends[first:last] - chunk_start, 0, size)
-        # Difference array: +1 where an interval opens, -1 one past where it closes.
-        diff = np.bincount(rel_starts, minlength=size + 1) - np.bincount(rel_ends, minlength=size + 1)
-        per_base = np.cumsum(diff[:size])
-        out[first_bin : first_bin + n_bins(size, bin_size)] = summarise_bins(per_base, bin_size, stat) * scale
+        if stat == "max":
+            # Difference array: +1 where an interval opens, -1 one past where it closes.
+            diff = np.bincount(rel_starts, minlength=size + 1) - np.bincount(rel_ends, minlength=size + 1)
+            summary = summarise_bins(np.cumsum(diff[:size]), bin_size, stat)
+        else:
+            summary = interval_bin_sums(rel_starts, rel_ends, size, bin_size, stat)
+        out[first_bin : first_bin + n_bins(size, bin_size)] = summary * scale
     return out
+
+
+def interval_bin_sums(starts: np.ndarray, ends: np.ndarray, size: int, bin_size: int, stat: str) -> np.ndarray:
+    """float64 per-bin sum (or mean) over ``[0, size)`` of the coverage of sorted intervals ``[starts, ends)``.
+
+    The same numbers as :func:`summarise_bins` of the per-base coverage (integer sums are exact in float64),
+    without a per-base array: the coverage integral up to ``x`` is ``sum(x - s for s < x) - sum(x - e for e < x)``,
+    read at the bin edges from prefix sums. Work follows insertions and bins, not bases.
+    """
+    edges = np.minimum(np.arange(0, size + bin_size, bin_size, dtype=np.int64), size)
+    edges = edges[: n_bins(size, bin_size) + 1]
+
+    def integral(points: np.ndarray) -> np.ndarray:  # sum over intervals of (x - point) for points < x
+        below = np.searchsorted(points, edges, side="left")
+        prefix = np.concatenate([[0], np.cumsum(points, dtype=np.int64)])
+        return edges * below - prefix[below]
+
+    sums = np.diff(integral(starts) - integral(ends)).astype(np.float64)
+    return sums / np.diff(edges) if stat == "mean" else sums
 
 
 def peak_signal_bins(peaks: Peaks | None, chrom_length: int, bin_size: int = 25) -> np.ndarray:
