@@ -5,7 +5,8 @@ chromosomes (one ending inside a bin) plus one without insertions, written in
 an order other than the chrom sizes'. The groups are denoised through the CLI
 (``denoise --group I/N``) and gathered with ``atacdenoise merge``: both
 bigWigs hold the same intervals and values as one run's, the narrowPeak is the
-same bytes, and the provenance is the run's but for the files merged.
+same bytes, and the provenance is the run's but for the files merged. Groups
+run with ``--bedgraph`` merge into the whole run's bedGraphs, line for line.
 """
 
 from __future__ import annotations
@@ -154,19 +155,25 @@ def test_groups_of_another_model_or_library_are_refused(library, halves, tmp_pat
                    "absent.provenance.json", "missing")
 
 
-def test_merge_reads_chromosome_by_chromosome_in_chunks(halves, tmp_path, monkeypatch):
-    """Memory bounded by a chunk: the bigWigs are read back in chunks of bins, never a chromosome at once."""
+def read_in_small_chunks(monkeypatch, chunk_bins: int = 1_000) -> list[int]:
+    """From now on the bigWigs are read back ``chunk_bins`` bins at a time; returns the list of chunk sizes read."""
     from atacdenoise.io import bigwig
 
     chunk_sizes = []
     original = bigwig.binned_chunks
 
-    def small_chunks(path, chrom, bin_size, chunk_bins=400_000):
-        for first, values in original(path, chrom, bin_size, chunk_bins=1_000):
+    def small_chunks(path, chrom, bin_size, **_):
+        for first, values in original(path, chrom, bin_size, chunk_bins=chunk_bins):
             chunk_sizes.append(len(values))
             yield first, values
 
     monkeypatch.setattr(bigwig, "binned_chunks", small_chunks)
+    return chunk_sizes
+
+
+def test_merge_reads_chromosome_by_chromosome_in_chunks(halves, tmp_path, monkeypatch):
+    """Memory bounded by a chunk: the bigWigs are read back in chunks of bins, never a chromosome at once."""
+    chunk_sizes = read_in_small_chunks(monkeypatch)
     merged = merge_outputs(halves, tmp_path / "small")
     assert max(chunk_sizes) == 1_000 and len(chunk_sizes) > 2 * len(SIZES)
     monkeypatch.undo()
@@ -207,3 +214,39 @@ def test_a_merge_that_fails_midway_leaves_the_earlier_merged_set_as_it_was(halve
     with pytest.raises(OSError, match="injected"):
         merge_outputs(halves, out)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+@pytest.fixture(scope="module")
+def bedgraph_runs(library) -> dict:
+    """A whole run and two groups, all with --bedgraph."""
+    root = library["root"] / "bedgraph"
+    whole = denoise(library["input"], BUNDLED_COUNTS_MODEL, SIZES, root / "whole" / "s", progress=False,
+                    bedgraph=True)
+    halves = [root / "part1", root / "part2"]
+    for i, prefix in enumerate(halves, start=1):
+        assert cli_denoise(library, prefix, "--group", f"{i}/2", "--bedgraph") == 0
+    return {"whole": whole, "halves": halves}
+
+
+def test_bedgraphs_of_groups_merged_equal_one_whole_run(bedgraph_runs, tmp_path, monkeypatch):
+    """Read back in chunks of 1000 bins (runs of equal bins cross them), the merged bedGraphs are a whole run's."""
+    chunk_sizes = read_in_small_chunks(monkeypatch)
+    out = tmp_path / "merged"
+    assert main(["merge", *map(str, bedgraph_runs["halves"]), "--out-prefix", str(out), "--quiet"]) == 0
+    assert chunk_sizes and max(chunk_sizes) == 1_000
+    merged, whole = output_paths(out, bedgraph=True), bedgraph_runs["whole"]
+    for kind in ("denoised_bedgraph", "peakprob_bedgraph"):
+        lines = gzip.decompress(Path(whole[kind]).read_bytes()).decode().splitlines()
+        assert {line.split("\t", 1)[0] for line in lines} == set(INPUT_ORDER), kind  # something to compare
+        assert gzip.decompress(merged[kind].read_bytes()).decode().splitlines() == lines, kind
+    assert_same_outputs({k: str(v) for k, v in merged.items()}, whole)
+
+
+def test_bedgraphs_in_some_groups_only_are_refused(halves, bedgraph_runs, tmp_path, capsys):
+    """One line naming the group's missing bedGraph, whichever group lacks it; nothing written."""
+    out = tmp_path / "merged"
+    with_bedgraph, without = bedgraph_runs["halves"][0], halves[1]
+    for prefixes in ([with_bedgraph, without], [without, with_bedgraph]):
+        assert_refused(["merge", *map(str, prefixes), "--out-prefix", str(out)], out, capsys,
+                       f"{without}.denoised.bedGraph.gz", "missing", f"{with_bedgraph}.denoised.bedGraph.gz",
+                       "--bedgraph")

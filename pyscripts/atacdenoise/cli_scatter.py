@@ -38,5 +38,6 @@ def add_scatter_parsers(subparsers) -> None:
                    help="--out-prefix of each 'atacdenoise denoise --chroms/--group' run of the same input and model")
     add_output_arg(p, "--out-prefix", required=True,
                    help="writes PREFIX.denoised.bw, PREFIX.peakprob.bw, PREFIX.peaks.narrowPeak, "
-                        "PREFIX.provenance.json")
+                        "PREFIX.provenance.json (and PREFIX.denoised.bedGraph.gz, PREFIX.peakprob.bedGraph.gz when "
+                        "the groups were run with --bedgraph; some groups only is refused)")
     p.set_defaults(func=cmd_merge)

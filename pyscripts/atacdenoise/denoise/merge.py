@@ -7,6 +7,10 @@ gives. Merging then only copies, chromosome by chromosome:
 
 - both bigWigs through the writer ``denoise`` uses (the same values and
   layout), read back one chunk of bins at a time;
+- with ``denoise --bedgraph`` groups, their ``.bedGraph.gz`` files: written
+  from the same chunks through the bedGraph writer ``denoise`` feeds beside
+  each bigWig, so the lines are a whole run's (the bigWig holds the float32
+  values exactly, and the writer's lines do not depend on the chunking);
 - the narrowPeak lines unchanged but for the name, renumbered across the file
   as one run numbers them;
 - the provenance of the first group, with the chromosomes of all groups and
@@ -14,8 +18,10 @@ gives. Merging then only copies, chromosome by chromosome:
 
 Chromosomes come in the order a whole run writes them (the input's, from the
 provenance). Memory is one chunk of one chromosome. Groups that overlap, or
-that differ in model, contract, library depth, threshold or chromosome sizes,
-are refused with one line before anything is written.
+that differ in model, contract, library depth, threshold, chromosome sizes or
+output files (bedGraphs in some groups only: the line names the group's
+missing file), are refused with one line before anything is written. The
+merged files are one set, as ``denoise`` writes them: all or none.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from atacdenoise.denoise.run import browser_files, output_paths
+from atacdenoise.denoise.run import browser_files, output_paths, track_writers
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_set
 
@@ -51,8 +57,6 @@ class GroupOutputs:
 
 def merge_outputs(prefixes: list[str | os.PathLike], out_prefix: str | os.PathLike) -> dict[str, str]:
     """Merge the output sets of ``prefixes`` (each ``denoise --out-prefix``) into ``out_prefix``; return its paths."""
-    from atacdenoise.io.bigwig import BigWigWriter
-
     if not prefixes:
         raise InputError(None, "no output sets to merge")
     groups = [read_group(prefix) for prefix in prefixes]
@@ -61,24 +65,30 @@ def merge_outputs(prefixes: list[str | os.PathLike], out_prefix: str | os.PathLi
     order = merged_order(groups, owner)
     sizes = merged_header(groups, order)
     bin_size = int(groups[0].provenance["contract"]["bin_size"])
-    paths = output_paths(out_prefix)
+    paths = output_paths(out_prefix, bedgraph=True)
+    wanted = {kind: paths[kind] for kind in groups[0].paths}  # the files every group has (check_same_run)
     with atomic_set() as temporary, ExitStack() as stack:  # the merged files, or none of them (as denoise writes)
-        writers = {kind: stack.enter_context(BigWigWriter(temporary(paths[kind]), sizes, bin_size))
-                   for kind in TRACKS if kind in groups[0].paths}
+        writers = {kind: track_writers(stack, temporary(wanted[kind]), sizes, bin_size,
+                                       _temporary_or_none(temporary, wanted.get(f"{kind}_bedgraph")))
+                   for kind in TRACKS if kind in wanted}
         for chrom in order:
             for kind, writer in writers.items():
                 copy_chromosome(owner[chrom].paths[kind], chrom, bin_size, writer)
-        if "peaks" in groups[0].paths:
-            merge_peaks(temporary(paths["peaks"]), groups, order, owner)
-        write_merged_provenance(temporary(paths["provenance"]), groups, order)
-    outputs = {kind: str(path) for kind, path in paths.items() if kind in groups[0].paths}
+        if "peaks" in wanted:
+            merge_peaks(temporary(wanted["peaks"]), groups, order, owner)
+        write_merged_provenance(temporary(wanted["provenance"]), groups, order)
+    outputs = {kind: str(path) for kind, path in wanted.items()}
     inputs = groups[0].provenance["inputs"]  # the input and genome a whole run's IGV session shows, when at hand
     return outputs | browser_files(outputs, sizes, inputs.get("input"), inputs.get("format"), inputs.get("fasta"))
 
 
+def _temporary_or_none(temporary, path: Path | None) -> Path | None:
+    return None if path is None else temporary(path)
+
+
 def read_group(prefix) -> GroupOutputs:
     """A group's files and provenance; refuses a prefix that is not a denoise output set."""
-    paths = output_paths(prefix)
+    paths = output_paths(prefix, bedgraph=True)
     provenance_path = paths["provenance"]
     if not provenance_path.is_file():
         raise InputError(provenance_path, "missing: each PREFIX to merge is the --out-prefix of 'atacdenoise denoise'")
@@ -101,13 +111,22 @@ def check_same_run(groups: list[GroupOutputs]) -> None:
                 raise InputError(group.paths["provenance"], f"{what} differs from {first.paths['provenance']}"
                                  f"{_difference(read(first.provenance), read(group.provenance))}: the groups of "
                                  f"one merge come from one input and one model")
-        if set(group.paths) != set(first.paths):
-            raise InputError(group.prefix, f"has output files {sorted(group.paths)}, but {first.prefix} has "
-                                           f"{sorted(first.paths)}")
+    check_same_files(groups)
     headers = {group.prefix: _bigwig_sizes(group) for group in groups}
     for group in groups[1:]:
         if headers[group.prefix] != headers[first.prefix]:
             raise InputError(group.prefix, f"chromosome sizes of its bigWigs differ from {first.prefix}'s")
+
+
+def check_same_files(groups: list[GroupOutputs]) -> None:
+    """Every group has the files any group has (one of them without its bedGraphs was run without --bedgraph)."""
+    for kind in sorted({kind for group in groups for kind in group.paths}):
+        having = next(group for group in groups if kind in group.paths)
+        lacking = next((group for group in groups if kind not in group.paths), None)
+        if lacking is not None:
+            raise InputError(output_paths(lacking.prefix, bedgraph=True)[kind],
+                             f"missing, but {having.paths[kind]} is there: the groups of one merge are written with "
+                             f"the same options (denoise --bedgraph for the .bedGraph.gz files)")
 
 
 def _difference(a, b) -> str:
