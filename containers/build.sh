@@ -74,26 +74,26 @@ role_build_args() {  # role: prints one NAME=VALUE a line
         # for BAM and BED handling.
         peaks) echo "APT_PACKAGES=samtools tabix"
                echo "BUILD_PACKAGES=gcc libc6-dev python3-dev zlib1g-dev"
-               echo "PYTHON_DEPENDENCIES=--without onnxruntime --without matplotlib --extra peaks" ;;
-        # Only what SIMULATE, BIN and WINDOWS import: the core dependencies but onnxruntime (DENOISE, infer image)
-        # and matplotlib (plots: qc image). MACS3 (sdist only) is the [peaks] extra (peaks image).
-        tracks) echo "PYTHON_DEPENDENCIES=--without onnxruntime --without matplotlib" ;;
+               echo "PYTHON_DEPENDENCIES=--without onnxruntime --without onnx --without matplotlib --extra peaks" ;;
+        # Only what SIMULATE, BIN and WINDOWS import: the core dependencies but onnx and onnxruntime (DENOISE,
+        # infer image) and matplotlib (plots: qc image). MACS3 (sdist only) is the [peaks] extra (peaks image).
+        tracks) echo "PYTHON_DEPENDENCIES=--without onnxruntime --without onnx --without matplotlib" ;;
         # Denoising only (DENOISE): what `atacdenoise denoise` imports, wheels all (pybigtools writes the peaks'
-        # bigBed), and the bundled models (denoise's default when no --model is given). No torch, no MLflow, no
-        # plotting: a registry model reaches DENOISE as the ONNX file RESOLVE_MODEL downloaded (registry image); the
+        # bigBed, onnx widens the model's graph), and the bundled models (denoise's default when no --model is
+        # given). No torch, no MLflow, no plotting: a registry model reaches DENOISE as the ONNX file RESOLVE_MODEL downloaded (registry image); the
         # report and QC run in the qc image.
-        infer) echo "PYTHON_DEPENDENCIES=--only numpy --only pysam --only pyBigWig --only pybigtools --only tqdm --only onnxruntime"
+        infer) echo "PYTHON_DEPENDENCIES=--only numpy --only pysam --only pyBigWig --only pybigtools --only tqdm --only onnxruntime --only onnx"
                echo "BUNDLED=models"
                echo "ABSENT_MODULES=torch mlflow matplotlib" ;;
         # The core dependencies (matplotlib for the plots) but onnxruntime, plus [qc] (MultiQC, which alone brings
         # ~1 GB: plotly, kaleido, polars, pyarrow; kept apart so the infer image stays small). The bundled models'
         # cards: the report shows the model card.
-        qc) echo "PYTHON_DEPENDENCIES=--without onnxruntime --extra qc"
+        qc) echo "PYTHON_DEPENDENCIES=--without onnxruntime --without onnx --extra qc"
             echo "BUNDLED=models" ;;
-        # The MLflow registry (REGISTER_MODEL, RESOLVE_MODEL): the core dependencies, plus [infer] (onnx) and
+        # The MLflow registry (REGISTER_MODEL, RESOLVE_MODEL): the core dependencies (onnx among them) and
         # [registry] (mlflow, boto3 for S3 artifacts, psycopg for PostgreSQL backends); all of registry/ (serve.sh
         # for `atacdenoise registry serve`, and the bundled models).
-        registry) echo "PYTHON_DEPENDENCIES=--extra infer --extra registry"
+        registry) echo "PYTHON_DEPENDENCIES=--extra registry"
                   echo "BUNDLED=all" ;;
         *) return 1 ;;
     esac

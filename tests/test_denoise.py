@@ -400,12 +400,15 @@ def test_denoise_skipping_constant_batches_changes_no_value(tmp_path, monkeypatc
         monkeypatch.setattr(OnnxDenoiser, "skip_constant", skip)
         out = denoise(tmp_path / "ins.bed.gz", model, sizes, tmp_path / f"skip{skip}", batch_size=8, threads=2,
                       progress=False, library_size=1e6)
-        windows = json.loads(Path(out["provenance"]).read_text())["windows"]
+        record = json.loads(Path(out["provenance"]).read_text())
+        windows = record["windows"]
+        assert record["graph"]["bins_predicted_per_window"] == 3634
         with pyBigWig.open(out["denoised"]) as bw, pyBigWig.open(out["peakprob"]) as pp:
             runs[skip] = windows, [np.array(f.values("chr1", 0, sizes["chr1"]), np.float32) for f in (bw, pp)]
     (skipped, with_skip), (not_skipped, without) = runs[True], runs[False]
-    assert not_skipped == {"run": 235, "skipped_constant": 0}  # ceil(6 Mb / 25.6 kb) windows
-    assert skipped["run"] + skipped["skipped_constant"] == 235 and skipped["skipped_constant"] >= 120
+    n_windows = -(-240_000 // 3634)  # 6 Mb of 25 bp bins, 3,634 predicted per window (widened: fast_graph)
+    assert not_skipped == {"run": n_windows, "skipped_constant": 0}
+    assert skipped["run"] + skipped["skipped_constant"] == n_windows and skipped["skipped_constant"] >= 24
     for got, expected in zip(with_skip, without):
         np.testing.assert_array_equal(got, expected)
 

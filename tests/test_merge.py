@@ -151,6 +151,11 @@ def test_groups_of_another_model_or_library_are_refused(library, halves, tmp_pat
     output_paths(other)["provenance"].write_text(json.dumps({**record, "onnx_sha256": "0" * 64}))
     assert_refused(["merge", str(halves[0]), str(other), "--out-prefix", str(out)], out, capsys,
                    "model (ONNX sha256) differs")
+    # The graph run as exported (denoise(fast_graph=False)): values differ by float rounding.
+    output_paths(other)["provenance"].write_text(json.dumps(
+        {**record, "graph": {"rewrites": [], "bins_predicted_per_window": 1024}}))
+    assert_refused(["merge", str(halves[0]), str(other), "--out-prefix", str(out)], out, capsys,
+                   "graph rewrites differs")
     assert_refused(["merge", str(halves[0]), str(tmp_path / "absent"), "--out-prefix", str(out)], out, capsys,
                    "absent.provenance.json", "missing")
 

@@ -7,6 +7,7 @@ from the ONNX file's metadata, the registry download from mlflow's artifact API.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -15,6 +16,8 @@ import numpy as np
 
 from atacdenoise.denoise.contract import ModelContract
 from atacdenoise.errors import InputError
+
+log = logging.getLogger(__name__)
 
 INPUT_NAME = "x"
 OUTPUT_NAMES = ("signal", "peak_logits")
@@ -51,6 +54,10 @@ class OnnxDenoiser:
         self.contract = ModelContract.from_metadata(self.session.get_modelmeta().custom_metadata_map, self.source)
         self.sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()  # provenance: which weights made a track
         self._check_graph()
+        self._options = options
+        self.graph = self.path.read_bytes()  # the ONNX model the session runs (optimise rewrites it)
+        self.target_bins = self.contract.target_bins  # bins predicted per window (more after optimise)
+        self.rewrites: list[str] = []
         self.windows_run = self.windows_skipped = 0
         self._constant: dict[tuple[int, bytes], tuple[np.ndarray, np.ndarray]] = {}
 
@@ -76,10 +83,45 @@ class OnnxDenoiser:
                 raise InputError(self.source, f"graph {node.name!r} has shape {list(node.shape)} but its "
                                               f"metadata says {promise}")
 
+    def optimise(self) -> list[str]:
+        """Apply the rewrites of :mod:`.fast_graph` that pass their checks (same values, less work); return
+        what was applied (also :attr:`rewrites`). A rewrite that fails its check is skipped with a note."""
+        from atacdenoise.denoise.fast_graph import (
+            check_same_outputs, check_widened, conv1d_as_conv2d, widen_graph,
+        )
+
+        c = self.contract
+        widened = widen_graph(self.graph, c.window_bins, c.target_bins)
+        if widened is not None and self._try(widened.graph, "widening", lambda old, new: check_widened(
+                old, new, c.window_bins, c.target_bins, widened.target_bins, c.input_channels)):
+            self.target_bins = widened.target_bins
+            self.rewrites.append(f"widened: {self.target_bins} of {c.window_bins} bins predicted per window")
+        conv2d = conv1d_as_conv2d(self.graph)
+        if conv2d is not None and self._try(conv2d, "Conv1d as Conv2d", lambda old, new: check_same_outputs(
+                old, new, c.window_bins, c.input_channels)):
+            self.rewrites.append("Conv1d as Conv2d")
+        return self.rewrites
+
+    def _try(self, graph: bytes, what: str, check) -> bool:
+        """Run ``graph`` from now on when ``check(old, new)`` (callables of a window batch) passes."""
+        session = self._session(graph)
+        run = lambda s: lambda batch: s.run(list(OUTPUT_NAMES), {INPUT_NAME: np.ascontiguousarray(batch)})  # noqa: E731
+        if not check(run(self.session), run(session)):
+            log.warning("note: model %s failed the %s check; that rewrite is skipped", self.source, what)
+            return False
+        self.graph, self.session = graph, session
+        self._constant.clear()  # outputs of the previous graph
+        return True
+
+    def _session(self, graph: bytes):
+        import onnxruntime as ort
+
+        return ort.InferenceSession(graph, self._options, providers=["CPUExecutionProvider"])
+
     def predict(self, windows: np.ndarray, batch_size: int = 64,
                 skip_constant: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(n, window_bins)`` (or ``(n, channels, window_bins)``) -> ``(signal, peak probability)``,
-        each ``(n, target_bins)`` float32.
+        each ``(n, target_bins)`` float32 (:attr:`target_bins`: the contract's, or more after :meth:`optimise`).
 
         ``skip_constant`` (default: :attr:`skip_constant`): a batch whose
         windows are all the same constant input (per channel: no insertion
@@ -100,7 +142,7 @@ class OnnxDenoiser:
             raise InputError(self.source, f"model expects windows of {channels}{c.window_bins} bins, "
                                           f"got shape {windows.shape}")
         skip = self.skip_constant if skip_constant is None else skip_constant
-        signal = np.empty((len(windows), self.contract.target_bins), np.float32)
+        signal = np.empty((len(windows), self.target_bins), np.float32)
         prob = np.empty_like(signal)
         for first in range(0, len(windows), batch_size):
             batch = np.ascontiguousarray(windows[first:first + batch_size])

@@ -84,6 +84,7 @@ def denoise(
     chroms: list[str] | None = None,
     bedgraph: bool = False,
     blacklist: str | os.PathLike | None = None,
+    fast_graph: bool = True,
 ) -> dict[str, str]:
     """Denoise ``input`` (BAM, insertions BED, fragments or bigWig) with ``model`` (.onnx or ``models:/NAME@ALIAS``).
 
@@ -94,6 +95,8 @@ def denoise(
     empty, and ``atacdenoise merge`` gathers such runs into one).
     ``bedgraph``: also write each bigWig as ``.bedGraph.gz``.
     ``blacklist``: a BED whose regions no called peak may overlap (the tracks keep their values there).
+    ``fast_graph``: rewrite the model's graph to run cheaper (``denoise.fast_graph``: more bins per window, Conv1d
+    as Conv2d; each checked at load); False runs it as exported.
     Returns the output paths. Every mismatch between the model's contract
     and the input is an InputError raised before anything is written.
     """
@@ -110,6 +113,8 @@ def denoise(
     genome_name = genome
     fmt, tracks = input_tracks(input, fmt, chrom_sizes, denoiser.contract, read_filter, library_size, chroms)
     genome = model_genome(denoiser, {c: chrom_sizes[c] for c in tracks.order}, fasta, annotations or {})
+    if fast_graph:
+        denoiser.optimise()
     inputs = {"input": os.fspath(input), "format": fmt, "chroms": tracks.order, "input_chroms": tracks.input_order,
               "fasta": fasta and os.fspath(fasta),
               "annotations": {name: os.fspath(path) for name, path in (annotations or {}).items()}, "threshold": threshold}
@@ -175,6 +180,7 @@ def write_provenance(path, denoiser: OnnxDenoiser, depth, inputs: dict) -> None:
     record = {"model": denoiser.source, "onnx_sha256": denoiser.sha256,
               "contract": dataclasses.asdict(denoiser.contract), "inputs": inputs, "library": depth.to_dict(),
               "windows": {"run": denoiser.windows_run, "skipped_constant": denoiser.windows_skipped},
+              "graph": {"rewrites": denoiser.rewrites, "bins_predicted_per_window": denoiser.target_bins},
               "software": {"atacdenoise": __version__, "onnxruntime": version("onnxruntime"),
                            "numpy": np.__version__}}
     with atomic_path(path) as tmp:
@@ -321,7 +327,7 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, paths: dict[str, Path], batch_
     # Header order = the order chromosomes are produced in; the others follow (empty).
     sizes = {chrom: tracks.chrom_sizes[chrom] for chrom in tracks.order}
     sizes.update({chrom: n for chrom, n in tracks.chrom_sizes.items() if chrom not in sizes})
-    n_windows = sum(math.ceil(math.ceil(sizes[chrom] / c.bin_size) / c.target_bins) for chrom in tracks.order)
+    n_windows = sum(math.ceil(math.ceil(sizes[chrom] / c.bin_size) / denoiser.target_bins) for chrom in tracks.order)
     all_peaks = []
     with tqdm(total=n_windows, unit="window", desc="denoise", disable=not progress) as bar, ExitStack() as stack:
         denoised, peakprob = (track_writers(stack, paths[key], sizes, c.bin_size, paths.get(f"{key}_bedgraph"))
@@ -368,7 +374,8 @@ def denoise_chunks(denoiser: OnnxDenoiser, read_bins, n_bins: int, batch_size: i
     from atacdenoise.tracks.windows import WindowSpec, extract, extract_channels, tile_starts
 
     c = denoiser.contract
-    starts = tile_starts(n_bins, WindowSpec(c.window_bins, c.target_bins))
+    target_bins = denoiser.target_bins  # the contract's, or more after optimise
+    starts = tile_starts(n_bins, WindowSpec(c.window_bins, target_bins))
     chunk = chunk_windows or batch_size * CHUNK_BATCHES
     for first in range(0, len(starts), chunk):
         chunk_starts = starts[first:first + chunk]
@@ -378,8 +385,8 @@ def denoise_chunks(denoiser: OnnxDenoiser, read_bins, n_bins: int, batch_size: i
             channels = extract_channels(read_channels(lo, hi), chunk_starts - lo, c.window_bins)
             windows = np.concatenate([windows[:, None], channels], axis=1)
         signal, prob = denoiser.predict(windows, batch_size)
-        first_bin = first * c.target_bins
-        n = min(len(chunk_starts) * c.target_bins, n_bins - first_bin)
+        first_bin = first * target_bins
+        n = min(len(chunk_starts) * target_bins, n_bins - first_bin)
         yield first_bin, signal.ravel()[:n], prob.ravel()[:n]
         on_windows(len(chunk_starts))
 
