@@ -58,6 +58,7 @@ class OnnxDenoiser:
         self.graph = self.path.read_bytes()  # the ONNX model the session runs (optimise rewrites it)
         self.target_bins = self.contract.target_bins  # bins predicted per window (more after optimise)
         self.rewrites: list[str] = []
+        self.precision = {"mode": "float32"}  # see quantize
         self.windows_run = self.windows_skipped = 0
         self._constant: dict[tuple[int, bytes], tuple[np.ndarray, np.ndarray]] = {}
 
@@ -101,6 +102,22 @@ class OnnxDenoiser:
                 old, new, c.window_bins, c.input_channels)):
             self.rewrites.append("Conv1d as Conv2d")
         return self.rewrites
+
+    def quantize(self, windows: np.ndarray) -> bool:
+        """Run the int8 trunk calibrated on ``windows`` of this input (:mod:`.quantize`) when it agrees with
+        float32 on others of them; True when it does (:attr:`precision` says how well), else float32 stays,
+        with a note. Before :meth:`optimise` (calibration runs on the contract's windows)."""
+        from atacdenoise.denoise import quantize as int8
+
+        graph, self.precision = int8.quantize_graph(self.graph, windows, self.run, int8.MIN_AGREEMENT)
+        if graph is None:
+            log.warning("note: the int8 model of %s agrees with float32 at Pearson %.5f < %s on %d windows of "
+                        "this input: float32 is used", self.source, self.precision["agreement_pearson"],
+                        self.precision["min_agreement"], self.precision["check_windows"])
+            return False
+        self.graph, self.session = graph, self._session(graph)
+        self._constant.clear()
+        return True
 
     def _try(self, graph: bytes, what: str, check) -> bool:
         """Run ``graph`` from now on when ``check(old, new)`` (callables of a window batch) passes."""

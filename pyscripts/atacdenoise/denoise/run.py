@@ -45,6 +45,7 @@ import numpy as np
 from atacdenoise.denoise.contract import ModelContract, naming_style
 from atacdenoise.denoise.onnx_runner import OnnxDenoiser, load_denoiser
 from atacdenoise.denoise.peaks_from_prob import PeakStream
+from atacdenoise.denoise.quantize import INT8_FROM_BP
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path, atomic_set
 from atacdenoise.io.bedgraph import bedgraph_path
@@ -52,6 +53,7 @@ from atacdenoise.io.narrowpeak import read_blacklist, without_blacklisted
 
 log = logging.getLogger(__name__)
 
+PRECISIONS = ("auto", "int8", "float32")
 CHUNK_BATCHES = 8  # windows handed to onnxruntime per progress update = batch_size * CHUNK_BATCHES
 
 
@@ -85,6 +87,7 @@ def denoise(
     bedgraph: bool = False,
     blacklist: str | os.PathLike | None = None,
     fast_graph: bool = True,
+    precision: str = "auto",
 ) -> dict[str, str]:
     """Denoise ``input`` (BAM, insertions BED, fragments or bigWig) with ``model`` (.onnx or ``models:/NAME@ALIAS``).
 
@@ -97,11 +100,17 @@ def denoise(
     ``blacklist``: a BED whose regions no called peak may overlap (the tracks keep their values there).
     ``fast_graph``: rewrite the model's graph to run cheaper (``denoise.fast_graph``: more bins per window, Conv1d
     as Conv2d; each checked at load); False runs it as exported.
+    ``precision``: ``"int8"`` runs the trunk's Convs in int8, calibrated on windows of this input and used only
+    when they agree with float32 on others (``denoise.quantize``: ~2.4x less model work, within 0.0003 of
+    float32's Pearson and AUPRC on the HSC chr2 benchmark); ``"float32"`` runs the weights as exported;
+    ``"auto"`` is int8 when the input's chromosomes hold >= 100 Mb (``quantize.INT8_FROM_BP``), else float32.
     Returns the output paths. Every mismatch between the model's contract
     and the input is an InputError raised before anything is written.
     """
     if batch_size < 1:
         raise InputError(None, f"batch size must be >= 1, got {batch_size}")
+    if precision not in PRECISIONS:
+        raise InputError(None, f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if not 0 < threshold < 1:
         raise InputError(None, f"peak threshold must lie in (0, 1), got {threshold}")
     unknown = [c for c in chroms or () if c not in chrom_sizes]
@@ -111,8 +120,12 @@ def denoise(
     denoiser = load_denoiser(model, tracking_uri, threads)
     check_contract(denoiser, input, chrom_sizes, genome)
     genome_name = genome
-    fmt, tracks = input_tracks(input, fmt, chrom_sizes, denoiser.contract, read_filter, library_size, chroms)
-    genome = model_genome(denoiser, {c: chrom_sizes[c] for c in tracks.order}, fasta, annotations or {})
+    fmt, tracks = input_tracks(input, fmt, chrom_sizes, denoiser.contract, read_filter, library_size, chroms,
+                               calibrate=precision != "float32")
+    genome = model_genome(denoiser, {c: chrom_sizes[c] for c in tracks.input_order}, fasta, annotations or {})
+    if precision == "int8" or (precision == "auto"
+                               and sum(chrom_sizes[c] for c in tracks.input_order) >= INT8_FROM_BP):
+        use_int8(denoiser, tracks, genome)
     if fast_graph:
         denoiser.optimise()
     inputs = {"input": os.fspath(input), "format": fmt, "chroms": tracks.order, "input_chroms": tracks.input_order,
@@ -125,6 +138,17 @@ def denoise(
         write_provenance(temporary(paths["provenance"]), denoiser, tracks.depth, inputs)
     outputs = {key: str(path) for key, path in paths.items()}
     return outputs | browser_files(outputs, chrom_sizes, input, fmt, fasta, genome_name)
+
+
+def use_int8(denoiser: OnnxDenoiser, tracks, genome) -> None:
+    """Run the int8 trunk calibrated on ``tracks``' calibration windows when it agrees with float32 there."""
+    windows = [bins if genome is None else np.concatenate([bins[None], genome.render(chrom, (start, start + bins.size))])
+               for chrom, start, bins in tracks.calibration_windows()]
+    if len(windows) < 2:
+        log.warning("note: no chromosome with insertions holds a whole %d-bin window to calibrate int8 on: "
+                    "float32 is used", denoiser.contract.window_bins)
+        return
+    denoiser.quantize(np.stack(windows))
 
 
 def browser_files(outputs: dict[str, str], chrom_sizes: dict[str, int], input=None, fmt: str | None = None,
@@ -146,14 +170,17 @@ def browser_files(outputs: dict[str, str], chrom_sizes: dict[str, int], input=No
 
 
 def input_tracks(input, fmt: str, chrom_sizes: dict[str, int], contract: ModelContract, read_filter=None,
-                 library_size: float | None = None, chroms: list[str] | None = None):
+                 library_size: float | None = None, chroms: list[str] | None = None, calibrate: bool = False):
     """``(format, tracks)``: the input binned in model units one chromosome at a time, its depth measured on
-    all of it (or given as ``library_size``), restricted to ``chroms`` when asked."""
+    all of it (or given as ``library_size``), restricted to ``chroms`` when asked. ``calibrate``: also
+    take the int8 calibration windows (``tracks.calibration_windows()``), from the whole input."""
+    from atacdenoise.denoise.quantize import sample_places
     from atacdenoise.io.reads import detect_format
 
     fmt = detect_format(input) if fmt == "auto" else fmt
-    tracks = (BigWigTracks(input, chrom_sizes, contract) if fmt == "bigwig"
-              else InsertionTracks(input, chrom_sizes, contract, fmt, read_filter))
+    places = sample_places(chrom_sizes, contract.window_bins, contract.bin_size) if calibrate else {}
+    tracks = (BigWigTracks(input, chrom_sizes, contract, places) if fmt == "bigwig"
+              else InsertionTracks(input, chrom_sizes, contract, fmt, read_filter, places))
     if library_size is not None:
         from atacdenoise.tracks.depth import given_depth
 
@@ -180,7 +207,8 @@ def write_provenance(path, denoiser: OnnxDenoiser, depth, inputs: dict) -> None:
     record = {"model": denoiser.source, "onnx_sha256": denoiser.sha256,
               "contract": dataclasses.asdict(denoiser.contract), "inputs": inputs, "library": depth.to_dict(),
               "windows": {"run": denoiser.windows_run, "skipped_constant": denoiser.windows_skipped},
-              "graph": {"rewrites": denoiser.rewrites, "bins_predicted_per_window": denoiser.target_bins},
+              "graph": {"rewrites": denoiser.rewrites, "bins_predicted_per_window": denoiser.target_bins,
+                        "precision": denoiser.precision},
               "software": {"atacdenoise": __version__, "onnxruntime": version("onnxruntime"),
                            "numpy": np.__version__}}
     with atomic_path(path) as tmp:
@@ -234,43 +262,61 @@ def check_contract(denoiser: OnnxDenoiser, input, chrom_sizes: dict[str, int], g
 class InsertionTracks:
     """Binned coverage of an insertions source in model units (``tracks.depth``), one chromosome at a time."""
 
-    def __init__(self, path, chrom_sizes: dict[str, int], contract: ModelContract, fmt: str, read_filter=None):
+    def __init__(self, path, chrom_sizes: dict[str, int], contract: ModelContract, fmt: str, read_filter=None,
+                 places: dict[str, list[int]] | None = None):
         from atacdenoise.io.reads import iter_insertions
         from atacdenoise.tracks.depth import block_counts, measure_depth
 
         self.path, self.chrom_sizes, self.contract = path, chrom_sizes, contract
         self._read = lambda: iter_insertions(path, chrom_sizes, fmt, read_filter)
-        # A first streaming pass measures the library's depth (the scale needs it) and
-        # fixes the chromosome order of the outputs (text inputs come in file order).
-        blocks = {chrom: block_counts(positions, chrom_sizes[chrom]) for chrom, positions in self._read()}
+        # A first streaming pass measures the library's depth (the scale needs it), fixes the chromosome
+        # order of the outputs (text inputs come in file order) and takes the windows at ``places``
+        # (their scale waits for the depth).
+        blocks, self._sampled = {}, []
+        for chrom, positions in self._read():
+            blocks[chrom] = block_counts(positions, chrom_sizes[chrom])
+            if chrom in (places or {}) and len(positions):
+                read = self._binned(chrom, positions, 1.0)
+                self._sampled += [(chrom, start, read(start, start + contract.window_bins)) for start in places[chrom]]
         self.order = [c for c in blocks if blocks[c].sum()]
         if not self.order:
             raise InputError(path, "no insertions on the chromosomes of the chrom sizes")
         self.depth = measure_depth(blocks.items(), chrom_sizes, path)
 
+    def _binned(self, chrom: str, positions, scale: float):
+        """``read(lo, hi)``: bins ``[lo, hi)`` of ``chrom`` from its insertions (sorted here once)."""
+        from atacdenoise.tracks.binning import coverage_bins
+
+        c, length = self.contract, self.chrom_sizes[chrom]
+        positions = np.sort(np.asarray(positions, np.int64))
+        return lambda lo, hi: coverage_bins(positions, length, c.bin_size, c.extend, c.stat, bins=(lo, hi),
+                                            presorted=True, scale=scale)
+
+    def calibration_windows(self) -> list[tuple[str, int, np.ndarray]]:
+        """``(chrom, first bin, window bins)`` at the places given, in model units."""
+        scale = np.float32(self.contract.reference_density / self.depth.density)
+        return [(chrom, start, bins * scale) for chrom, start, bins in self._sampled if chrom in self.input_order]
+
     def __iter__(self):
         """``(chrom, n_bins, read)``: ``read(lo, hi)`` gives bins ``[lo, hi)`` (insertions sorted once)."""
         from atacdenoise.tracks.bin_grid import n_bins
-        from atacdenoise.tracks.binning import coverage_bins
 
-        c = self.contract
+        scale = self.contract.reference_density / self.depth.density
         for chrom, positions in self._read():
             if len(positions) and chrom in self.order:
-                positions, length = np.sort(np.asarray(positions, np.int64)), self.chrom_sizes[chrom]
-                yield chrom, n_bins(length, c.bin_size), (
-                    lambda lo, hi, positions=positions, length=length: coverage_bins(
-                        positions, length, c.bin_size, c.extend, c.stat, bins=(lo, hi), presorted=True,
-                        scale=c.reference_density / self.depth.density))
+                yield chrom, n_bins(self.chrom_sizes[chrom], self.contract.bin_size), self._binned(chrom, positions,
+                                                                                                    scale)
 
 
 class BigWigTracks:
     """A per-base coverage bigWig (insertions extended +-extend bp), rebinned to the model's bins."""
 
-    def __init__(self, path, chrom_sizes: dict[str, int], contract: ModelContract):
+    def __init__(self, path, chrom_sizes: dict[str, int], contract: ModelContract,
+                 places: dict[str, list[int]] | None = None):
         from atacdenoise.io.bigwig import bigwig_chrom_sizes, coverage_block_counts
         from atacdenoise.tracks.depth import BLOCK_BP, measure_depth
 
-        self.path, self.contract = path, contract
+        self.path, self.contract, self._places = path, contract, places or {}
         in_file = bigwig_chrom_sizes(path)
         self.order = [chrom for chrom in chrom_sizes if chrom in in_file]
         if not self.order:
@@ -283,14 +329,24 @@ class BigWigTracks:
         blocks = coverage_block_counts(path, {c: chrom_sizes[c] for c in self.order}, contract.extend, BLOCK_BP)
         self.depth = measure_depth(blocks, chrom_sizes, path)
 
+    def calibration_windows(self) -> list[tuple[str, int, np.ndarray]]:
+        """``(chrom, first bin, window bins)`` at the places given, in model units (read from the bigWig now)."""
+        reads = {chrom: read for chrom, _, read in self._each(self.input_order)}
+        window = self.contract.window_bins
+        return [(chrom, start, reads[chrom](start, start + window)) for chrom in self.input_order
+                for start in self._places.get(chrom, ())]
+
     def __iter__(self):
+        return self._each(self.order)
+
+    def _each(self, chroms: list[str]):
         """``(chrom, n_bins, read)``: ``read(lo, hi)`` gives bins ``[lo, hi)``, read from the bigWig then."""
         from atacdenoise.tracks.bin_grid import n_bins
         from atacdenoise.tracks.binning import bigwig_bins
 
         scale = np.float32(self.contract.reference_density / self.depth.density)
         bin_size = self.contract.bin_size
-        for chrom in self.order:
+        for chrom in chroms:
             length = self.chrom_sizes[chrom]
             yield chrom, n_bins(length, bin_size), (
                 lambda lo, hi, chrom=chrom, length=length: bigwig_bins(

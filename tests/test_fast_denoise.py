@@ -1,4 +1,5 @@
-"""Load-time graph rewrites (denoise/fast_graph.py): the same values as the graph as exported, or not used."""
+"""Denoising faster: load-time graph rewrites (denoise/fast_graph.py), the same values as the graph as exported
+or not used; and the int8 trunk (denoise/quantize.py), calibrated on the input, close to float32 or not used."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pyBigWig
 import pytest
 
 from atacdenoise.denoise import fast_graph
+from atacdenoise.denoise import quantize as int8
+from atacdenoise.denoise import run as denoise_run
 from atacdenoise.denoise.onnx_runner import OnnxDenoiser
 from atacdenoise.denoise.run import denoise
 from test_denoise import write_insertions
@@ -34,7 +37,8 @@ def exported(tmp_path_factory) -> dict:
     """The bundled counts model denoising a synthetic library as exported (fast_graph=False)."""
     root = tmp_path_factory.mktemp("fast_graph")
     write_insertions(root / "ins.bed.gz", SIZES, 15_000)
-    outputs = denoise(root / "ins.bed.gz", COUNTS, SIZES, root / "exported", progress=False, fast_graph=False)
+    outputs = denoise(root / "ins.bed.gz", COUNTS, SIZES, root / "exported", progress=False, fast_graph=False,
+                      precision="float32")
     return {"root": root, "outputs": outputs, "values": tracks(outputs)}
 
 
@@ -43,9 +47,9 @@ def test_widening_alone_gives_the_exported_graphs_values_bit_for_bit(exported, m
     outputs = denoise(exported["root"] / "ins.bed.gz", COUNTS, SIZES, exported["root"] / "widened", progress=False)
     record = json.loads(Path(outputs["provenance"]).read_text())
     assert record["graph"] == {"rewrites": ["widened: 3634 of 4096 bins predicted per window"],
-                               "bins_predicted_per_window": 3634}
+                               "bins_predicted_per_window": 3634, "precision": {"mode": "float32"}}
     before = json.loads(Path(exported["outputs"]["provenance"]).read_text())
-    assert before["graph"] == {"rewrites": [], "bins_predicted_per_window": 1024}
+    assert before["graph"] == {"rewrites": [], "bins_predicted_per_window": 1024, "precision": {"mode": "float32"}}
     assert record["windows"]["run"] * 3 < before["windows"]["run"]  # 3.5x fewer windows
     for got, expected in zip(tracks(outputs), exported["values"]):
         np.testing.assert_array_equal(got, expected)
@@ -117,3 +121,70 @@ def test_the_checks_catch_a_wrong_rewrite():
     assert fast_graph.check_same_outputs(original, original, 4096)
     nudged = lambda batch: [out + 1e-3 * np.abs(out).max() for out in original(batch)]  # noqa: E731
     assert not fast_graph.check_same_outputs(original, nudged, 4096)
+
+
+def provenance(outputs: dict) -> dict:
+    return json.loads(Path(outputs["provenance"]).read_text())
+
+
+@pytest.fixture(scope="module")
+def int8_run(exported) -> dict:
+    root = exported["root"]
+    outputs = denoise(root / "ins.bed.gz", COUNTS, SIZES, root / "int8", progress=False, precision="int8")
+    return {"outputs": outputs, "values": tracks(outputs)}
+
+
+def test_int8_is_calibrated_on_the_input_and_close_to_float32(exported, int8_run):
+    graph = provenance(int8_run["outputs"])["graph"]
+    record = graph["precision"]
+    assert record["mode"] == "int8" and record["agreement_pearson"] >= int8.MIN_AGREEMENT
+    assert record["calibration_windows"] + record["check_windows"] == sum(
+        len(v) for v in int8.sample_places(SIZES, 4096, 25).values())
+    assert graph["rewrites"] == ["widened: 3634 of 4096 bins predicted per window"]  # no Conv2d for QDQ Convs
+    for got, expected in zip(int8_run["values"], exported["values"]):
+        assert np.corrcoef(got, expected)[0, 1] > 0.999 and not np.array_equal(got, expected)
+
+
+def test_int8_of_one_chromosome_is_the_whole_runs(exported, int8_run):
+    """Calibration windows come from the whole input whatever --chroms: a group gets the whole run's model."""
+    outputs = denoise(exported["root"] / "ins.bed.gz", COUNTS, SIZES, exported["root"] / "int8_chr2",
+                      progress=False, precision="int8", chroms=["chr2"])
+    assert provenance(outputs)["graph"] == provenance(int8_run["outputs"])["graph"]
+    with pyBigWig.open(outputs["denoised"]) as bw:
+        np.testing.assert_array_equal(np.nan_to_num(np.array(bw.values("chr2", 0, SIZES["chr2"]), np.float32)),
+                                      int8_run["values"][1])
+
+
+def test_int8_that_disagrees_with_float32_is_not_used(exported, monkeypatch, caplog):
+    monkeypatch.setattr(int8, "MIN_AGREEMENT", 1.01)
+    with caplog.at_level(logging.WARNING):
+        outputs = denoise(exported["root"] / "ins.bed.gz", COUNTS, SIZES, exported["root"] / "refused",
+                          progress=False, precision="int8", fast_graph=False)
+    record = provenance(outputs)["graph"]["precision"]
+    assert record["mode"] == "float32" and 0.999 < record["agreement_pearson"] < 1.01
+    assert "float32 is used" in caplog.text
+    for got, expected in zip(tracks(outputs), exported["values"]):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_auto_precision_takes_int8_for_large_inputs_only(exported, monkeypatch):
+    small = denoise(exported["root"] / "ins.bed.gz", COUNTS, SIZES, exported["root"] / "auto_small", progress=False)
+    assert provenance(small)["graph"]["precision"] == {"mode": "float32"}
+    monkeypatch.setattr(denoise_run, "INT8_FROM_BP", sum(SIZES.values()))
+    large = denoise(exported["root"] / "ins.bed.gz", COUNTS, SIZES, exported["root"] / "auto_large", progress=False)
+    assert provenance(large)["graph"]["precision"]["mode"] == "int8"
+
+
+def test_int8_from_a_bigwig_input(tmp_path):
+    """A coverage bigWig gives its calibration windows from the file (read at the places, then scaled)."""
+    length = SIZES["chr1"]
+    positions = write_insertions(tmp_path / "ins.bed.gz", {"chr1": length}, 15_000)["chr1"]
+    per_base = np.bincount(positions, minlength=length + 201).astype(float)
+    per_base = np.convolve(per_base, np.ones(201))[100:100 + length]  # +-100 bp extended insertions
+    with pyBigWig.open(str(tmp_path / "cov.bw"), "w") as bw:
+        bw.addHeader([("chr1", length)])
+        bw.addEntries("chr1", 0, values=per_base.tolist(), span=1, step=1)
+    outputs = {fmt: denoise(tmp_path / name, COUNTS, {"chr1": length}, tmp_path / fmt, progress=False,
+                            precision="int8") for fmt, name in (("bigwig", "cov.bw"), ("bed", "ins.bed.gz"))}
+    records = [provenance(out)["graph"]["precision"] for out in outputs.values()]
+    assert [r["mode"] for r in records] == ["int8", "int8"] and records[0]["calibration_windows"] > 50
