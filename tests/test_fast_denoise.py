@@ -138,8 +138,9 @@ def test_int8_is_calibrated_on_the_input_and_close_to_float32(exported, int8_run
     graph = provenance(int8_run["outputs"])["graph"]
     record = graph["precision"]
     assert record["mode"] == "int8" and record["agreement_pearson"] >= int8.MIN_AGREEMENT
-    assert record["calibration_windows"] + record["check_windows"] == sum(
-        len(v) for v in int8.sample_places(SIZES, 4096, 25).values())
+    spread = sum(len(v) for v in int8.sample_places(SIZES, 4096, 25).values())  # the even ones calibrate
+    assert record["check_windows"] == spread // 2
+    assert 0 < record["calibration_windows"] - (spread - spread // 2) <= int8.PEAK_WINDOWS  # + the densest
     assert graph["rewrites"] == ["widened: 3634 of 4096 bins predicted per window"]  # no Conv2d for QDQ Convs
     for got, expected in zip(int8_run["values"], exported["values"]):
         assert np.corrcoef(got, expected)[0, 1] > 0.999 and not np.array_equal(got, expected)

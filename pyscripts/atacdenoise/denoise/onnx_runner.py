@@ -103,13 +103,13 @@ class OnnxDenoiser:
             self.rewrites.append("Conv1d as Conv2d")
         return self.rewrites
 
-    def quantize(self, windows: np.ndarray) -> bool:
-        """Run the int8 trunk calibrated on ``windows`` of this input (:mod:`.quantize`) when it agrees with
-        float32 on others of them; True when it does (:attr:`precision` says how well), else float32 stays,
-        with a note. Before :meth:`optimise` (calibration runs on the contract's windows)."""
+    def quantize(self, calibration: np.ndarray, check: np.ndarray) -> bool:
+        """Run the int8 trunk calibrated on ``calibration`` windows of this input (:mod:`.quantize`) when it
+        agrees with float32 on its ``check`` windows; True when it does (:attr:`precision` says how well), else
+        float32 stays, with a note. Before :meth:`optimise` (calibration runs on the contract's windows)."""
         from atacdenoise.denoise import quantize as int8
 
-        graph, self.precision = int8.quantize_graph(self.graph, windows, self.run, int8.MIN_AGREEMENT)
+        graph, self.precision = int8.quantize_graph(self.graph, calibration, check, self.run, int8.MIN_AGREEMENT)
         if graph is None:
             log.warning("note: the int8 model of %s agrees with float32 at Pearson %.5f < %s on %d windows of "
                         "this input: float32 is used", self.source, self.precision["agreement_pearson"],

@@ -141,14 +141,18 @@ def denoise(
 
 
 def use_int8(denoiser: OnnxDenoiser, tracks, genome) -> None:
-    """Run the int8 trunk calibrated on ``tracks``' calibration windows when it agrees with float32 there."""
-    windows = [bins if genome is None else np.concatenate([bins[None], genome.render(chrom, (start, start + bins.size))])
-               for chrom, start, bins in tracks.calibration_windows()]
-    if len(windows) < 2:
+    """Run the int8 trunk calibrated on ``tracks``' calibration windows when it agrees with float32 there: the
+    even spread ones and the densest calibrate, the odd spread ones check."""
+    def stack(windows):
+        return np.stack([bins if genome is None else np.concatenate([bins[None], genome.render(chrom, (
+            start, start + bins.size))]) for chrom, start, bins in windows])
+
+    spread, densest = tracks.calibration_windows()
+    if len(spread) < 2:
         log.warning("note: no chromosome with insertions holds a whole %d-bin window to calibrate int8 on: "
                     "float32 is used", denoiser.contract.window_bins)
         return
-    denoiser.quantize(np.stack(windows))
+    denoiser.quantize(stack(spread[::2] + densest), stack(spread[1::2]))
 
 
 def browser_files(outputs: dict[str, str], chrom_sizes: dict[str, int], input=None, fmt: str | None = None,
@@ -272,12 +276,11 @@ class InsertionTracks:
         # A first streaming pass measures the library's depth (the scale needs it), fixes the chromosome
         # order of the outputs (text inputs come in file order) and takes the windows at ``places``
         # (their scale waits for the depth).
-        blocks, self._sampled = {}, []
+        blocks, self._spread, self._densest = {}, [], []
         for chrom, positions in self._read():
             blocks[chrom] = block_counts(positions, chrom_sizes[chrom])
-            if chrom in (places or {}) and len(positions):
-                read = self._binned(chrom, positions, 1.0)
-                self._sampled += [(chrom, start, read(start, start + contract.window_bins)) for start in places[chrom]]
+            if places is not None and len(positions):
+                self._sample(chrom, positions, places.get(chrom, []))
         self.order = [c for c in blocks if blocks[c].sum()]
         if not self.order:
             raise InputError(path, "no insertions on the chromosomes of the chrom sizes")
@@ -292,10 +295,23 @@ class InsertionTracks:
         return lambda lo, hi: coverage_bins(positions, length, c.bin_size, c.extend, c.stat, bins=(lo, hi),
                                             presorted=True, scale=scale)
 
-    def calibration_windows(self) -> list[tuple[str, int, np.ndarray]]:
-        """``(chrom, first bin, window bins)`` at the places given, in model units."""
+    def _sample(self, chrom: str, positions, starts: list[int]) -> None:
+        """Keep the windows at ``starts`` and, among those at the densest spots so far, the densest."""
+        from atacdenoise.denoise.quantize import PEAK_WINDOWS, densest_starts
+
+        c, read = self.contract, self._binned(chrom, positions, 1.0)
+        self._spread += [(chrom, start, read(start, start + c.window_bins)) for start in starts]
+        dense = densest_starts(positions, self.chrom_sizes[chrom], c.bin_size, c.window_bins)
+        self._densest += [(count, chrom, start, read(start, start + c.window_bins)) for count, start in dense]
+        self._densest = sorted(self._densest, key=lambda item: item[0])[-PEAK_WINDOWS:]
+
+    def calibration_windows(self) -> tuple[list, list]:
+        """``(spread, densest)``: ``(chrom, first bin, window bins)`` at the places given and at the densest
+        spots, in model units."""
         scale = np.float32(self.contract.reference_density / self.depth.density)
-        return [(chrom, start, bins * scale) for chrom, start, bins in self._sampled if chrom in self.input_order]
+        spread = [(chrom, start, bins * scale) for chrom, start, bins in self._spread if chrom in self.input_order]
+        return spread, [(chrom, start, bins * scale) for _, chrom, start, bins in self._densest
+                        if chrom in self.input_order]
 
     def __iter__(self):
         """``(chrom, n_bins, read)``: ``read(lo, hi)`` gives bins ``[lo, hi)`` (insertions sorted once)."""
@@ -329,12 +345,32 @@ class BigWigTracks:
         blocks = coverage_block_counts(path, {c: chrom_sizes[c] for c in self.order}, contract.extend, BLOCK_BP)
         self.depth = measure_depth(blocks, chrom_sizes, path)
 
-    def calibration_windows(self) -> list[tuple[str, int, np.ndarray]]:
-        """``(chrom, first bin, window bins)`` at the places given, in model units (read from the bigWig now)."""
+    def calibration_windows(self) -> tuple[list, list]:
+        """``(spread, densest)``: ``(chrom, first bin, window bins)`` at the places given and around the highest
+        bins (per 100 kb block, from the file's summaries), in model units, read from the bigWig now."""
+        import pyBigWig
+
+        from atacdenoise.denoise.quantize import PEAK_WINDOWS
+
         reads = {chrom: read for chrom, _, read in self._each(self.input_order)}
-        window = self.contract.window_bins
-        return [(chrom, start, reads[chrom](start, start + window)) for chrom in self.input_order
-                for start in self._places.get(chrom, ())]
+        window, size = self.contract.window_bins, self.contract.bin_size
+        spread = [(chrom, start, reads[chrom](start, start + window)) for chrom in self.input_order
+                  for start in self._places.get(chrom, ())]
+        blocks = []  # (max, chrom, first base) of every 100 kb block
+        with pyBigWig.open(os.fspath(self.path)) as bw:
+            for chrom in self.input_order:
+                length = self.chrom_sizes[chrom]
+                highs = bw.stats(chrom, 0, length, type="max", nBins=max(1, length // 100_000))
+                blocks += [(high or 0.0, chrom, i * length // len(highs)) for i, high in enumerate(highs)]
+        densest = []
+        for _, chrom, first in sorted(blocks, key=lambda block: block[0])[-PEAK_WINDOWS:]:
+            n_bins = -(-self.chrom_sizes[chrom] // size)
+            if n_bins < window:
+                continue
+            top = first // size + int(np.argmax(reads[chrom](first // size, min(first // size + 4000, n_bins))))
+            start = int(np.clip(top - window // 2, 0, n_bins - window))
+            densest.append((chrom, start, reads[chrom](start, start + window)))
+        return spread, densest
 
     def __iter__(self):
         return self._each(self.order)
