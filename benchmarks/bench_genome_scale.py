@@ -11,13 +11,14 @@ the 5M input's 25 bp coverage (``atacdenoise bin``) and the peak sites +-250 bp.
 Every step runs in its own process; its peak RSS is that process's
 ``ru_maxrss`` (``os.wait4``). ``denoise`` (bundled counts model,
 registry/models/atac-denoiser-counts.onnx) runs on the 20 Mb chromosome
-alone (``--chroms chr4``) and on everything; ``evaluate`` (per base, of the
+alone (``--chroms chr4``) and on everything, at each of ``--precisions``; ``evaluate`` (per base, of the
 0.5M denoised tracks; 5M too with ``--evaluate 5M,0.5M``) on the 20 Mb
 chromosome and on the 250 Mb one, so the table shows whether memory follows
 chromosome length; ``report`` (with the truth) likewise, and ``qc`` on everything. MACS3 callpeak runs on
 the same insertions. Timings on a shared machine are noisy.
 
     python benchmarks/bench_genome_scale.py [--densities 5M,0.5M] [--threads 2] [--keep DIR] [--genome hg38]
+        [--precisions float32,int8]
 """
 
 from __future__ import annotations
@@ -130,6 +131,8 @@ def main(argv=None) -> int:
     parser.add_argument("--densities", default="5M,0.5M", help=f"comma-separated, of {', '.join(DENSITIES)}")
     parser.add_argument("--evaluate", default="0.5M", help="densities whose denoised tracks are evaluated")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precisions", default="float32,int8",
+                        help="denoise --precision of each denoise row (evaluate/report read the last one's tracks)")
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
     parser.add_argument("--genome", choices=["four", "hg38"], default="four",
                         help="four: chr1 250 Mb + 50, 30, 20 Mb (default); hg38: its 24 chromosomes, 3.1 Gb")
@@ -146,6 +149,7 @@ def main(argv=None) -> int:
         SIZES.update({c: int(n * args.scale) for c, n in SIZES.items()})
     densities = [d for d in args.densities.split(",") if d]
     evaluate_at = set(args.evaluate.split(","))
+    precisions = args.precisions.split(",")
     work = args.keep or Path(tempfile.mkdtemp(prefix="genome-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -176,15 +180,16 @@ def main(argv=None) -> int:
         for density in densities:
             n_insertions = sum(1 for _ in gzip.open(inputs[density], "rt"))
             label = f"{density} ({n_insertions:,} ins.)"
-            for scope, chroms in [list(scopes.items())[i] for i in (0, 2)]:  # 20 Mb alone, then everything
-                prefix = work / f"dn_{density}_{scope.split()[0]}"
-                seconds, rss = measure(atacdenoise("denoise", "--input", inputs[density], "--chrom-sizes",
-                                                   inputs["sizes"], "--model", MODEL, "--out-prefix", prefix,
-                                                   "--genome", "hg19", "--threads", args.threads, "--quiet", *chroms),
-                                       work / "denoise.log")
-                row("denoise", label, scope, seconds, rss,
-                    f"{size_mb(Path(f'{prefix}.denoised.bw'), Path(f'{prefix}.peakprob.bw')):.0f} MB bigWigs")
-            prefix = work / f"dn_{density}_all"
+            for precision in precisions:
+                for scope, chroms in [list(scopes.items())[i] for i in (0, 2)]:  # chr4 alone, then everything
+                    prefix = work / f"dn_{density}_{precision}_{scope.split()[0]}"
+                    seconds, rss = measure(atacdenoise("denoise", "--input", inputs[density], "--chrom-sizes",
+                                                       inputs["sizes"], "--model", MODEL, "--out-prefix", prefix,
+                                                       "--genome", "hg19", "--threads", args.threads, "--precision",
+                                                       precision, "--quiet", *chroms), work / "denoise.log")
+                    row(f"denoise ({precision})", label, scope, seconds, rss,
+                        f"{size_mb(Path(f'{prefix}.denoised.bw'), Path(f'{prefix}.peakprob.bw')):.0f} MB bigWigs")
+            prefix = work / f"dn_{density}_{precisions[-1]}_all"
             for scope, chroms in list(scopes.items())[:2] if density in evaluate_at else []:
                 seconds, rss = measure(atacdenoise("evaluate", "--prediction", f"{prefix}.denoised.bw", "--truth",
                                                    work / "truth.bw", "--peakprob", f"{prefix}.peakprob.bw",

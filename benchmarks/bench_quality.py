@@ -107,12 +107,14 @@ def model_tracks(onnx_path: str, bed: Path, chrom: str, sizes: dict, workdir: Pa
     """Denoise ``chrom`` of the genome-sized library (its depth measured on the whole of it, as for a user).
 
     ``genome_files`` (``fasta``, ``annotations``) go to ``denoise``: a model with
-    genome channels reads what it needs, the others ignore them.
+    genome channels reads what it needs, the others ignore them. The model runs as exported (float32): its
+    card's numbers are the model's; what denoise's int8 default changes is bench_quantized.py's (<= 0.001).
     """
     from atacdenoise.denoise import denoise
 
     prefix = workdir / f"{Path(onnx_path).stem}.library"
-    outputs = denoise(bed, onnx_path, sizes, prefix, progress=False, chroms=[chrom], **(genome_files or {}))
+    outputs = denoise(bed, onnx_path, sizes, prefix, progress=False, chroms=[chrom], precision="float32",
+                      **(genome_files or {}))
     called = interval_mask(read_peaks(outputs["peaks"]).get(chrom), sizes[chrom])
     return read_bigwig(outputs["denoised"], chrom), read_bigwig(outputs["peakprob"], chrom), called
 

@@ -168,6 +168,8 @@ def sections(models: list[str]) -> list[tuple[str, str, Callable[[], str]]]:
     return [
         ("quality", "Denoising quality (chr2 of the HSC data, per base, 80M-read truth)",
          lambda: run_script("bench_quality.py", *models)),
+        ("quantized", "int8 vs float32: what denoise's int8 trunk changes (chr2 of the HSC data, 80M-read truth)",
+         lambda: run_script("bench_quantized.py")),
         ("channels_hsc", "Genome channels on HSC: counts only vs + annotation (chr2, 80M-read truth)",
          lambda: channels("hsc")),
         ("channels_yeast", "Genome channels on yeast: + TSS, + sequence (chrVII, deep-library truth)",
