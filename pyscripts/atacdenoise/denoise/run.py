@@ -316,6 +316,7 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, paths: dict[str, Path], batch_
     from tqdm import tqdm
 
     from atacdenoise.io.narrowpeak import write_narrowpeak
+    from atacdenoise.io.writer_thread import WriterThread
 
     c = denoiser.contract
     # Header order = the order chromosomes are produced in; the others follow (empty).
@@ -327,13 +328,14 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, paths: dict[str, Path], batch_
         denoised, peakprob = (track_writers(stack, paths[key], sizes, c.bin_size, paths.get(f"{key}_bedgraph"))
                               for key in ("denoised", "peakprob"))
         peaks_tmp = stack.enter_context(atomic_path(paths["peaks"]))
+        writing = stack.enter_context(WriterThread())  # left (drained) before the writers close
         for chrom, n_bins, read_bins in tracks:
             channels = None if genome is None else lambda lo, hi, chrom=chrom: genome.render(chrom, (lo, hi))
             peaks = PeakStream(chrom, c.bin_size, sizes[chrom], threshold)
             for first_bin, signal, prob in denoise_chunks(denoiser, read_bins, n_bins, batch_size, bar.update,
                                                           channels):
-                denoised.add(chrom, first_bin, signal)
-                peakprob.add(chrom, first_bin, prob)
+                writing.submit(denoised.add, chrom, first_bin, signal)
+                writing.submit(peakprob.add, chrom, first_bin, prob)
                 peaks.add(prob)
             called = peaks.finish()
             all_peaks.append(called if blacklist is None else without_blacklisted(called, blacklist))
