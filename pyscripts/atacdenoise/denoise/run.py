@@ -7,7 +7,8 @@ normalisation: ``tracks.depth``), for the chunk's windows and their flanks
 only -> windows whose centres tile the chromosome -> batched onnxruntime ->
 the chunk's bins straight into both bigWigs and the peak caller. Chunks
 overlap by the window flank, so the result is bit for bit a whole-chromosome
-run's (tests/test_denoise.py). Outputs:
+run's (tests/test_denoise.py). The bigWig (and bedGraph) writers run on a
+thread (``io.writer_thread``) while onnxruntime computes the next chunk. Outputs:
 
 - ``PREFIX.denoised.bw``: denoised coverage per bin, in the model's
   ``signal_units`` (mean coverage of +-extend bp extended insertions per bin,

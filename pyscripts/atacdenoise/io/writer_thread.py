@@ -14,7 +14,8 @@ import threading
 class WriterThread:
     """Run ``submit(fn, *args)`` calls in order on one background thread, at most ``pending`` of them waiting.
 
-    The queue bounds memory to ``pending`` chunks (``submit`` blocks while it is full). An exception raised
+    The queue bounds memory to ``pending`` calls' arguments (``submit`` blocks while it is full; denoise's
+    default of 2 is one chunk's two tracks behind the one being written). An exception raised
     by a call is raised again, the same object, in the submitting thread: by the next ``submit`` or on
     leaving the ``with`` block; the calls queued after it are dropped. Leaving the block waits for the queued
     calls (leaving on an exception drops them instead), so the writers can be closed after it: enter it on an
