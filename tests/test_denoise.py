@@ -459,6 +459,8 @@ def test_an_error_on_the_writer_thread_is_raised_as_itself_at_once_and_leaves_th
     """A full disk found by the peakprob bigWig writer (on the writer thread) of one chunk: that very
     NoSpaceLeft is raised by denoise, after at most 2 more chunks were run, and the earlier set at the same
     prefix is left byte for byte, with no temporary beside it."""
+    import threading
+
     import atacdenoise.io.bigwig as bigwig
     from atacdenoise.io.atomic import no_space_left
 
@@ -468,18 +470,20 @@ def test_an_error_on_the_writer_thread_is_raised_as_itself_at_once_and_leaves_th
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert len(before) == 8  # 4 + 2 bedGraphs + bigBed + IGV session
 
-    checks, injected, main_thread = [], [], __import__("threading").current_thread()
-    predicted = []
-    monkeypatch.setattr(OnnxDenoiser, "predict", lambda self, *a, predict=OnnxDenoiser.predict: (
-        predicted.append(1), predict(self, *a))[1])
+    checks, injected, predicted, predict = [], [], [], OnnxDenoiser.predict
+
+    def counted_predict(self, *args):
+        predicted.append(1)
+        return predict(self, *args)
 
     def require_space(path, n_bytes):  # the denoised and the peakprob writer check once per chunk each
-        assert __import__("threading").current_thread() is not main_thread
+        assert threading.current_thread() is not threading.main_thread()
         checks.append(path)
         if len(checks) == 2 * failing_chunk + 2:
             injected.append(no_space_left(path))
             raise injected[0]
 
+    monkeypatch.setattr(OnnxDenoiser, "predict", counted_predict)
     monkeypatch.setattr(bigwig, "require_space", require_space)
     with pytest.raises(InputError) as raised:
         denoise(work["insertions"], work["model"], SIZES, folder / "s", threshold=0.3, **options)
