@@ -421,3 +421,96 @@ def test_denoise_skipping_constant_batches_changes_no_value(tmp_path, monkeypatc
     windows[3, 100] = 0.25  # one bin off the constant: run
     denoiser.predict(windows, 8)
     assert denoiser.windows_run == 16
+
+
+class InlineWriter:
+    """The writers called in the submitting thread, as before WriterThread: the reference for the threaded run."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def submit(self, fn, *args):
+        fn(*args)
+
+
+def small_chunks(monkeypatch):
+    """One batch of 4 windows per chunk: 29 chunks on chr1 and 15 on chr2, so the writer queue fills up."""
+    import atacdenoise.denoise.run as run
+
+    monkeypatch.setattr(run, "CHUNK_BATCHES", 1)
+    return {"batch_size": 4, "genome": "hg19", "progress": False, "bedgraph": True}
+
+
+def test_writing_on_the_writer_thread_gives_the_files_of_writing_inline(work, monkeypatch):
+    import atacdenoise.io.writer_thread as writer_thread
+
+    options = small_chunks(monkeypatch)
+    threaded = denoise(work["insertions"], work["model"], SIZES, work["root"] / "threaded" / "s", **options)
+    monkeypatch.setattr(writer_thread, "WriterThread", InlineWriter)
+    inline = denoise(work["insertions"], work["model"], SIZES, work["root"] / "inline" / "s", **options)
+    for key in ("denoised", "peakprob", "denoised_bedgraph", "peakprob_bedgraph", "peaks", "peaks_bigbed"):
+        assert Path(threaded[key]).read_bytes() == Path(inline[key]).read_bytes(), key
+    assert Path(threaded["peaks"]).read_text().count("\n") > 3
+
+
+@pytest.mark.parametrize("failing_chunk", [0, 5, 28, 43])  # the first, one amid chr1, the last of chr1, the last
+def test_an_error_on_the_writer_thread_is_raised_as_itself_at_once_and_leaves_the_earlier_set(work, monkeypatch,
+                                                                                               failing_chunk):
+    """A full disk found by the peakprob bigWig writer (on the writer thread) of one chunk: that very
+    NoSpaceLeft is raised by denoise, after at most 2 more chunks were run, and the earlier set at the same
+    prefix is left byte for byte, with no temporary beside it."""
+    import threading
+
+    import atacdenoise.io.bigwig as bigwig
+    from atacdenoise.io.atomic import no_space_left
+
+    options = small_chunks(monkeypatch)
+    folder = work["root"] / f"full{failing_chunk}"
+    denoise(work["insertions"], work["model"], SIZES, folder / "s", **options)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert len(before) == 8  # 4 + 2 bedGraphs + bigBed + IGV session
+
+    checks, injected, predicted, predict = [], [], [], OnnxDenoiser.predict
+
+    def counted_predict(self, *args):
+        predicted.append(1)
+        return predict(self, *args)
+
+    def require_space(path, n_bytes):  # the denoised and the peakprob writer check once per chunk each
+        assert threading.current_thread() is not threading.main_thread()
+        checks.append(path)
+        if len(checks) == 2 * failing_chunk + 2:
+            injected.append(no_space_left(path))
+            raise injected[0]
+
+    monkeypatch.setattr(OnnxDenoiser, "predict", counted_predict)
+    monkeypatch.setattr(bigwig, "require_space", require_space)
+    with pytest.raises(InputError) as raised:
+        denoise(work["insertions"], work["model"], SIZES, folder / "s", threshold=0.3, **options)
+    assert raised.value is injected[0] and str(raised.value) == f"no space left on device writing {folder / 's.peakprob.bw'}"
+    assert len(checks) == 2 * failing_chunk + 2  # the calls queued after the failing one were dropped
+    assert failing_chunk + 1 <= len(predicted) <= failing_chunk + 3
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_the_writer_thread_drops_the_calls_after_a_failed_one_and_raises_its_error_on_leaving():
+    import threading
+
+    from atacdenoise.io.writer_thread import WriterThread
+
+    go, done, error = threading.Event(), [], ValueError("bins out of order")
+
+    def fail():
+        raise error
+
+    with pytest.raises(ValueError) as raised:
+        with WriterThread(pending=3) as writing:
+            writing.submit(go.wait)  # holds the thread until the next three calls are queued behind it
+            writing.submit(done.append, 1)
+            writing.submit(fail)
+            writing.submit(done.append, 2)  # queued (once the thread took go.wait) before the failure
+            go.set()
+    assert raised.value is error and done == [1]

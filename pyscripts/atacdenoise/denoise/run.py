@@ -7,7 +7,8 @@ normalisation: ``tracks.depth``), for the chunk's windows and their flanks
 only -> windows whose centres tile the chromosome -> batched onnxruntime ->
 the chunk's bins straight into both bigWigs and the peak caller. Chunks
 overlap by the window flank, so the result is bit for bit a whole-chromosome
-run's (tests/test_denoise.py). Outputs:
+run's (tests/test_denoise.py). The bigWig (and bedGraph) writers run on a
+thread (``io.writer_thread``) while onnxruntime computes the next chunk. Outputs:
 
 - ``PREFIX.denoised.bw``: denoised coverage per bin, in the model's
   ``signal_units`` (mean coverage of +-extend bp extended insertions per bin,
@@ -414,6 +415,7 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, paths: dict[str, Path], batch_
     from tqdm import tqdm
 
     from atacdenoise.io.narrowpeak import write_narrowpeak
+    from atacdenoise.io.writer_thread import WriterThread
 
     c = denoiser.contract
     # Header order = the order chromosomes are produced in; the others follow (empty).
@@ -425,13 +427,14 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, paths: dict[str, Path], batch_
         denoised, peakprob = (track_writers(stack, paths[key], sizes, c.bin_size, paths.get(f"{key}_bedgraph"))
                               for key in ("denoised", "peakprob"))
         peaks_tmp = stack.enter_context(atomic_path(paths["peaks"]))
+        writing = stack.enter_context(WriterThread())  # left (drained) before the writers close
         for chrom, n_bins, read_bins in tracks:
             channels = None if genome is None else lambda lo, hi, chrom=chrom: genome.render(chrom, (lo, hi))
             peaks = PeakStream(chrom, c.bin_size, sizes[chrom], threshold)
             for first_bin, signal, prob in denoise_chunks(denoiser, read_bins, n_bins, batch_size, bar.update,
                                                           channels):
-                denoised.add(chrom, first_bin, signal)
-                peakprob.add(chrom, first_bin, prob)
+                writing.submit(denoised.add, chrom, first_bin, signal)
+                writing.submit(peakprob.add, chrom, first_bin, prob)
                 peaks.add(prob)
             called = peaks.finish()
             all_peaks.append(called if blacklist is None else without_blacklisted(called, blacklist))
