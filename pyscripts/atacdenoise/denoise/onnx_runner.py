@@ -109,7 +109,8 @@ class OnnxDenoiser:
         float32 stays, with a note. Before :meth:`optimise` (calibration runs on the contract's windows)."""
         from atacdenoise.denoise import quantize as int8
 
-        graph, self.precision = int8.quantize_graph(self.graph, calibration, check, self.run, int8.MIN_AGREEMENT)
+        graph, self.precision = int8.quantize_graph(self.graph, calibration, check, self._predictor,
+                                                    int8.MIN_AGREEMENT)
         if graph is None:
             log.warning("note: the int8 model of %s agrees with float32 at Pearson %.5f < %s on %d windows of "
                         "this input: float32 is used", self.source, self.precision["agreement_pearson"],
@@ -129,6 +130,15 @@ class OnnxDenoiser:
         self.graph, self.session = graph, session
         self._constant.clear()  # outputs of the previous graph
         return True
+
+    def _predictor(self, graph: bytes):
+        """windows -> ``(signal, peak probability)`` of ``graph``, as :meth:`run` gives them, 64 at a time."""
+        session = self._session(graph)
+
+        def predict(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            outputs = [self.run(windows[i:i + 64], session) for i in range(0, len(windows), 64)]
+            return tuple(np.concatenate(parts) for parts in zip(*outputs))
+        return predict
 
     def _session(self, graph: bytes):
         import onnxruntime as ort
@@ -173,9 +183,9 @@ class OnnxDenoiser:
             signal[first:first + len(batch)], prob[first:first + len(batch)] = s, p
         return signal, prob
 
-    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(signal, peak probability)`` of one batch, straight from ONNX Runtime."""
-        s, logits = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
+    def run(self, batch: np.ndarray, session=None) -> tuple[np.ndarray, np.ndarray]:
+        """``(signal, peak probability)`` of one batch, straight from ONNX Runtime (this session, or ``session``)."""
+        s, logits = (session or self.session).run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
         return np.maximum(s, 0.0), sigmoid(logits)  # a linear-output model may dip below 0
 
     def constant_output(self, batch: np.ndarray, key: bytes) -> tuple[np.ndarray, np.ndarray]:

@@ -68,19 +68,17 @@ def densest_starts(positions: np.ndarray, length: int, bin_size: int, window_bin
     return [(int(counts[b]), int(np.clip(b - window_bins // 2, 0, last))) for b in top]
 
 
-def quantize_graph(graph: bytes, calibration: np.ndarray, check: np.ndarray, run_float,
+def quantize_graph(graph: bytes, calibration: np.ndarray, check: np.ndarray, predictor,
                    min_agreement: float = MIN_AGREEMENT):
     """``(int8 graph or None, record)``: ``graph`` with an int8 trunk calibrated on ``calibration`` windows, or
-    None when its signal correlates with ``run_float``'s (a batch -> ``(signal, probability)``) below
-    ``min_agreement`` on the ``check`` windows. The record (for the provenance) says which, and how well."""
-    import onnxruntime as ort
-
+    None when its signal correlates with ``graph``'s below ``min_agreement`` on the ``check`` windows.
+    ``predictor(graph)`` gives a function of windows -> ``(signal, probability)``. The record (for the
+    provenance) says which, and how well."""
     from atacdenoise.metrics import pearson
 
     calibration, check = (np.ascontiguousarray(w, np.float32) for w in (calibration, check))
     int8 = calibrated_int8(graph, calibration)
-    session = ort.InferenceSession(int8, providers=["CPUExecutionProvider"])
-    (s1, p1), (s2, p2) = run_float(check), _run(session, check)
+    (s1, p1), (s2, p2) = predictor(graph)(check), predictor(int8)(check)
     agreement = float(pearson(s1.ravel(), s2.ravel()) or 0.0)
     record = {"mode": "int8" if agreement >= min_agreement else "float32", "calibration_windows": len(calibration),
               "check_windows": len(check), "agreement_pearson": round(agreement, 6), "min_agreement": min_agreement,
@@ -116,12 +114,3 @@ def calibrated_int8(graph: bytes, calibration: np.ndarray) -> bytes:
         finally:
             root.setLevel(level)
         return target.read_bytes()
-
-
-def _run(session, windows: np.ndarray, batch_size: int = 64):
-    from atacdenoise.denoise.onnx_runner import INPUT_NAME, OUTPUT_NAMES, sigmoid
-
-    outputs = [session.run(list(OUTPUT_NAMES), {INPUT_NAME: windows[i:i + batch_size]})
-               for i in range(0, len(windows), batch_size)]
-    return (np.maximum(np.concatenate([s for s, _ in outputs]), 0.0),
-            sigmoid(np.concatenate([logits for _, logits in outputs])))
