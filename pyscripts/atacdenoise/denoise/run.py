@@ -291,7 +291,7 @@ def denoise_chunks(denoiser: OnnxDenoiser, read_bins, n_bins: int, batch_size: i
     """Yield ``(first_bin, denoised signal, peak probability)`` for consecutive chunks of one chromosome.
 
     ``read_bins(lo, hi)`` gives the model-unit input bins ``[lo, hi)``; each
-    chunk of ``chunk_windows`` windows (default ``batch_size * CHUNK_BATCHES``)
+    chunk of ``chunk_windows`` windows (default ``batch_size * CHUNK_BATCHES``, fewer for a widened model)
     reads its windows' span (targets plus flanks) and pads past the
     chromosome ends with zeros, so windows, batches and outputs are those of
     the whole chromosome at once. ``read_channels(lo, hi)``: the ``(F, hi - lo)``
@@ -303,7 +303,9 @@ def denoise_chunks(denoiser: OnnxDenoiser, read_bins, n_bins: int, batch_size: i
     c = denoiser.contract
     target_bins = denoiser.target_bins  # the contract's, or more after optimise
     starts = tile_starts(n_bins, WindowSpec(c.window_bins, target_bins))
-    chunk = chunk_windows or batch_size * CHUNK_BATCHES
+    # A widened model predicts ~3.5x the bins per window: fewer batches per chunk keep a chunk's bins (and the
+    # memory of the chunks in flight to the writers) what they were.
+    chunk = chunk_windows or batch_size * max(1, round(CHUNK_BATCHES * c.target_bins / target_bins))
     for first in range(0, len(starts), chunk):
         chunk_starts = starts[first:first + chunk]
         lo, hi = max(int(chunk_starts[0]), 0), min(int(chunk_starts[-1]) + c.window_bins, n_bins)
