@@ -116,8 +116,7 @@ class OnnxDenoiser:
                         "this input: float32 is used", self.source, self.precision["agreement_pearson"],
                         self.precision["min_agreement"], self.precision["check_windows"])
             return False
-        self.graph, self.session = graph, self._session(graph)
-        self._constant.clear()
+        self._use(graph, self._session(graph))
         return True
 
     def _try(self, graph: bytes, what: str, check) -> bool:
@@ -127,9 +126,12 @@ class OnnxDenoiser:
         if not check(run(self.session), run(session)):
             log.warning("note: model %s failed the %s check; that rewrite is skipped", self.source, what)
             return False
+        self._use(graph, session)
+        return True
+
+    def _use(self, graph: bytes, session) -> None:
         self.graph, self.session = graph, session
         self._constant.clear()  # outputs of the previous graph
-        return True
 
     def _predictor(self, graph: bytes):
         """windows -> ``(signal, peak probability)`` of ``graph``, as :meth:`run` gives them, 64 at a time."""
