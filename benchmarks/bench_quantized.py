@@ -4,8 +4,8 @@
 Issue 20 allows int8 only "with a quality check (chr2 Pearson/AUPRC within 0.002 of float32, else
 refuse)". This is that check, on denoise's own path: for each depth, the genome-sized library of
 ``bench_quality.py`` (chr2 and 299 renamed copies, 3 Gb) is denoised (chr2) with ``precision="float32"`` and
-``precision="int8"`` (the trunk's Convs calibrated on 256 windows of that library, checked on 256 others:
-``denoise/quantize.py``), and per-base metrics are taken inside the labelled regions. The table gives both
+``precision="int8"`` (the trunk's Convs calibrated on the 256 even spread windows of that library and its 16
+densest spots, checked on the 256 odd ones: ``denoise/quantize.py``), and per-base metrics are taken inside the labelled regions. The table gives both
 rows, their difference and the int8 model's agreement with float32 on the check windows. Exit 1 when the gate fails (then int8 must not be used), 2 when the
 data are absent.
 

@@ -59,7 +59,7 @@ def widen_graph(onnx_bytes: bytes, window_bins: int, target_bins: int) -> Widene
             return None
         return int(ends[0].item()), int(ends[1].item())
 
-    slices = [(node, bounds(node)) for node in graph.node if bounds(node) is not None]
+    slices = [(node, span) for node in graph.node if (span := bounds(node)) is not None]
     crops = [(node, (lo, hi)) for node, (lo, hi) in slices if 0 < lo and lo + hi == window_bins]
     centres = [(node, (lo, hi)) for node, (lo, hi) in slices if hi - lo == target_bins]
     if len(crops) != 1 or len(centres) != 1:
@@ -70,14 +70,20 @@ def widen_graph(onnx_bytes: bytes, window_bins: int, target_bins: int) -> Widene
     wide = window_bins - 2 * rf
     _set_bounds(graph, crops[0][0], 0, window_bins)
     _set_bounds(graph, centres[0][0], rf, rf + wide)
-    used = {name for node in graph.node for name in node.input}
-    orphans = [node for node in graph.node if node.op_type == "Constant" and not set(node.output) & used]
-    for node in orphans:  # the Slices' old bounds
-        graph.node.remove(node)
+    _drop_unused(graph)  # the Slices' old bounds
     for output in graph.output:  # (batch, target_bins) -> (batch, wide)
         output.type.tensor_type.shape.dim[-1].dim_value = wide
     del graph.value_info[:]  # intermediate shapes recorded at export no longer hold
     return Widened(proto.SerializeToString(), wide, rf)
+
+
+def _drop_unused(graph) -> None:
+    """Remove the Constant nodes and initializers no node reads any more (what a rewrite replaced)."""
+    used = {name for node in graph.node for name in node.input}
+    for node in [node for node in graph.node if node.op_type == "Constant" and not set(node.output) & used]:
+        graph.node.remove(node)
+    for init in [init for init in graph.initializer if init.name not in used]:
+        graph.initializer.remove(init)
 
 
 def _set_bounds(graph, node, start: int, end: int) -> None:
@@ -94,8 +100,7 @@ def check_widened(original, widened, window_bins: int, target_bins: int, wide_bi
     """True when ``widened`` (``(n, window) -> (n, wide_bins)``) predicts a random track as ``original`` does.
 
     ``original`` and ``widened`` are callables of a window batch returning ``(signal, logits)``. The track is
-    sparse and peaky like coverage; the original's windows tile the widened window's centre (and one bin
-    past each end of it is left out, as the widened graph must not see past its edges).
+    sparse and peaky like coverage; the original's consecutive windows tile the bins the widened window predicts.
     """
     rng = np.random.default_rng(seed)
     flank, wide_flank = (window_bins - target_bins) // 2, (window_bins - wide_bins) // 2
@@ -112,10 +117,8 @@ def check_widened(original, widened, window_bins: int, target_bins: int, wide_bi
     wide_window = track[None, :, start:start + window_bins]
     if input_channels == 1:
         windows, wide_window = windows[:, 0], wide_window[:, 0]
-    expected = [out.reshape(-1)[:wide_bins] for out in original(windows)]
-    got = [out.reshape(-1) for out in widened(wide_window)]
-    scale = max(float(np.abs(expected[0]).max()), 1.0)
-    return all(e.shape == g.shape and np.abs(e - g).max() <= CHECK_TOLERANCE * scale for e, g in zip(expected, got))
+    return _agree([out.reshape(-1)[:wide_bins] for out in original(windows)],
+                  [out.reshape(-1) for out in widened(wide_window)])
 
 
 def conv1d_as_conv2d(onnx_bytes: bytes) -> bytes | None:
@@ -171,10 +174,7 @@ def conv1d_as_conv2d(onnx_bytes: bytes) -> bytes | None:
         to_3d(output.name)
     del graph.node[:]
     graph.node.extend(nodes)
-    used = {name for node in nodes for name in node.input}
-    unused = [init for init in graph.initializer if init.name not in used]  # the Conv1d kernels
-    for init in unused:
-        graph.initializer.remove(init)
+    _drop_unused(graph)  # the Conv1d kernels
     del graph.value_info[:]
     return proto.SerializeToString()
 
@@ -201,6 +201,10 @@ def check_same_outputs(original, rewritten, window_bins: int, input_channels: in
     rng = np.random.default_rng(seed)
     shape = (8, window_bins) if input_channels == 1 else (8, input_channels, window_bins)
     windows = rng.gamma(0.3, 2.0, shape).astype(np.float32) * (rng.random(shape) < 0.3)
-    expected, got = original(windows), rewritten(windows)
+    return _agree(original(windows), rewritten(windows))
+
+
+def _agree(expected, got) -> bool:
+    """Each output of ``got`` has ``expected``'s shape and values to ``CHECK_TOLERANCE`` of the signal's scale."""
     scale = max(float(np.abs(expected[0]).max()), 1.0)
     return all(e.shape == g.shape and np.abs(e - g).max() <= CHECK_TOLERANCE * scale for e, g in zip(expected, got))

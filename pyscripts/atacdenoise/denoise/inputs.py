@@ -19,6 +19,7 @@ from atacdenoise.errors import InputError
 
 log = logging.getLogger(__name__)
 
+
 def input_tracks(input, fmt: str, chrom_sizes: dict[str, int], contract: ModelContract, read_filter=None,
                  library_size: float | None = None, chroms: list[str] | None = None, calibrate: bool = False):
     """``(format, tracks)``: the input binned in model units one chromosome at a time, its depth measured on
@@ -135,23 +136,25 @@ class BigWigTracks:
         import pyBigWig
 
         from atacdenoise.denoise.quantize import PEAK_WINDOWS
+        from atacdenoise.tracks.depth import BLOCK_BP
 
         reads = {chrom: read for chrom, _, read in self._each(self.input_order)}
         window, size = self.contract.window_bins, self.contract.bin_size
         spread = [(chrom, start, reads[chrom](start, start + window)) for chrom in self.input_order
                   for start in self._places.get(chrom, ())]
-        blocks = []  # (max, chrom, first base) of every 100 kb block
+        blocks = []  # (max, chrom, first base, end) of each chromosome's ~BLOCK_BP blocks
         with pyBigWig.open(os.fspath(self.path)) as bw:
             for chrom in self.input_order:
                 length = self.chrom_sizes[chrom]
-                highs = bw.stats(chrom, 0, length, type="max", nBins=max(1, length // 100_000))
-                blocks += [(high or 0.0, chrom, i * length // len(highs)) for i, high in enumerate(highs)]
+                highs = bw.stats(chrom, 0, length, type="max", nBins=max(1, length // BLOCK_BP))
+                blocks += [(high or 0.0, chrom, i * length // len(highs), (i + 1) * length // len(highs))
+                           for i, high in enumerate(highs)]
         densest = []
-        for _, chrom, first in sorted(blocks, key=lambda block: block[0])[-PEAK_WINDOWS:]:
+        for _, chrom, first, end in sorted(blocks, key=lambda block: block[0])[-PEAK_WINDOWS:]:
             n_bins = -(-self.chrom_sizes[chrom] // size)
             if n_bins < window:
                 continue
-            top = first // size + int(np.argmax(reads[chrom](first // size, min(first // size + 4000, n_bins))))
+            top = first // size + int(np.argmax(reads[chrom](first // size, -(-end // size))))
             start = int(np.clip(top - window // 2, 0, n_bins - window))
             densest.append((chrom, start, reads[chrom](start, start + window)))
         return spread, densest

@@ -8,14 +8,14 @@ kept). On a CPU with VNNI (AVX512-VNNI, AVX-VNNI) ONNX Runtime runs those Convs 
 counts model, widened, 0.88 vs 2.1 CPU ms per 1,000 bins of float32 (Conv2d). Dynamic quantisation
 (ConvInteger) was 1.4x *slower* than float32 here.
 
-Not exact. Measured against the truth (``benchmarks/bench_quantized.py``, chr2 of the HSC data, calibrated
-on the library as here): within 0.0003 of float32 on Pearson and AUPRC at 0.5M and 5M reads, where every
-Conv in int8 lost up to 0.0034 AUPRC and ranges calibrated on another chromosome lost 0.015 Pearson. So
-the calibration windows come from the library being denoised, evenly spaced over the whole of it
+Not exact. Measured against the truth (``benchmarks/bench_quantized.py``, chr2 of the HSC data, both HSC
+models, 0.5M/1M/5M reads): within 0.0009 of float32 on Pearson and AUPRC. Every Conv in int8 lost up to
+0.0034 AUPRC, and ranges calibrated on another chromosome agreed with float32 at only Pearson 0.985. So the
+calibration windows come from the library being denoised, evenly spaced over the whole of it
 (:func:`sample_places`, whatever ``--chroms``: the groups of a scattered run get the very same int8 model
 as a whole run); the even ones and those at its densest spots (:func:`densest_starts`) calibrate, the odd
-ones check: the int8 model is used only when its signal
-correlates with float32's at >= ``MIN_AGREEMENT`` there; else float32 runs, with a note.
+ones check: the int8 model is used only when its signal correlates with float32's at >= ``MIN_AGREEMENT``
+there; else float32 runs, with a note.
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ def denoise(
     ``fast_graph``: rewrite the model's graph to run cheaper (``denoise.fast_graph``: more bins per window, Conv1d
     as Conv2d; each checked at load); False runs it as exported.
     ``precision``: ``"int8"`` runs the trunk's Convs in int8, calibrated on windows of this input and used only
-    when they agree with float32 on others (``denoise.quantize``: ~2.4x less model work, within 0.0003 of
+    when they agree with float32 on others (``denoise.quantize``: ~2.4x less model work, within 0.0009 of
     float32's Pearson and AUPRC on the HSC chr2 benchmark); ``"float32"`` runs the weights as exported;
     ``"auto"`` is int8 when the input's chromosomes hold >= 100 Mb (``quantize.INT8_FROM_BP``), else float32.
     Returns the output paths. Every mismatch between the model's contract
@@ -125,9 +125,12 @@ def denoise(
     genome_name = genome
     fmt, tracks = input_tracks(input, fmt, chrom_sizes, denoiser.contract, read_filter, library_size, chroms,
                                calibrate=precision != "float32")
-    genome = model_genome(denoiser, {c: chrom_sizes[c] for c in tracks.input_order}, fasta, annotations or {})
-    if precision == "int8" or (precision == "auto"
-                               and sum(chrom_sizes[c] for c in tracks.input_order) >= INT8_FROM_BP):
+    int8 = precision == "int8" or (precision == "auto"
+                                   and sum(chrom_sizes[c] for c in tracks.input_order) >= INT8_FROM_BP)
+    # int8 calibrates on windows of every input chromosome, so their channels are rendered too.
+    genome = model_genome(denoiser, {c: chrom_sizes[c] for c in (tracks.input_order if int8 else tracks.order)},
+                          fasta, annotations or {})
+    if int8:
         use_int8(denoiser, tracks, genome)
     if fast_graph:
         denoiser.optimise()
