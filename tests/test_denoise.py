@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ from atacdenoise.tracks.depth import REFERENCE_DENSITY
 from atacdenoise.denoise.contract import ModelContract
 from atacdenoise.denoise.onnx_runner import OnnxDenoiser, sigmoid
 from atacdenoise.denoise.peaks_from_prob import PeakStream, called_runs, peaks_from_prob
-from atacdenoise.denoise.run import output_paths
+from atacdenoise.denoise.run import STORED_VALUES, output_paths
 from atacdenoise.errors import InputError
 from atacdenoise.io.narrowpeak import read_peaks
 from atacdenoise.tracks.binning import coverage_bins
@@ -88,18 +89,28 @@ def read_bins(path, chrom, length, bin_size=25) -> np.ndarray:
     return np.add.reduceat(values, edges) / np.diff(np.append(edges, length))
 
 
-def test_denoised_track_is_the_model_output_over_tiled_windows(work):
-    out = denoise(work["insertions"], work["model"], SIZES, work["root"] / "run" / "s", genome="hg19", progress=False)
+@pytest.mark.parametrize("exact_values", [True, False], ids=["exact", "stored-rounded"])
+def test_denoised_track_is_the_model_output_over_tiled_windows(work, exact_values):
+    out = denoise(work["insertions"], work["model"], SIZES, work["root"] / f"run{exact_values}" / "s", genome="hg19",
+                  progress=False, exact_values=exact_values)
     total = sum(len(p) for p in work["positions"].values())
+    # Exact: float32 as the model gave it; by default: the documented stored precision (run.STORED_VALUES).
+    signal_rtol, prob_atol = (1e-5, 1e-6) if exact_values else (2 ** -11 + 1e-6, 0.0005 + 1e-6)
     for chrom, length in SIZES.items():
         # Density normalisation: no 100 kb block here is a pile-up, so the depth is insertions / covered bases.
         expected = coverage_bins(work["positions"][chrom], length, 25, 100, "mean",
                                  scale=REFERENCE_DENSITY * sum(SIZES.values()) / total)
         denoised = read_bins(out["denoised"], chrom, length)
         # The centre model returns its input: every bin once, in model units, including the partial last bin.
-        np.testing.assert_allclose(denoised, expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(denoised, expected, rtol=signal_rtol, atol=1e-6)
         prob = read_bins(out["peakprob"], chrom, length)
-        np.testing.assert_allclose(prob, sigmoid(expected.astype(np.float32) - 1), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(prob, sigmoid(expected.astype(np.float32) - 1), rtol=1e-5, atol=prob_atol)
+        if not exact_values:  # rounded, not merely close: at most 1,001 probabilities, 11 significant bits
+            assert np.unique(prob).size <= 1001
+            mantissas = np.frexp(denoised.astype(np.float32))[0]
+            np.testing.assert_array_equal(mantissas * 2 ** 11, np.round(mantissas * 2 ** 11))
+    record = json.loads(Path(out["provenance"]).read_text())
+    assert record["stored_values"] == ("exact" if exact_values else STORED_VALUES)
     peaks = read_peaks(out["peaks"])
     assert peaks, "the dense sites must give peaks"
     for chrom, chrom_peaks in peaks.items():
@@ -148,7 +159,7 @@ def test_bigwig_input_is_rebinned_and_scaled_like_insertions(work):
     with pyBigWig.open(str(bw_path), "w") as bw:
         bw.addHeader([(chrom, length)])
         bw.addEntries(chrom, 0, values=per_base.tolist(), span=1, step=1)
-    out = denoise(bw_path, work["model"], {chrom: length}, root / "bw" / "s", progress=False)
+    out = denoise(bw_path, work["model"], {chrom: length}, root / "bw" / "s", progress=False, exact_values=True)
     # library size = coverage / 201 bases per insertion (edge clipping makes it approximate)
     total = per_base.sum() / 201
     expected = coverage_bins(work["positions"][chrom], length, 25, 100, "mean", scale=REFERENCE_DENSITY * length / total)
@@ -234,7 +245,7 @@ def test_real_insertions_end_to_end(tmp_path):
     sizes = read_chrom_sizes(SHARED_DATA / "hsc" / "chrom.sizes")
     contract = ModelContract(space="test-centre", genome="hg19")
     model = centre_model(tmp_path / "centre4096.onnx", contract)
-    out = denoise(insertions, model, sizes, tmp_path / "hsc", genome="hg19", progress=False)
+    out = denoise(insertions, model, sizes, tmp_path / "hsc", genome="hg19", progress=False, exact_values=True)
     positions = dict(iter_insertions(insertions, sizes))
     total = sum(len(p) for p in positions.values())
     chrom = next(iter(positions))

@@ -38,13 +38,14 @@ def exported(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("fast_graph")
     write_insertions(root / "ins.bed.gz", SIZES, 15_000)
     outputs = denoise(root / "ins.bed.gz", COUNTS, SIZES, root / "exported", progress=False, fast_graph=False,
-                      precision="float32")
+                      precision="float32", exact_values=True)
     return {"root": root, "outputs": outputs, "values": tracks(outputs)}
 
 
 def test_widening_alone_gives_the_exported_graphs_values_bit_for_bit(exported, monkeypatch):
     monkeypatch.setattr(fast_graph, "conv1d_as_conv2d", lambda graph: None)
-    outputs = denoise(exported["root"] / "ins.bed.gz", COUNTS, SIZES, exported["root"] / "widened", progress=False)
+    outputs = denoise(exported["root"] / "ins.bed.gz", COUNTS, SIZES, exported["root"] / "widened", progress=False,
+                      exact_values=True)
     record = json.loads(Path(outputs["provenance"]).read_text())
     assert record["graph"] == {"rewrites": ["widened: 3634 of 4096 bins predicted per window"],
                                "bins_predicted_per_window": 3634, "precision": {"mode": "float32"}}
@@ -57,7 +58,8 @@ def test_widening_alone_gives_the_exported_graphs_values_bit_for_bit(exported, m
 
 
 def test_both_rewrites_give_the_exported_values_to_float_rounding(exported):
-    outputs = denoise(exported["root"] / "ins.bed.gz", COUNTS, SIZES, exported["root"] / "fast", progress=False)
+    outputs = denoise(exported["root"] / "ins.bed.gz", COUNTS, SIZES, exported["root"] / "fast", progress=False,
+                      exact_values=True)
     rewrites = json.loads(Path(outputs["provenance"]).read_text())["graph"]["rewrites"]
     assert rewrites == ["widened: 3634 of 4096 bins predicted per window", "Conv1d as Conv2d"]
     for got, expected in zip(tracks(outputs), exported["values"]):
@@ -130,7 +132,8 @@ def provenance(outputs: dict) -> dict:
 @pytest.fixture(scope="module")
 def int8_run(exported) -> dict:
     root = exported["root"]
-    outputs = denoise(root / "ins.bed.gz", COUNTS, SIZES, root / "int8", progress=False, precision="int8")
+    outputs = denoise(root / "ins.bed.gz", COUNTS, SIZES, root / "int8", progress=False, exact_values=True,
+                      precision="int8")
     return {"outputs": outputs, "values": tracks(outputs)}
 
 
@@ -149,7 +152,7 @@ def test_int8_is_calibrated_on_the_input_and_close_to_float32(exported, int8_run
 def test_int8_of_one_chromosome_is_the_whole_runs(exported, int8_run):
     """Calibration windows come from the whole input whatever --chroms: a group gets the whole run's model."""
     outputs = denoise(exported["root"] / "ins.bed.gz", COUNTS, SIZES, exported["root"] / "int8_chr2",
-                      progress=False, precision="int8", chroms=["chr2"])
+                      progress=False, exact_values=True, precision="int8", chroms=["chr2"])
     assert provenance(outputs)["graph"] == provenance(int8_run["outputs"])["graph"]
     with pyBigWig.open(outputs["denoised"]) as bw:
         np.testing.assert_array_equal(np.nan_to_num(np.array(bw.values("chr2", 0, SIZES["chr2"]), np.float32)),
@@ -160,7 +163,7 @@ def test_int8_that_disagrees_with_float32_is_not_used(exported, monkeypatch, cap
     monkeypatch.setattr(int8, "MIN_AGREEMENT", 1.01)
     with caplog.at_level(logging.WARNING):
         outputs = denoise(exported["root"] / "ins.bed.gz", COUNTS, SIZES, exported["root"] / "refused",
-                          progress=False, precision="int8", fast_graph=False)
+                          progress=False, exact_values=True, precision="int8", fast_graph=False)
     record = provenance(outputs)["graph"]["precision"]
     assert record["mode"] == "float32" and 0.999 < record["agreement_pearson"] < 1.01
     assert "float32 is used" in caplog.text

@@ -142,6 +142,10 @@ def test_groups_of_another_model_or_library_are_refused(library, halves, tmp_pat
     assert cli_denoise(library, other_depth, "--group", "2/2", "--library-size", "1e6") == 0
     assert_refused(["merge", str(halves[0]), str(other_depth), "--out-prefix", str(out)], out, capsys,
                    "library depth differs")
+    exact = tmp_path / "exact" / "part2"  # the values as the model gave them, not rounded as the first half's
+    assert cli_denoise(library, exact, "--group", "2/2", "--exact-values") == 0
+    assert_refused(["merge", str(halves[0]), str(exact), "--out-prefix", str(out)], out, capsys,
+                   "stored values differs")
     # Another model: the provenance of a different ONNX file (its sha256 and contract).
     record = json.loads(output_paths(halves[1])["provenance"].read_text())
     other = tmp_path / "model" / "part2"

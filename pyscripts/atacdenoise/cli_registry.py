@@ -85,7 +85,7 @@ def cmd_denoise(args) -> None:
                       tracking_uri=args.tracking_uri, threshold=args.threshold, progress=progress_wanted(args),
                       fasta=args.fasta, annotations=annotations, library_size=args.library_size,
                       chroms=_chroms_to_denoise(args, chrom_sizes), bedgraph=args.bedgraph,
-                      blacklist=args.blacklist, precision=args.precision)
+                      blacklist=args.blacklist, precision=args.precision, exact_values=args.exact_values)
     for path in outputs.values():
         print(path)
 
@@ -207,6 +207,9 @@ def add_denoise_parser(subparsers) -> None:
                    help="int8: the model's trunk in int8, calibrated on this input and used only when it agrees "
                         "with float32 there (~2.4x less model work, not exact); float32: as exported; auto "
                         "(default): int8 when the input's chromosomes hold 100 Mb or more")
+    p.add_argument("--exact-values", action="store_true",
+                   help="store the model's float32 outputs as they are (default: denoised values to 0.05%% and peak "
+                        "probabilities to 0.001, about half the bytes; peaks are called from the exact values)")
     add_blacklist_arg(p)
     add_format_arg(p)
     add_genome_args(p)

@@ -40,7 +40,8 @@ TRACKS = ("denoised", "peakprob")
 # What must agree between the groups of one merge: (name in messages, how to read it from a provenance).
 SAME_RUN = (("model (ONNX sha256)", lambda p: p["onnx_sha256"]), ("contract", lambda p: p["contract"]),
             ("library depth", lambda p: p["library"]), ("peak threshold", lambda p: p["inputs"].get("threshold")),
-            ("graph rewrites", lambda p: p.get("graph")))  # a rewritten graph's values differ by float rounding
+            ("graph rewrites", lambda p: p.get("graph")),  # a rewritten graph's values differ by float rounding
+            ("stored values", lambda p: p.get("stored_values", "exact")))
 
 
 @dataclass

@@ -24,6 +24,10 @@ thread (``io.writer_thread``) while onnxruntime computes the next chunk. Outputs
 - ``PREFIX.igv.xml``: an IGV session of the tracks above (``io.igv``);
 - with ``bedgraph``: ``PREFIX.denoised.bedGraph.gz`` and ``PREFIX.peakprob.bedGraph.gz``.
 
+The tracks store rounded values (:data:`STORED_VALUES`; ``exact_values`` keeps the model's float32 as it came):
+their low bits are noise that zlib cannot pack, and dropping them halves the bigWigs. Peaks are called from the
+unrounded probabilities.
+
 A model with genome channels (contract ``channels``) also needs the files
 they are rendered from (``--fasta``, ``--annotation NAME=FILE``): each
 chunk's channels are rendered for its span as in training (``tracks.channels``)
@@ -57,6 +61,11 @@ from atacdenoise.io.narrowpeak import read_blacklist, without_blacklisted
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "int8", "float32")
+# What the tracks store: each denoised value with 10 of float32's 23 mantissa bits (relative error <= 2**-11, 0.05 %;
+# int8 moves values more than that), each peak probability to 0.001. About half the bytes of the exact values
+# (benchmarks/bench_genome_scale.py, bigWig sizes).
+STORED_VALUES = {"denoised": {"mantissa_bits": 10, "relative_error_at_most": 2 ** -11},
+                 "peakprob": {"decimals": 3}}
 CHUNK_BATCHES = 8  # windows handed to onnxruntime per progress update = batch_size * CHUNK_BATCHES
 
 
@@ -91,6 +100,7 @@ def denoise(
     blacklist: str | os.PathLike | None = None,
     fast_graph: bool = True,
     precision: str = "auto",
+    exact_values: bool = False,
 ) -> dict[str, str]:
     """Denoise ``input`` (BAM, insertions BED, fragments or bigWig) with ``model`` (.onnx or ``models:/NAME@ALIAS``).
 
@@ -107,6 +117,7 @@ def denoise(
     when they agree with float32 on others (``denoise.quantize``: ~2.4x less model work, within 0.0009 of
     float32's Pearson and AUPRC on the HSC chr2 benchmark); ``"float32"`` runs the weights as exported;
     ``"auto"`` is int8 when the input's chromosomes hold >= 100 Mb (``quantize.INT8_FROM_BP``), else float32.
+    ``exact_values``: store the model's float32 outputs unrounded (default: :data:`STORED_VALUES`).
     Returns the output paths. Every mismatch between the model's contract
     and the input is an InputError raised before anything is written.
     """
@@ -137,11 +148,12 @@ def denoise(
     inputs = {"input": os.fspath(input), "format": fmt, "chroms": tracks.order, "input_chroms": tracks.input_order,
               "fasta": fasta and os.fspath(fasta),
               "annotations": {name: os.fspath(path) for name, path in (annotations or {}).items()}, "threshold": threshold}
+    stored = "exact" if exact_values else STORED_VALUES
     paths = output_paths(out_prefix, bedgraph)
     with atomic_set() as temporary:  # the files of this run, or none of them
         write_outputs(denoiser, tracks, {key: temporary(path) for key, path in paths.items()}, batch_size,
-                      threshold, progress, genome, bad_regions)
-        write_provenance(temporary(paths["provenance"]), denoiser, tracks.depth, inputs)
+                      threshold, progress, genome, bad_regions, stored)
+        write_provenance(temporary(paths["provenance"]), denoiser, tracks.depth, inputs, stored)
     outputs = {key: str(path) for key, path in paths.items()}
     return outputs | browser_files(outputs, chrom_sizes, input, fmt, fasta, genome_name)
 
@@ -179,7 +191,7 @@ def browser_files(outputs: dict[str, str], chrom_sizes: dict[str, int], input=No
     return extra
 
 
-def write_provenance(path, denoiser: OnnxDenoiser, depth, inputs: dict) -> None:
+def write_provenance(path, denoiser: OnnxDenoiser, depth, inputs: dict, stored_values="exact") -> None:
     """What made these tracks, as JSON beside them: enough to tell two runs apart and to rerun one."""
     import dataclasses
     from importlib.metadata import version
@@ -191,6 +203,7 @@ def write_provenance(path, denoiser: OnnxDenoiser, depth, inputs: dict) -> None:
               "windows": {"run": denoiser.windows_run, "skipped_constant": denoiser.windows_skipped},
               "graph": {"rewrites": denoiser.rewrites, "bins_predicted_per_window": denoiser.target_bins,
                         "precision": denoiser.precision},
+              "stored_values": stored_values,
               "software": {"atacdenoise": __version__, "onnxruntime": version("onnxruntime"),
                            "numpy": np.__version__}}
     with atomic_path(path) as tmp:
@@ -242,9 +255,10 @@ def check_contract(denoiser: OnnxDenoiser, input, chrom_sizes: dict[str, int], g
 
 
 def write_outputs(denoiser: OnnxDenoiser, tracks, paths: dict[str, Path], batch_size: int, threshold: float,
-                  progress: bool, genome=None, blacklist: dict | None = None) -> None:
+                  progress: bool, genome=None, blacklist: dict | None = None, stored_values="exact") -> None:
     """The denoised and peak-probability bigWigs (and bedGraphs when ``paths`` has them) and the peaks, at
-    ``paths`` (keys of :func:`output_paths`)."""
+    ``paths`` (keys of :func:`output_paths`); the tracks hold values as ``stored_values`` says (``"exact"`` or
+    the form of :data:`STORED_VALUES`)."""
     from contextlib import ExitStack
 
     from tqdm import tqdm
@@ -268,14 +282,24 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, paths: dict[str, Path], batch_
             peaks = PeakStream(chrom, c.bin_size, sizes[chrom], threshold)
             for first_bin, signal, prob in denoise_chunks(denoiser, read_bins, n_bins, batch_size, bar.update,
                                                           channels):
-                writing.submit(denoised.add, chrom, first_bin, signal)
-                writing.submit(peakprob.add, chrom, first_bin, prob)
+                writing.submit(denoised.add, chrom, first_bin, stored(signal, stored_values, "denoised"))
+                writing.submit(peakprob.add, chrom, first_bin, stored(prob, stored_values, "peakprob"))
                 peaks.add(prob)
             called = peaks.finish()
             all_peaks.append(called if blacklist is None else without_blacklisted(called, blacklist))
         write_narrowpeak(peaks_tmp, all_peaks, name_prefix="denoised_peak")
     log.info("model run on %d windows; %d more skipped (whole batches of one constant input, e.g. no insertion: "
              "its output computed once)", denoiser.windows_run, denoiser.windows_skipped)
+
+
+def stored(values: np.ndarray, stored_values, track: str) -> np.ndarray:
+    """``values`` of ``track`` as the tracks store them (see :data:`STORED_VALUES`)."""
+    if stored_values == "exact":
+        return values
+    from atacdenoise.io.bigwig import round_significant
+
+    how = stored_values[track]
+    return round_significant(values, how["mantissa_bits"]) if "mantissa_bits" in how else np.round(values, how["decimals"])
 
 
 def track_writers(stack, bigwig, chrom_sizes: dict[str, int], bin_size: int, bedgraph=None):

@@ -103,6 +103,22 @@ class BigWigWriter:
             self._bw.addEntries([chrom], [(n_bins - 1) * size], ends=[length], values=[float(values[-1])])
 
 
+def round_significant(values: np.ndarray, mantissa_bits: int) -> np.ndarray:
+    """float32 ``values`` rounded to ``mantissa_bits`` of float32's 23 stored mantissa bits (to nearest, ties away
+    from zero): relative error <= 2 ** -(mantissa_bits + 1). The low bits left zero are what lets zlib pack a
+    bigWig's blocks tighter; zero stays zero."""
+    if not 0 < mantissa_bits <= 23:
+        raise ValueError(f"mantissa_bits must lie in 1..23, got {mantissa_bits}")
+    drop = 23 - mantissa_bits
+    bits = np.ascontiguousarray(values, np.float32).view(np.uint32)
+    if drop == 0:
+        return bits.view(np.float32).copy()
+    # Adding half a unit of the last kept bit to the magnitude bits, then masking, rounds the magnitude (the sign bit is
+    # left alone); a carry out of the mantissa correctly bumps the exponent.
+    rounded = (bits + np.uint32(1 << (drop - 1))) & np.uint32(0xFFFFFFFF ^ ((1 << drop) - 1))
+    return rounded.view(np.float32)
+
+
 def _open_bigwig(path: str | os.PathLike):
     import pyBigWig
 
