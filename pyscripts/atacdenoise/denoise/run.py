@@ -134,10 +134,12 @@ def denoise(
     denoiser = load_denoiser(model, tracking_uri, threads)
     check_contract(denoiser, input, chrom_sizes, genome)
     genome_name = genome
+    # Calibration windows are taken in the depth pass, before the chromosomes with insertions are known: skipped
+    # when even the whole genome is under auto's threshold.
+    may_int8 = precision == "int8" or (precision == "auto" and sum(chrom_sizes.values()) >= INT8_FROM_BP)
     fmt, tracks = input_tracks(input, fmt, chrom_sizes, denoiser.contract, read_filter, library_size, chroms,
-                               calibrate=precision != "float32")
-    int8 = precision == "int8" or (precision == "auto"
-                                   and sum(chrom_sizes[c] for c in tracks.input_order) >= INT8_FROM_BP)
+                               calibrate=may_int8)
+    int8 = may_int8 and (precision == "int8" or sum(chrom_sizes[c] for c in tracks.input_order) >= INT8_FROM_BP)
     # int8 calibrates on windows of every input chromosome, so their channels are rendered too.
     genome = model_genome(denoiser, {c: chrom_sizes[c] for c in (tracks.input_order if int8 else tracks.order)},
                           fasta, annotations or {})
