@@ -130,6 +130,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--densities", default="5M,0.5M", help=f"comma-separated, of {', '.join(DENSITIES)}")
     parser.add_argument("--evaluate", default="0.5M", help="densities whose denoised tracks are evaluated")
+    parser.add_argument("--model", type=Path, default=MODEL, help=f"the model denoise runs (default {MODEL.name})")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precisions", default="float32,int8",
                         help="denoise --precision of each denoise row (evaluate/report read the last one's tracks)")
@@ -184,7 +185,7 @@ def main(argv=None) -> int:
                 for scope, chroms in [list(scopes.items())[i] for i in (0, 2)]:  # chr4 alone, then everything
                     prefix = work / f"dn_{density}_{precision}_{scope.split()[0]}"
                     seconds, rss = measure(atacdenoise("denoise", "--input", inputs[density], "--chrom-sizes",
-                                                       inputs["sizes"], "--model", MODEL, "--out-prefix", prefix,
+                                                       inputs["sizes"], "--model", args.model, "--out-prefix", prefix,
                                                        "--genome", "hg19", "--threads", args.threads, "--precision",
                                                        precision, "--quiet", *chroms), work / "denoise.log")
                     row(f"denoise ({precision})", label, scope, seconds, rss,
@@ -222,7 +223,7 @@ def main(argv=None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     print(f"Synthetic genome: {', '.join(f'{c} {n // 1_000_000} Mb' for c, n in SIZES.items())}; "
-          f"model {MODEL.name}, {args.threads} ONNX Runtime threads; one process per step, peak RSS = its "
+          f"model {args.model.name}, {args.threads} ONNX Runtime threads; one process per step, peak RSS = its "
           f"ru_maxrss. The machine is shared (2 cores): times are noisy, RSS is not.\n")
     print("| step | input | chromosomes | wall s | peak RSS MB | output |")
     print("| --- | --- | --- | --- | --- | --- |")
