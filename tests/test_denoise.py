@@ -285,6 +285,23 @@ def test_bundled_default_model_denoises_real_insertions(tmp_path, shared_data):
     assert (tmp_path / "hsc.peaks.narrowPeak").read_text().count("\n") > 50  # the HSC data has ~1000 true peaks
 
 
+def test_a_bundled_model_is_picked_by_its_name_and_an_unknown_name_is_one_clear_line(work, tmp_path, capsys):
+    from atacdenoise.bundled import bundled_models_dir
+    from atacdenoise.cli import main
+    from atacdenoise.denoise.onnx_runner import load_denoiser
+
+    denoiser = load_denoiser("atac-denoiser-counts-small")
+    assert denoiser.path == bundled_models_dir() / "atac-denoiser-counts-small.onnx"
+    assert load_denoiser(work["model"]).path == Path(work["model"])  # a file is a file, whatever its name
+    prefix, sizes = tmp_path / "typo", tmp_path / "chrom.sizes"
+    sizes.write_text("".join(f"{chrom}\t{n}\n" for chrom, n in SIZES.items()))
+    assert main(["denoise", "--input", str(work["insertions"]), "--chrom-sizes", str(sizes),
+                 "--model", "atac-denoiser-smal", "--out-prefix", str(prefix)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "atac-denoiser-smal" in lines[0] and "atac-denoiser-counts-small" in lines[0], lines
+    assert not list(tmp_path.glob("typo*"))
+
+
 def test_every_bundled_model_ships_with_its_card():
     folder = Path(__file__).resolve().parents[1] / "registry" / "models"
     models = sorted(folder.glob("*.onnx"))

@@ -181,7 +181,9 @@ def add_denoise_parser(subparsers) -> None:
     p = subparsers.add_parser("denoise", parents=[COMMON],
                               help="denoise a shallow library with an ONNX model (no torch needed)")
     p.add_argument("--input", required=True, help="BAM, insertions BED, fragments or coverage bigWig")
-    p.add_argument("--model", help="model.onnx or models:/NAME@ALIAS (default: the bundled model)")
+    p.add_argument("--model", help="model.onnx, models:/NAME@ALIAS or a bundled model's name, e.g. "
+                                    "atac-denoiser-counts-small: 3.7x less model work (default: the bundled model "
+                                    "for the files given, see registry/models/)")
     p.add_argument("--chrom-sizes", required=True, help="chromosome sizes (name, length) of the input's genome")
     add_output_arg(p, "--out-prefix", required=True,
                    help="writes PREFIX.denoised.bw, PREFIX.peakprob.bw, PREFIX.peaks.narrowPeak, PREFIX.peaks.bb "

@@ -218,13 +218,27 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 
 
 def load_denoiser(model: str | os.PathLike, tracking_uri: str | None = None, threads: int | None = None) -> OnnxDenoiser:
-    """A ``.onnx`` path, or ``models:/NAME@ALIAS`` / ``models:/NAME/VERSION`` from the MLflow registry."""
+    """A ``.onnx`` path, a bundled model's name (:func:`bundled_by_name`), or ``models:/NAME@ALIAS`` /
+    ``models:/NAME/VERSION`` from the MLflow registry."""
     model = os.fspath(model)
     if not model.startswith("models:/"):
-        return OnnxDenoiser(model, threads)
+        return OnnxDenoiser(bundled_by_name(model), threads)
     with tempfile.TemporaryDirectory(prefix="atacdenoise-model-") as tmp:
         onnx_path = download_registered_onnx(model, tmp, tracking_uri)
         return OnnxDenoiser(onnx_path, threads, source=model)  # the session holds the weights: tmp may go
+
+
+def bundled_by_name(model: str) -> str:
+    """``model`` itself when it looks like a file, else the bundled model of that name (the ``.onnx`` file's stem in
+    ``registry/models/``, e.g. ``atac-denoiser-counts-small``: the bundled models wherever the package is installed)."""
+    from atacdenoise.bundled import bundled_models_dir
+
+    if Path(model).exists() or model.endswith(".onnx") or os.sep in model:
+        return model
+    bundled = {path.stem: path for path in sorted(bundled_models_dir().glob("*.onnx"))}
+    if model not in bundled:
+        raise InputError(model, f"no such file, and no bundled model of that name (bundled: {', '.join(bundled)})")
+    return str(bundled[model])
 
 
 def download_registered_onnx(model_uri: str, dest: str | os.PathLike, tracking_uri: str | None = None) -> Path:
