@@ -282,6 +282,24 @@ def test_bigwig_round_trip(tmp_path, bin_size):
     assert [p.name for p in tmp_path.iterdir()] == ["track.bw"]
 
 
+def test_round_significant_keeps_the_asked_bits_to_nearest():
+    from atacdenoise.io.bigwig import round_significant
+
+    rng = np.random.default_rng(3)
+    values = np.concatenate([rng.lognormal(0, 4, 10_000), -rng.lognormal(0, 4, 100), [0.0, 1.0, 2.0 - 2 ** -12]])
+    values = values.astype(np.float32)
+    for bits in (10, 4, 23):
+        rounded = round_significant(values, bits)
+        assert rounded.dtype == np.float32 and np.array_equal(np.sign(rounded), np.sign(values))
+        mantissas = np.frexp(rounded)[0] * 2 ** (bits + 1)  # bits + 1 significant bits: whole numbers
+        np.testing.assert_array_equal(mantissas, np.round(mantissas))
+        error = np.abs(rounded.astype(np.float64) - values) / np.maximum(np.abs(values), 1e-30)
+        assert error.max() <= 2.0 ** -(bits + 1)
+    assert round_significant(np.float32([2.0 - 2 ** -12]), 10)[0] == 2.0  # rounding up carries into the exponent
+    with pytest.raises(ValueError, match="mantissa_bits"):
+        round_significant(values, 0)
+
+
 def test_bigwig_read_errors(tmp_path):
     path = tmp_path / "t.bw"
     write_bigwig(path, {"chr1": 100}, [("chr1", np.ones(4))], 25)

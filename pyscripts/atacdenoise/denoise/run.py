@@ -102,7 +102,8 @@ def denoise(
     precision: str = "auto",
     exact_values: bool = False,
 ) -> dict[str, str]:
-    """Denoise ``input`` (BAM, insertions BED, fragments or bigWig) with ``model`` (.onnx or ``models:/NAME@ALIAS``).
+    """Denoise ``input`` (BAM, insertions BED, fragments or bigWig) with ``model`` (.onnx, ``models:/NAME@ALIAS`` or
+    a bundled model's name).
 
     ``library_size``: insertions of the whole library when ``input`` is a slice
     of it (the depth is then that over the whole nuclear genome of
@@ -301,7 +302,9 @@ def stored(values: np.ndarray, stored_values, track: str) -> np.ndarray:
     from atacdenoise.io.bigwig import round_significant
 
     how = stored_values[track]
-    return round_significant(values, how["mantissa_bits"]) if "mantissa_bits" in how else np.round(values, how["decimals"])
+    if "mantissa_bits" in how:
+        return round_significant(values, how["mantissa_bits"])
+    return np.round(values, how["decimals"])
 
 
 def track_writers(stack, bigwig, chrom_sizes: dict[str, int], bin_size: int, bedgraph=None):
