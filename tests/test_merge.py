@@ -93,6 +93,25 @@ def test_groups_merged_equal_one_whole_run(library, n_groups, tmp_path):
     assert_same_outputs({k: str(v) for k, v in output_paths(tmp_path / "merged").items()}, whole)
 
 
+def test_groups_without_the_peak_probability_merge_into_a_whole_run_without_it(library, halves, tmp_path, capsys):
+    whole = tmp_path / "whole"
+    assert cli_denoise(library, whole, "--no-peakprob") == 0
+    parts = [tmp_path / "part1", tmp_path / "part2"]
+    for i, prefix in enumerate(parts, start=1):
+        assert cli_denoise(library, prefix, "--group", f"{i}/2", "--no-peakprob") == 0
+    merged = tmp_path / "merged"
+    assert main(["merge", *map(str, parts), "--out-prefix", str(merged), "--quiet"]) == 0
+    assert not output_paths(merged)["peakprob"].exists() and not output_paths(whole)["peakprob"].exists()
+    for chrom in SIZES:  # the denoised track and peaks of the run with it, and of the whole run without it
+        assert intervals(output_paths(merged)["denoised"], chrom) == intervals(library["whole"]["denoised"], chrom)
+    assert output_paths(merged)["peaks"].read_bytes() == Path(library["whole"]["peaks"]).read_bytes()
+    assert output_paths(whole)["peaks"].read_bytes() == Path(library["whole"]["peaks"]).read_bytes()
+    assert "peakprob" not in Path(f"{merged}.igv.xml").read_text()
+    out = tmp_path / "mixed"
+    assert_refused(["merge", str(halves[0]), str(parts[1]), "--out-prefix", str(out)], out, capsys,
+                   "part2.peakprob.bw", "missing", "--no-peakprob")
+
+
 def test_chrom_groups_are_balanced_longest_first():
     sizes = {"chr1": 249, "chr2": 243, "chr3": 198, "chrM": 1, "chr21": 46, "chrX": 156}
     assert chrom_groups(sizes, 3) == [["chr1", "chrM"], ["chr2", "chr21"], ["chr3", "chrX"]]

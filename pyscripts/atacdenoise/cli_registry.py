@@ -85,7 +85,8 @@ def cmd_denoise(args) -> None:
                       tracking_uri=args.tracking_uri, threshold=args.threshold, progress=progress_wanted(args),
                       fasta=args.fasta, annotations=annotations, library_size=args.library_size,
                       chroms=_chroms_to_denoise(args, chrom_sizes), bedgraph=args.bedgraph,
-                      blacklist=args.blacklist, precision=args.precision, exact_values=args.exact_values)
+                      blacklist=args.blacklist, precision=args.precision, exact_values=args.exact_values,
+                      peakprob=not args.no_peakprob)
     for path in outputs.values():
         print(path)
 
@@ -212,6 +213,10 @@ def add_denoise_parser(subparsers) -> None:
     p.add_argument("--exact-values", action="store_true",
                    help="store the model's float32 outputs as they are (default: denoised values to 0.05%% and peak "
                         "probabilities to 0.001, about half the bytes; peaks are called from the exact values)")
+    p.add_argument("--no-peakprob", action="store_true",
+                   help="write no PREFIX.peakprob.bw (nor its bedGraph): half the track writing, the larger part of "
+                        "a whole genome's time; peaks are still called from the probabilities ('report' and the "
+                        "pipeline need the track)")
     add_blacklist_arg(p)
     add_format_arg(p)
     add_genome_args(p)

@@ -128,7 +128,8 @@ def check_same_files(groups: list[GroupOutputs]) -> None:
         if lacking is not None:
             raise InputError(output_paths(lacking.prefix, bedgraph=True)[kind],
                              f"missing, but {having.paths[kind]} is there: the groups of one merge are written with "
-                             f"the same options (denoise --bedgraph for the .bedGraph.gz files)")
+                             f"the same options (denoise --bedgraph for the .bedGraph.gz files, no --no-peakprob "
+                             f"for the peak probability)")
 
 
 def _difference(a, b) -> str:

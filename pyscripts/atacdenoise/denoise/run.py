@@ -14,7 +14,7 @@ thread (``io.writer_thread``) while onnxruntime computes the next chunk. Outputs
 - ``PREFIX.denoised.bw``: denoised coverage per bin, in the model's
   ``signal_units`` (mean coverage of +-extend bp extended insertions per bin,
   rescaled to a library of 1 insertion per 20 bp, see ``tracks.depth``);
-- ``PREFIX.peakprob.bw``: per-bin peak probability (0-1);
+- ``PREFIX.peakprob.bw``: per-bin peak probability (0-1; not with ``peakprob=False``, which halves the writing);
 - ``PREFIX.peaks.narrowPeak``: bins with probability >= threshold, merged
   across gaps of <= 1 bin (see :mod:`.peaks_from_prob`);
 - ``PREFIX.peaks.bb``: the peaks as bigBed (none when there are no peaks);
@@ -69,13 +69,15 @@ STORED_VALUES = {"denoised": {"mantissa_bits": 10, "relative_error_at_most": 2 *
 CHUNK_BATCHES = 8  # windows handed to onnxruntime per progress update = batch_size * CHUNK_BATCHES
 
 
-def output_paths(out_prefix: str | os.PathLike, bedgraph: bool = False) -> dict[str, Path]:
+def output_paths(out_prefix: str | os.PathLike, bedgraph: bool = False, peakprob: bool = True) -> dict[str, Path]:
     """The files one run writes as a set (the browser files follow them, see :func:`browser_files`)."""
     prefix = os.fspath(out_prefix)
     paths = {"denoised": Path(f"{prefix}.denoised.bw"), "peakprob": Path(f"{prefix}.peakprob.bw"),
              "peaks": Path(f"{prefix}.peaks.narrowPeak"), "provenance": Path(f"{prefix}.provenance.json")}
+    if not peakprob:
+        del paths["peakprob"]
     if bedgraph:
-        paths |= {f"{key}_bedgraph": bedgraph_path(paths[key]) for key in ("denoised", "peakprob")}
+        paths |= {f"{key}_bedgraph": bedgraph_path(paths[key]) for key in ("denoised", "peakprob") if key in paths}
     return paths
 
 
@@ -101,6 +103,7 @@ def denoise(
     fast_graph: bool = True,
     precision: str = "auto",
     exact_values: bool = False,
+    peakprob: bool = True,
 ) -> dict[str, str]:
     """Denoise ``input`` (BAM, insertions BED, fragments or bigWig) with ``model`` (.onnx, ``models:/NAME@ALIAS`` or
     a bundled model's name).
@@ -119,6 +122,7 @@ def denoise(
     float32's Pearson and AUPRC on the HSC chr2 benchmark); ``"float32"`` runs the weights as exported;
     ``"auto"`` is int8 when the input's chromosomes hold >= 100 Mb (``quantize.INT8_FROM_BP``), else float32.
     ``exact_values``: store the model's float32 outputs unrounded (default: :data:`STORED_VALUES`).
+    ``peakprob``: False writes no peak-probability track (the peaks are called from it all the same).
     Returns the output paths. Every mismatch between the model's contract
     and the input is an InputError raised before anything is written.
     """
@@ -152,7 +156,7 @@ def denoise(
               "fasta": fasta and os.fspath(fasta),
               "annotations": {name: os.fspath(path) for name, path in (annotations or {}).items()}, "threshold": threshold}
     stored = "exact" if exact_values else STORED_VALUES
-    paths = output_paths(out_prefix, bedgraph)
+    paths = output_paths(out_prefix, bedgraph, peakprob)
     with atomic_set() as temporary:  # the files of this run, or none of them
         write_outputs(denoiser, tracks, {key: temporary(path) for key, path in paths.items()}, batch_size,
                       threshold, progress, genome, bad_regions, stored)
@@ -277,7 +281,7 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, paths: dict[str, Path], batch_
     all_peaks = []
     with tqdm(total=n_windows, unit="window", desc="denoise", disable=not progress) as bar, ExitStack() as stack:
         denoised, peakprob = (track_writers(stack, paths[key], sizes, c.bin_size, paths.get(f"{key}_bedgraph"))
-                              for key in ("denoised", "peakprob"))
+                              if key in paths else None for key in ("denoised", "peakprob"))
         peaks_tmp = stack.enter_context(atomic_path(paths["peaks"]))
         writing = stack.enter_context(WriterThread())  # left (drained) before the writers close
         for chrom, n_bins, read_bins in tracks:
@@ -286,7 +290,8 @@ def write_outputs(denoiser: OnnxDenoiser, tracks, paths: dict[str, Path], batch_
             for first_bin, signal, prob in denoise_chunks(denoiser, read_bins, n_bins, batch_size, bar.update,
                                                           channels):
                 writing.submit(denoised.add, chrom, first_bin, stored(signal, stored_values, "denoised"))
-                writing.submit(peakprob.add, chrom, first_bin, stored(prob, stored_values, "peakprob"))
+                if peakprob is not None:
+                    writing.submit(peakprob.add, chrom, first_bin, stored(prob, stored_values, "peakprob"))
                 peaks.add(prob)
             called = peaks.finish()
             all_peaks.append(called if blacklist is None else without_blacklisted(called, blacklist))

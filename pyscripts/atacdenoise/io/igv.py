@@ -116,6 +116,7 @@ def denoise_session_tracks(outputs: dict[str, str], input_path=None, input_forma
         # one 1-bp feature per insertion: drawn only within 100 kb, where they can be told apart
         tracks.append(IgvTrack(Path(input_path), "input insertions", COLOURS["input"], visibility_window=100_000))
     tracks.append(IgvTrack(Path(outputs["denoised"]), "denoised", COLOURS["denoised"]))
-    tracks.append(IgvTrack(Path(outputs["peakprob"]), "peak probability", COLOURS["peakprob"], (0.0, 1.0)))
+    if "peakprob" in outputs:  # not with denoise --no-peakprob
+        tracks.append(IgvTrack(Path(outputs["peakprob"]), "peak probability", COLOURS["peakprob"], (0.0, 1.0)))
     tracks.append(IgvTrack(Path(outputs.get("peaks_bigbed", outputs["peaks"])), "denoised peaks", COLOURS["peaks"]))
     return tracks
