@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -131,6 +132,7 @@ def main(argv=None) -> int:
     parser.add_argument("--densities", default="5M,0.5M", help=f"comma-separated, of {', '.join(DENSITIES)}")
     parser.add_argument("--evaluate", default="0.5M", help="densities whose denoised tracks are evaluated")
     parser.add_argument("--model", type=Path, default=MODEL, help=f"the model denoise runs (default {MODEL.name})")
+    parser.add_argument("--denoise-args", default="", help="more options for every denoise row (e.g. --no-peakprob)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precisions", default="float32,int8",
                         help="denoise --precision of each denoise row (evaluate/report read the last one's tracks)")
@@ -187,9 +189,12 @@ def main(argv=None) -> int:
                     seconds, rss = measure(atacdenoise("denoise", "--input", inputs[density], "--chrom-sizes",
                                                        inputs["sizes"], "--model", args.model, "--out-prefix", prefix,
                                                        "--genome", "hg19", "--threads", args.threads, "--precision",
-                                                       precision, "--quiet", *chroms), work / "denoise.log")
-                    row(f"denoise ({precision})", label, scope, seconds, rss,
-                        f"{size_mb(Path(f'{prefix}.denoised.bw'), Path(f'{prefix}.peakprob.bw')):.0f} MB bigWigs")
+                                                       precision, "--quiet", *chroms, *shlex.split(args.denoise_args)),
+                                           work / "denoise.log")
+                    tracks = [path for path in (Path(f"{prefix}.denoised.bw"), Path(f"{prefix}.peakprob.bw"))
+                              if path.exists()]
+                    row(f"denoise ({precision}{', ' + args.denoise_args if args.denoise_args else ''})", label, scope,
+                        seconds, rss, f"{size_mb(*tracks):.0f} MB bigWigs")
             prefix = work / f"dn_{density}_{precisions[-1]}_all"
             for scope, chroms in list(scopes.items())[:2] if density in evaluate_at else []:
                 seconds, rss = measure(atacdenoise("evaluate", "--prediction", f"{prefix}.denoised.bw", "--truth",
