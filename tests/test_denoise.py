@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -137,6 +138,17 @@ def test_blacklist_drops_exactly_the_peaks_it_overlaps_and_keeps_the_tracks(work
         records(line for line in lines if line not in hit)
     for chrom, length in SIZES.items():
         np.testing.assert_array_equal(read_bins(kept["denoised"], chrom, length), read_bins(whole["denoised"], chrom, length))
+
+
+def test_a_run_without_the_peak_probability_or_bedgraphs_removes_an_earlier_runs(work, caplog):
+    prefix = work["root"] / "stale" / "s"
+    first = denoise(work["insertions"], work["model"], SIZES, prefix, progress=False, bedgraph=True)
+    assert all(Path(first[key]).exists() for key in ("peakprob", "denoised_bedgraph", "peakprob_bedgraph"))
+    with caplog.at_level(logging.WARNING):
+        second = denoise(work["insertions"], work["model"], SIZES, prefix, progress=False, peakprob=False)
+    assert "peakprob" not in second and Path(second["denoised"]).exists()
+    for key in ("peakprob", "denoised_bedgraph", "peakprob_bedgraph"):
+        assert not Path(first[key]).exists() and f"removed {first[key]}" in caplog.text
 
 
 def test_peaks_merge_gaps_of_one_bin_only():

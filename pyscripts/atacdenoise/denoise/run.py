@@ -161,8 +161,18 @@ def denoise(
         write_outputs(denoiser, tracks, {key: temporary(path) for key, path in paths.items()}, batch_size,
                       threshold, progress, genome, bad_regions, stored)
         write_provenance(temporary(paths["provenance"]), denoiser, tracks.depth, inputs, stored)
+    remove_stale_outputs(out_prefix, paths)
     outputs = {key: str(path) for key, path in paths.items()}
     return outputs | browser_files(outputs, chrom_sizes, input, fmt, fasta, genome_name)
+
+
+def remove_stale_outputs(out_prefix, written: dict[str, Path]) -> None:
+    """Remove the files of an earlier run at ``out_prefix`` that this run did not write (its peak probability or
+    bedGraphs): left beside the new set, they would pass for part of it (``merge`` gathers what is there)."""
+    for key, path in output_paths(out_prefix, bedgraph=True).items():
+        if key not in written and path.exists():
+            path.unlink()
+            log.warning("note: removed %s, from an earlier run at this prefix (this run writes none)", path)
 
 
 def use_int8(denoiser: OnnxDenoiser, tracks, genome) -> None:
