@@ -21,12 +21,8 @@ mkdir -p "$WORK"
 # ---------------------------------------------------------------- HSC (hg19): counts only vs + annotation
 # Same resampling source as the bundled model's recipe (chr1 train, chr2 validation), once with the
 # blacklist only (a mask, no channel) and once with TSS, CpG islands and CTCF sites as channels. (3 s each)
-HSC_DATA="--insertions $HSC/noisy_5M.tn5_insertions.bed.gz --clean-bigwig $HSC/clean_80M.coverage.bw
-  --clean-peaks $HSC/clean_80M.peaks.bed --chrom-sizes $HSC/chrom.sizes --train-chroms chr1 --val-chroms chr2
-  --depths 0.1,0.2,1.0 --n-train 6000 --regions $HSC/clean_80M.labelled_regions.bed --resample"
-atacdenoise prepare $HSC_DATA --annotation blacklist=$ANN/blacklist.bed --outdir "$WORK/hsc_counts"
-atacdenoise prepare $HSC_DATA --annotation tss=$ANN/tss.bed --annotation cpg_islands=$ANN/cpg_islands.bed \
-    --annotation ctcf_sites=$ANN/ctcf_sites.bed --annotation blacklist=$ANN/blacklist.bed --outdir "$WORK/hsc_annotation"
+source benchmarks/hsc_sources.sh
+prepare_hsc_sources "$WORK/hsc_counts" "$WORK/hsc_annotation"
 
 # Both rows start from the bundled counts-only model (its weights recovered from the ONNX file, checked
 # against onnxruntime); the annotation row gets its three channels with zero weights (the same function

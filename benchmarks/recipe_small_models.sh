@@ -18,12 +18,8 @@ export OMP_NUM_THREADS=1
 mkdir -p "$WORK"
 
 # 0. The resampling sources of recipe_channel_models.sh: chr1 to train, chr2 to validate. (3 s each)
-HSC_DATA="--insertions $HSC/noisy_5M.tn5_insertions.bed.gz --clean-bigwig $HSC/clean_80M.coverage.bw
-  --clean-peaks $HSC/clean_80M.peaks.bed --chrom-sizes $HSC/chrom.sizes --train-chroms chr1 --val-chroms chr2
-  --depths 0.1,0.2,1.0 --n-train 6000 --regions $HSC/clean_80M.labelled_regions.bed --resample"
-atacdenoise prepare $HSC_DATA --annotation blacklist=$ANN/blacklist.bed --outdir "$WORK/data_counts"
-atacdenoise prepare $HSC_DATA --annotation tss=$ANN/tss.bed --annotation cpg_islands=$ANN/cpg_islands.bed \
-    --annotation ctcf_sites=$ANN/ctcf_sites.bed --annotation blacklist=$ANN/blacklist.bed --outdir "$WORK/data_annotation"
+source benchmarks/hsc_sources.sh
+prepare_hsc_sources "$WORK/data_counts" "$WORK/data_annotation"
 
 # 1-3. One row per model, the two side by side: 10 epochs log-mse (lr 0.05), 30 epochs log-mse+pearson
 #      (lr 0.02), 5 epochs with linear-scale MSE added (lr 0.01), 6,000 windows each; then export. Wall times, the

@@ -138,9 +138,9 @@ class BigWigTracks:
         from atacdenoise.denoise.quantize import PEAK_WINDOWS
         from atacdenoise.tracks.depth import BLOCK_BP
 
-        reads = {chrom: read for chrom, _, read in self._each(self.input_order)}
+        chroms = {chrom: (n, read) for chrom, n, read in self._each(self.input_order)}  # n_bins, read
         window, size = self.contract.window_bins, self.contract.bin_size
-        spread = [(chrom, start, reads[chrom](start, start + window)) for chrom in self.input_order
+        spread = [(chrom, start, chroms[chrom][1](start, start + window)) for chrom in self.input_order
                   for start in self._places.get(chrom, ())]
         blocks = []  # (max, chrom, first base, end) of each chromosome's ~BLOCK_BP blocks
         with pyBigWig.open(os.fspath(self.path)) as bw:
@@ -151,12 +151,12 @@ class BigWigTracks:
                            for i, high in enumerate(highs)]
         densest = []
         for _, chrom, first, end in sorted(blocks, key=lambda block: block[0])[-PEAK_WINDOWS:]:
-            n_bins = -(-self.chrom_sizes[chrom] // size)
+            n_bins, read = chroms[chrom]
             if n_bins < window:
                 continue
-            top = first // size + int(np.argmax(reads[chrom](first // size, -(-end // size))))
+            top = first // size + int(np.argmax(read(first // size, -(-end // size))))
             start = int(np.clip(top - window // 2, 0, n_bins - window))
-            densest.append((chrom, start, reads[chrom](start, start + window)))
+            densest.append((chrom, start, read(start, start + window)))
         return spread, densest
 
     def __iter__(self):

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from atacdenoise.tracks.bin_grid import n_bins
+
 MIN_AGREEMENT = 0.999  # Pearson of the int8 and float32 signals on the check windows
 # precision "auto" takes int8 from this much sequence under the input's chromosomes: calibrating costs ~4 s,
 # repaid after ~100 Mb (about 1.1 CPU s saved per 25 Mb at 5M reads); smaller inputs stay exact.
@@ -50,7 +52,7 @@ def sample_places(chrom_sizes: dict[str, int], window_bins: int, bin_size: int,
     places = ((np.arange(n) + 0.5) * offsets[-1] / n).astype(np.int64)
     starts: dict[str, list[int]] = {}
     for i, chrom in enumerate(names):
-        last = -(-chrom_sizes[chrom] // bin_size) - window_bins
+        last = n_bins(chrom_sizes[chrom], bin_size) - window_bins
         here = places[(places >= offsets[i]) & (places < offsets[i + 1])] - offsets[i]
         if last >= 0 and len(here):
             starts[chrom] = np.unique(np.clip(here // bin_size - window_bins // 2, 0, last)).tolist()
@@ -60,7 +62,7 @@ def sample_places(chrom_sizes: dict[str, int], window_bins: int, bin_size: int,
 def densest_starts(positions: np.ndarray, length: int, bin_size: int, window_bins: int,
                    k: int = PEAK_WINDOWS) -> list[tuple[int, int]]:
     """``(insertions, first bin)`` of windows centred on the ``k`` bins of a chromosome with most insertions."""
-    last = -(-length // bin_size) - window_bins
+    last = n_bins(length, bin_size) - window_bins
     if last < 0 or not len(positions):
         return []
     counts = np.bincount(np.asarray(positions, np.int64) // bin_size)
