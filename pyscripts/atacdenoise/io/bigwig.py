@@ -1,4 +1,4 @@
-"""bigWig in and out (pyBigWig), one chromosome in memory at a time."""
+"""bigWig in (pyBigWig) and out (io/bigwig_writer.py), a chunk of a chromosome in memory at a time."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from atacdenoise.errors import InputError
-from atacdenoise.io.atomic import atomic_path, filesystem_full, no_space_left, require_space
+from atacdenoise.io.bigwig_writer import BigWigWriter
 
-WRITE_MARGIN = 64 * 1024  # bytes libBigWig may hold back (its 32 KiB block buffer, stdio's) beyond the bins given
+__all__ = ["BigWigWriter", "write_bigwig", "read_bigwig", "bigwig_reader", "BigWigReader"]
 
 
 def write_bigwig(
@@ -36,71 +36,6 @@ def write_bigwig(
                 raise ValueError(f"write_bigwig: {chrom} has {len(values)} bins, expected {expected} "
                                  f"for bin size {bin_size}")
             writer.add(chrom, 0, values)
-
-
-class BigWigWriter:
-    """Write a binned track chunk by chunk, atomically (memory bounded by the chunk, not the chromosome).
-
-    ``add(chrom, first_bin, values)`` appends consecutive bins; chromosomes come
-    in ``chrom_sizes`` order and bins in increasing order. Each stretch of
-    non-zero bins is one fixed-step block (pyBigWig ``addEntries`` with
-    ``span=step=bin_size`` straight from the numpy array); zero bins are
-    omitted and a chromosome's last, partial bin is one interval clipped to its
-    end. Readers see the same per-base values as the run-length (bedGraph)
-    layout written before, at ~2.6x the speed and without its Python lists
-    (~1.9 GB for a 250 Mb chromosome; benchmarks/bench_genome_scale.py).
-    NaN is written as 0.
-    """
-
-    def __init__(self, path: str | os.PathLike, chrom_sizes: dict[str, int], bin_size: int):
-        self.path, self.chrom_sizes, self.bin_size = path, dict(chrom_sizes), bin_size
-        self._order = {chrom: i for i, chrom in enumerate(self.chrom_sizes)}
-        self._chrom, self._next_bin = None, 0
-
-    def __enter__(self) -> "BigWigWriter":
-        import pyBigWig
-
-        self._atomic = atomic_path(self.path)
-        tmp = self._atomic.__enter__()
-        self._bw = pyBigWig.open(str(tmp), "w")
-        self._bw.addHeader(list(self.chrom_sizes.items()), maxZooms=10)
-        return self
-
-    def __exit__(self, *exc) -> bool | None:
-        try:
-            self._bw.close()
-            if exc[0] is None and filesystem_full(Path(self.path).parent):  # libBigWig ignores failed writes
-                raise no_space_left(self.path)
-        except BaseException as err:  # a failed close leaves no file either
-            self._atomic.__exit__(type(err), err, err.__traceback__)
-            raise
-        return self._atomic.__exit__(*exc)
-
-    def add(self, chrom: str, first_bin: int, values: np.ndarray) -> None:
-        if chrom != self._chrom:
-            last = self._order.get(self._chrom, -1)
-            if self._order.get(chrom, -1) <= last:  # bigWig entries must follow the header order
-                raise ValueError(f"write_bigwig: {chrom} is not in chrom_sizes or comes out of order")
-            self._chrom, self._next_bin = chrom, 0
-        length, size = self.chrom_sizes[chrom], self.bin_size
-        n_bins = -(-length // size)
-        values = np.nan_to_num(np.asarray(values, np.float32), nan=0.0)
-        if first_bin < self._next_bin or first_bin + len(values) > n_bins:
-            raise ValueError(f"write_bigwig: bins {first_bin}-{first_bin + len(values)} of {chrom} overlap "
-                             f"written ones or pass its {n_bins} bins")
-        self._next_bin = first_bin + len(values)
-        # A partial last bin is written on its own, clipped to the chromosome end.
-        partial = length % size and first_bin + len(values) == n_bins
-        full = values[:-1] if partial else values
-        # Room for these bins uncompressed, or ENOSPC now: on a full disk libBigWig recompresses its whole
-        # buffer for every further value (hours for a chromosome) and drops them.
-        require_space(self.path, 4 * np.count_nonzero(values) + WRITE_MARGIN)
-        nonzero = np.concatenate([[False], full != 0, [False]]).astype(np.int8)
-        edges = np.diff(nonzero)
-        for lo, hi in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
-            self._bw.addEntries(chrom, int((first_bin + lo) * size), values=full[lo:hi], span=size, step=size)
-        if partial and values[-1] != 0:
-            self._bw.addEntries([chrom], [(n_bins - 1) * size], ends=[length], values=[float(values[-1])])
 
 
 def round_significant(values: np.ndarray, mantissa_bits: int) -> np.ndarray:

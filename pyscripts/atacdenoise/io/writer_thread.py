@@ -1,8 +1,8 @@
 """Track writers run on a background thread while the model computes the next chunk.
 
-pyBigWig keeps the GIL while it adds entries, but ONNX Runtime lets it go while
-it runs a batch: the writers' ``add`` calls for one chunk run on this thread while
-the main thread waits for the next chunk's model output.
+ONNX Runtime lets the GIL go while it runs a batch, and so does zlib while it
+compresses a bigWig block: the writers' ``add`` calls for one chunk run on this
+thread while the main thread waits for the next chunk's model output.
 """
 
 from __future__ import annotations

@@ -33,7 +33,6 @@ import pyBigWig
 
 from atacdenoise.errors import InputError
 from atacdenoise.io.atomic import atomic_path, atomic_set, filesystem_full, no_space_left, require_space
-from atacdenoise.io.bigwig import WRITE_MARGIN
 from atacdenoise.io.narrowpeak import overlaps_blacklist, read_blacklist
 
 log = logging.getLogger(__name__)
@@ -41,6 +40,7 @@ log = logging.getLogger(__name__)
 MODES = ("insertions", "bampe")
 GENOME_SHORTCUTS = ("hs", "mm", "ce", "dm")
 STDERR_LINES_SHOWN = 8
+LIBBIGWIG_MARGIN = 64 * 1024  # bytes libBigWig may hold back (its 32 KiB block buffer, stdio's) beyond those given
 
 
 def call_peaks(
@@ -226,7 +226,7 @@ def _bedgraph_to_bigwig(bdg_path: Path, path: str, sizes: dict[str, int]) -> Non
                 starts, ends, values = starts[order], ends[order], values[order]
                 keep = (ends > starts) & (values != 0)
                 if keep.any():
-                    require_space(path, 12 * int(keep.sum()) + WRITE_MARGIN)  # see BigWigWriter.add
+                    require_space(path, 12 * int(keep.sum()) + LIBBIGWIG_MARGIN)
                     bw.addEntries([chrom] * int(keep.sum()), starts[keep].tolist(), ends=ends[keep].tolist(),
                                   values=values[keep].tolist())
         finally:
