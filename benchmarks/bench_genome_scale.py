@@ -15,7 +15,7 @@ alone (``--chroms chr4``) and on everything, at each of ``--precisions``; ``eval
 0.5M denoised tracks; 5M too with ``--evaluate 5M,0.5M``) on the 20 Mb
 chromosome and on the 250 Mb one, so the table shows whether memory follows
 chromosome length; ``report`` (with the truth) likewise, and ``qc`` on everything. MACS3 callpeak runs on
-the same insertions. Timings on a shared machine are noisy.
+the same insertions. Timings on a shared machine are noisy. The bigWig writers alone: benchmarks/bench_bigwig_writer.py.
 
     python benchmarks/bench_genome_scale.py [--densities 5M,0.5M] [--threads 2] [--keep DIR] [--genome hg38]
         [--precisions float32,int8]
@@ -49,8 +49,8 @@ INSERTIONS_PER_MB = 1_300  # HSC 5M library
 DENSITIES = {"5M": 1.0, "0.5M": 0.1}
 PEAK_FLANK = 250
 NOTE = """
-What still grows with length: libBigWig builds a bigWig's zoom levels when it closes the file, ~0.5 MB per Mb
-of the longest chromosome for a moment (denoise closes its two bigWigs one after the other); evaluate keeps one
+What still grows with length: the bigWig writer keeps one 40-byte index entry per 1,024 bins written
+(~5 MB per track for hg38; its zoom records wait in temporary files); evaluate keeps one
 count per distinct peak score (exact AUPRC/AUROC), 20 bytes each, at most one per 25 bp bin. Inputs are read one
 chromosome's insertions at a time (8 bytes each). Genome channels (models with --fasta/--annotation) are rendered
 chunk by chunk like the counts; the counts model has none."""
@@ -92,33 +92,6 @@ def measure(command: list[str], log: Path) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024
 
 
-def write_child(layout: str, path: str, length: int) -> None:
-    """Write one chromosome of denoised-like 25 bp bins (every bin its own value) with one bigWig layout."""
-    import pyBigWig
-
-    from atacdenoise.io.bigwig import BigWigWriter
-
-    rng = np.random.default_rng(0)
-    values = rng.gamma(0.5, 2.0, -(-length // 25)).astype(np.float32)
-    values[rng.random(values.size) < 0.01] = 0  # a few bins exactly 0 (the model clips at 0)
-    if layout == "fixed-step":
-        with BigWigWriter(path, {"chrA": length}, 25) as writer:
-            for first in range(0, values.size, 1 << 19):  # denoise's chunks: 512 windows of 1024 bins
-                writer.add("chrA", first, values[first:first + (1 << 19)])
-        return
-    # The run-length (bedGraph) layout io/bigwig.py wrote before: Python lists of every run.
-    run_starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
-    run_ends = np.r_[run_starts[1:], len(values)]
-    run_values = values[run_starts]
-    keep = run_values != 0
-    bw = pyBigWig.open(path, "w")
-    bw.addHeader([("chrA", length)], maxZooms=10)
-    starts, ends = run_starts[keep] * 25, np.minimum(run_ends[keep] * 25, length)
-    bw.addEntries(["chrA"] * len(starts), starts.tolist(), ends=ends.tolist(),
-                  values=run_values[keep].astype(np.float64).tolist())
-    bw.close()
-
-
 def atacdenoise(*args: str) -> list[str]:
     return [sys.executable, "-m", "atacdenoise.cli", *map(str, args)]
 
@@ -140,11 +113,7 @@ def main(argv=None) -> int:
     parser.add_argument("--genome", choices=["four", "hg38"], default="four",
                         help="four: chr1 250 Mb + 50, 30, 20 Mb (default); hg38: its 24 chromosomes, 3.1 Gb")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply chromosome lengths (a quick smoke run)")
-    parser.add_argument("--write-child", nargs=3, metavar=("LAYOUT", "PATH", "LENGTH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.write_child:
-        write_child(args.write_child[0], args.write_child[1], int(args.write_child[2]))
-        return 0
     if args.genome == "hg38":
         SIZES.clear()
         SIZES.update(HG38)
@@ -169,12 +138,6 @@ def main(argv=None) -> int:
         scopes = {f"chr4 ({SIZES['chr4'] / 1e6:.0f} Mb)": ["--chroms", "chr4"],
                   f"chr1 ({SIZES['chr1'] / 1e6:.0f} Mb)": ["--chroms", "chr1"],
                   f"all ({total_mb:.0f} Mb)": []}
-        for layout in ("run-length (before)", "fixed-step (now)"):
-            path = work / f"writer_{layout.split()[0]}.bw"
-            seconds, rss = measure([sys.executable, __file__, "--write-child", layout.split()[0], str(path),
-                                    str(SIZES["chr1"])], work / "writer.log")
-            row(f"write one bigWig, {layout}", "random 25 bp bins", f"chr1 ({SIZES['chr1'] / 1e6:.0f} Mb)",
-                seconds, rss, f"{size_mb(path):.0f} MB")
         # Truth: the 5M input binned at 25 bp.
         seconds, rss = measure(atacdenoise("bin", "--input", inputs["5M"], "--chrom-sizes", inputs["sizes"],
                                            "--out-prefix", work / "truth"), work / "bin.log")

@@ -504,8 +504,8 @@ def test_an_error_on_the_writer_thread_is_raised_as_itself_at_once_and_leaves_th
     prefix is left byte for byte, with no temporary beside it."""
     import threading
 
-    import atacdenoise.io.bigwig as bigwig
     from atacdenoise.io.atomic import no_space_left
+    from atacdenoise.io.bigwig_writer import BigWigWriter
 
     options = small_chunks(monkeypatch)
     folder = work["root"] / f"full{failing_chunk}"
@@ -513,21 +513,22 @@ def test_an_error_on_the_writer_thread_is_raised_as_itself_at_once_and_leaves_th
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert len(before) == 8  # 4 + 2 bedGraphs + bigBed + IGV session
 
-    checks, injected, predicted, predict = [], [], [], OnnxDenoiser.predict
+    checks, injected, predicted, predict, add = [], [], [], OnnxDenoiser.predict, BigWigWriter.add
 
     def counted_predict(self, *args):
         predicted.append(1)
         return predict(self, *args)
 
-    def require_space(path, n_bytes):  # the denoised and the peakprob writer check once per chunk each
+    def add_until_full(self, *args):  # the denoised and the peakprob writer are given each chunk in turn
         assert threading.current_thread() is not threading.main_thread()
-        checks.append(path)
+        checks.append(self.path)
         if len(checks) == 2 * failing_chunk + 2:
-            injected.append(no_space_left(path))
+            injected.append(no_space_left(self.path))
             raise injected[0]
+        return add(self, *args)
 
     monkeypatch.setattr(OnnxDenoiser, "predict", counted_predict)
-    monkeypatch.setattr(bigwig, "require_space", require_space)
+    monkeypatch.setattr(BigWigWriter, "add", add_until_full)
     with pytest.raises(InputError) as raised:
         denoise(work["insertions"], work["model"], SIZES, folder / "s", threshold=0.3, **options)
     assert raised.value is injected[0] and str(raised.value) == f"no space left on device writing {folder / 's.peakprob.bw'}"
