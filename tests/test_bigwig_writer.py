@@ -58,9 +58,18 @@ def test_both_readers_see_every_base_as_written(written):
     assert libbigwig.intervals("chrUn") is None or libbigwig.intervals("chrUn") == ()
 
 
-def test_zoom_records_hold_each_reduction_bins_sums_whatever_the_chunking(written, tmp_path):
+@pytest.mark.parametrize("chunk_bins, add_bins", [(7_777, None), (10_000_000, 5_001)])
+def test_zoom_records_hold_each_reduction_bins_sums_whatever_the_chunking(written, tmp_path, monkeypatch, chunk_bins,
+                                                                         add_bins):
+    """Chunks that cut records and blocks elsewhere; whole chromosomes at once, which the writer slices."""
+    import atacdenoise.io.bigwig_writer as bigwig_writer
+
+    if add_bins:
+        monkeypatch.setattr(bigwig_writer, "ADD_BINS", add_bins)
     path, tracks = written
-    other = _write(tmp_path / "other.bw", tracks, 7_777)  # chunks that cut records and blocks elsewhere
+    other = _write(tmp_path / "other.bw", tracks, chunk_bins)
+    assert np.array_equal(pybigtools.open(str(other)).values("chr1", 0, SIZES["chr1"], fillna=0),
+                          _per_base(tracks["chr1"], SIZES["chr1"]))
     first, second = pybigtools.open(str(path)), pybigtools.open(str(other))
     assert first.zooms() == second.zooms() == [400 * 4 ** i for i in range(8)]  # 400 bp .. 6.6 Mb: up to chr1
     for reduction in (400, 25_600, 1_638_400):
@@ -111,7 +120,7 @@ def test_a_genome_of_many_contigs_gets_a_two_level_chromosome_tree(tmp_path):
     for bw in (pyBigWig.open(str(path)), pybigtools.open(str(path))):
         assert bw.chroms() == sizes
     assert pyBigWig.open(str(path)).values("scaffold_39999", 40_975, 40_999) == [1639.0] * 24
-    assert list(pybigtools.open(str(path)).values("scaffold_5", 995, 1005)) == [2.0] * 10
+    assert list(pybigtools.open(str(path)).values("scaffold_5", 995, 1005, fillna=0)) == [2.0] * 10
 
 
 def test_an_all_zero_track_is_a_valid_empty_bigwig(tmp_path):

@@ -38,6 +38,7 @@ ZOOM_RECORDS_PER_BLOCK = 512
 INDEX_BLOCK_SIZE = 256  # children per R-tree node
 UNCOMPRESSED_BUFFER = 32768  # the largest uncompressed block (readers allocate this much to inflate one)
 MAX_ZOOM_LEVELS = 10
+ADD_BINS = 1 << 19  # bins summed at a time: ~6 float64/int64 temporaries of 4 MB each
 COMPRESSION_LEVEL = 1  # zlib: as small as the default level for these tracks (within 0.3 %), at twice the speed
 
 HEADER_SIZE, ZOOM_HEADER_SIZE, SUMMARY_SIZE = 64, 24, 40
@@ -110,6 +111,10 @@ class BigWigWriter:
         self._atomic.__exit__(type(err), err, err.__traceback__)
 
     def add(self, chrom: str, first_bin: int, values: np.ndarray) -> None:
+        if len(values) > ADD_BINS:  # a whole chromosome at once (bin does that): its temporaries in slices
+            for lo in range(0, len(values), ADD_BINS):
+                self.add(chrom, first_bin + lo, values[lo:lo + ADD_BINS])
+            return
         if chrom != self._chrom:
             if self._ids.get(chrom, -1) <= self._ids.get(self._chrom, -1):  # the index needs the header order
                 raise ValueError(f"write_bigwig: {chrom} is not in chrom_sizes or comes out of order")
