@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 
 import numpy as np
 
@@ -57,13 +58,18 @@ class InsertionTracks:
         from atacdenoise.tracks.depth import block_counts, measure_depth
 
         self.path, self.chrom_sizes, self.contract = path, chrom_sizes, contract
-        self._read = lambda: iter_insertions(path, chrom_sizes, fmt, read_filter)
-        # A first streaming pass measures the library's depth (the scale needs it), fixes the chromosome
+        # One streaming pass measures the library's depth (the scale needs it), fixes the chromosome
         # order of the outputs (text inputs come in file order) and takes the windows at ``places``
-        # (their scale waits for the depth).
+        # (their scale waits for the depth). It keeps each chromosome's sorted insertions in a temporary
+        # file (4 bytes each, removed with this object), which the denoising pass reads back instead of
+        # parsing the input again (~4.6 s for 4 M text lines; more for a BAM).
         blocks, self._spread, self._densest = {}, [], []
-        for chrom, positions in self._read():
+        self._spilled, self._files = tempfile.TemporaryDirectory(prefix="atacdenoise-insertions-"), {}
+        for chrom, positions in iter_insertions(path, chrom_sizes, fmt, read_filter):
             blocks[chrom] = block_counts(positions, chrom_sizes[chrom])
+            if len(positions):
+                self._files[chrom] = os.path.join(self._spilled.name, f"{len(self._files)}.npy")
+                np.save(self._files[chrom], np.sort(positions).astype(np.uint32))  # bigWig lengths are < 2**32
             if places is not None and len(positions):
                 self._sample(chrom, positions, places.get(chrom, []))
         self.order = [c for c in blocks if blocks[c].sum()]
@@ -103,8 +109,9 @@ class InsertionTracks:
         from atacdenoise.tracks.bin_grid import n_bins
 
         scale = self.contract.reference_density / self.depth.density
-        for chrom, positions in self._read():
-            if len(positions) and chrom in self.order:
+        for chrom, spilled in self._files.items():
+            if chrom in self.order:
+                positions = np.load(spilled).astype(np.int64)
                 yield chrom, n_bins(self.chrom_sizes[chrom], self.contract.bin_size), self._binned(chrom, positions,
                                                                                                     scale)
 
