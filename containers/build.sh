@@ -79,10 +79,10 @@ role_build_args() {  # role: prints one NAME=VALUE a line
         # infer image) and matplotlib (plots: qc image). MACS3 (sdist only) is the [peaks] extra (peaks image).
         tracks) echo "PYTHON_DEPENDENCIES=--without onnxruntime --without onnx --without matplotlib" ;;
         # Denoising only (DENOISE): what `atacdenoise denoise` imports, wheels all (pybigtools writes the peaks'
-        # bigBed, onnx widens the model's graph), and the bundled models (denoise's default when no --model is
+        # bigBed, isal compresses the bigWigs, onnx widens the model's graph), and the bundled models (denoise's default when no --model is
         # given). No torch, no MLflow, no plotting: a registry model reaches DENOISE as the ONNX file RESOLVE_MODEL downloaded (registry image); the
         # report and QC run in the qc image.
-        infer) echo "PYTHON_DEPENDENCIES=--only numpy --only pysam --only pyBigWig --only pybigtools --only tqdm --only onnxruntime --only onnx"
+        infer) echo "PYTHON_DEPENDENCIES=--only numpy --only pysam --only pyBigWig --only pybigtools --only isal --only tqdm --only onnxruntime --only onnx"
                echo "BUNDLED=models"
                echo "ABSENT_MODULES=torch mlflow matplotlib" ;;
         # The core dependencies (matplotlib for the plots) but onnxruntime, plus [qc] (MultiQC, which alone brings

@@ -76,11 +76,11 @@ def test_each_role_gets_only_the_python_packages_its_commands_need():
     assert [role for role in CPU_ROLES if "macs3" in packages[role]] == ["peaks"]
     assert [role for role in CPU_ROLES if "gcc" in build_args(role).get("BUILD_PACKAGES", "").split()] == ["peaks"]
     # infer is DENOISE alone: exactly what `atacdenoise denoise` imports (no MLflow, plotting or MultiQC).
-    # onnx: denoise rewrites the model's graph at load (denoise/fast_graph.py).
-    assert packages["infer"] == {"numpy", "pysam", "pybigwig", "pybigtools", "tqdm", "onnxruntime", "onnx"}
-    assert {"numpy", "scipy", "pysam", "pybigwig", "tqdm"} <= packages["tracks"]
+    # onnx: denoise rewrites the model's graph at load (denoise/fast_graph.py); isal compresses the bigWigs.
+    assert packages["infer"] == {"numpy", "pysam", "pybigwig", "pybigtools", "isal", "tqdm", "onnxruntime", "onnx"}
+    assert {"numpy", "scipy", "pysam", "pybigwig", "isal", "tqdm"} <= packages["tracks"]  # bin writes a bigWig
     assert {"pysam", "pybigwig", "pybigtools"} <= packages["peaks"]  # pybigtools: the peaks' bigBed
-    assert {"matplotlib", "markdown", "jinja2", "multiqc", "pysam", "pybigwig"} <= packages["qc"]
+    assert {"matplotlib", "markdown", "jinja2", "multiqc", "pysam", "pybigwig", "isal"} <= packages["qc"]
     assert {"mlflow", "onnx", "onnxruntime", "boto3"} <= packages["registry"]
     assert not {"onnx", "onnxruntime"} & (packages["peaks"] | packages["tracks"] | packages["align"] | packages["qc"])
     assert [role for role in CPU_ROLES if "multiqc" in packages[role]] == ["qc"]
