@@ -38,6 +38,7 @@ ZOOM_RECORDS_PER_BLOCK = 512
 INDEX_BLOCK_SIZE = 256  # children per R-tree node
 UNCOMPRESSED_BUFFER = 32768  # the largest uncompressed block (readers allocate this much to inflate one)
 MAX_ZOOM_LEVELS = 10
+FIRST_ZOOM_SHIFT, ZOOM_STEP_SHIFT = 4, 2  # zoom records of 16 bins, then each level 4x the one below
 ADD_BINS = 1 << 19  # bins summed at a time: ~6 float64/int64 temporaries of 4 MB each
 # zlib streams made by ISA-L (isal): level 1 compresses a 249 Mb chromosome's denoised track 4x faster than zlib's
 # level 1, 6 % larger (benchmarks/RESULTS.md); both let the GIL go, so compression overlaps the model.
@@ -67,7 +68,7 @@ class BigWigWriter:
         self._ids = {chrom: i for i, chrom in enumerate(self.chrom_sizes)}
         self._chrom, self._next_bin = None, 0
         longest = max(self.chrom_sizes.values(), default=0)
-        reductions = [16 * self.bin_size * 4 ** i for i in range(MAX_ZOOM_LEVELS)]
+        reductions = [self.bin_size << (FIRST_ZOOM_SHIFT + ZOOM_STEP_SHIFT * i) for i in range(MAX_ZOOM_LEVELS)]
         self._zooms = [_ZoomLevel(r) for r in reductions if r <= max(longest, reductions[0])]
         self._summary = _Summary()
 
@@ -83,6 +84,7 @@ class BigWigWriter:
             self._file.write(_chrom_tree(self.chrom_sizes, self._chrom_tree_offset))
             self._data_offset = self._file.tell()
             self._file.write(bytes(8))  # the number of blocks, known at the end
+            self._offset = self._file.tell()  # kept here as blocks are written (tell() costs a flush check)
             self._index: list[np.ndarray] = []
         except BaseException as err:
             self._abandon(err)
@@ -129,15 +131,18 @@ class BigWigWriter:
             raise ValueError(f"write_bigwig: bins {first_bin}-{first_bin + len(values)} of {chrom} overlap "
                              f"written ones or pass its {n_bins} bins")
         self._next_bin = first_bin + len(values)
-        bins = first_bin + np.flatnonzero(values)
-        if bins.size == 0:
+        stored = np.flatnonzero(values)
+        if stored.size == 0:
             return
         chrom_id = self._ids[chrom]
         self._write_sections(chrom_id, first_bin, values, length)
-        kept = values[bins - first_bin].astype(np.float64)
-        bases = np.minimum((bins + 1) * size, length) - bins * size  # a partial last bin covers fewer bases
-        self._summary.add(kept, bases)
-        for zoom, (keys, stats) in zip(self._zooms, _zoom_sums(bins, kept, bases, size, self._zooms)):
+        kept = values[stored].astype(np.float64)
+        bases = np.full(len(stored), float(size))
+        if first_bin + stored[-1] == n_bins - 1:  # a partial last bin covers fewer bases
+            bases[-1] = length - (n_bins - 1) * size
+        levels = _zoom_sums(first_bin + stored, kept, bases, size, self._zooms)
+        self._summary.add(*levels[0][1])
+        for zoom, (keys, stats) in zip(self._zooms, levels):
             zoom.add(chrom_id, length, keys, stats)
 
     def _write_sections(self, chrom_id: int, first_bin: int, values: np.ndarray, length: int) -> None:
@@ -161,9 +166,10 @@ class BigWigWriter:
         self._index.append(np.array(entries, INDEX_ENTRY))
 
     def _write_block(self, chrom_id: int, start: int, end: int, raw: bytes) -> tuple:
-        offset = self._file.tell()
+        offset = self._offset
         packed = isal_zlib.compress(raw, COMPRESSION_LEVEL)
         self._file.write(packed)
+        self._offset += len(packed)
         return chrom_id, start, chrom_id, end, offset, len(packed)
 
     def _end_chromosome(self) -> None:
@@ -194,12 +200,14 @@ def _zoom_sums(bins: np.ndarray, values: np.ndarray, bases: np.ndarray, bin_size
     """Per zoom level, ``(keys, stats)``: the records that these non-zero bins touch (``keys``, the record's
     number along the chromosome) and their partial sums (bases, min, max, sum, sum of squares); each level
     from the one below it, so only the first one costs a pass over the bins."""
-    keys = bins // (zooms[0].reduction // bin_size)
-    stats = (bases, values, values, values * bases, values * values * bases)
+    # Records hold 16 bins, then 4 records of the level below: shifts, far cheaper than int64 division.
+    keys = bins >> FIRST_ZOOM_SHIFT
+    sums = values * bases
+    stats = (bases, values, values, sums, sums * values)
     out = []
     for level in range(len(zooms)):
         if level:
-            keys = keys // (zooms[level].reduction // zooms[level - 1].reduction)
+            keys = keys >> ZOOM_STEP_SHIFT
         firsts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
         keys = keys[firsts]
         stats = (np.add.reduceat(stats[0], firsts), np.minimum.reduceat(stats[1], firsts),
@@ -222,7 +230,7 @@ class _ZoomLevel:
         self._records: list[np.ndarray] = []
         self._n_buffered = 0
         self._index: list[tuple] = []
-        self._file = None
+        self._file, self._size = None, 0
 
     def open(self, folder: Path) -> None:
         self._file = tempfile.TemporaryFile(dir=folder, prefix=".zoom.")
@@ -268,13 +276,13 @@ class _ZoomLevel:
         records = np.concatenate(self._records) if self._records else np.zeros(0, ZOOM_RECORD)
         n_full = len(records) // ZOOM_RECORDS_PER_BLOCK * ZOOM_RECORDS_PER_BLOCK
         cut = len(records) if final else n_full
+        chroms, starts, ends = records["chrom"].tolist(), records["start"].tolist(), records["end"].tolist()
         for lo in range(0, cut, ZOOM_RECORDS_PER_BLOCK):
-            block = records[lo:min(lo + ZOOM_RECORDS_PER_BLOCK, cut)]
-            offset = self._file.tell()
-            packed = isal_zlib.compress(block.tobytes(), COMPRESSION_LEVEL)
+            hi = min(lo + ZOOM_RECORDS_PER_BLOCK, cut)
+            packed = isal_zlib.compress(records[lo:hi].tobytes(), COMPRESSION_LEVEL)
             self._file.write(packed)
-            first, last = block[0], block[-1]
-            self._index.append((first["chrom"], first["start"], last["chrom"], last["end"], offset, len(packed)))
+            self._index.append((chroms[lo], starts[lo], chroms[hi - 1], ends[hi - 1], self._size, len(packed)))
+            self._size += len(packed)
         self._records = [records[cut:]]
         self._n_buffered = len(records) - cut
 
@@ -308,11 +316,12 @@ class _Summary:
     def __init__(self):
         self.bases, self.low, self.high, self.sum, self.squares = 0, np.inf, -np.inf, 0.0, 0.0
 
-    def add(self, values: np.ndarray, bases: np.ndarray) -> None:
+    def add(self, bases, lows, highs, sums, squares) -> None:
+        """One chunk's first-level zoom sums (bases, min, max, sum, sum of squares per record)."""
         self.bases += int(bases.sum())
-        self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
-        self.sum += float(values @ bases)
-        self.squares += float((values * values) @ bases)
+        self.low, self.high = min(self.low, float(lows.min())), max(self.high, float(highs.max()))
+        self.sum += float(sums.sum())
+        self.squares += float(squares.sum())
 
     def pack(self) -> bytes:
         low, high = (self.low, self.high) if self.bases else (0.0, 0.0)
