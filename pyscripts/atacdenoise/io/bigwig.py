@@ -12,8 +12,6 @@ import numpy as np
 from atacdenoise.errors import InputError
 from atacdenoise.io.bigwig_writer import BigWigWriter
 
-__all__ = ["BigWigWriter", "write_bigwig", "read_bigwig", "bigwig_reader", "BigWigReader"]
-
 
 def write_bigwig(
     path: str | os.PathLike,
