@@ -476,6 +476,29 @@ class InlineWriter:
         fn(*args)
 
 
+def test_an_insertions_input_is_parsed_once_and_its_spill_removed(work, monkeypatch, tmp_path):
+    """The first pass keeps each chromosome's sorted insertions in a temporary folder (under TMPDIR) which the
+    denoising pass reads back: the input is parsed once, every chromosome is denoised, and the folder is gone."""
+    import tempfile
+
+    import atacdenoise.io.reads as reads
+
+    parsed, parse = [], reads.iter_insertions
+
+    def counted(*args, **kwargs):
+        parsed.append(args[0])
+        return parse(*args, **kwargs)
+
+    monkeypatch.setattr(reads, "iter_insertions", counted)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    out = denoise(work["insertions"], work["model"], SIZES, work["root"] / "once" / "s", genome="hg19",
+                  progress=False)
+    assert parsed == [work["insertions"]]
+    with pyBigWig.open(str(out["denoised"])) as bw:
+        assert all(bw.stats(chrom, 0, length, type="max")[0] > 0 for chrom, length in SIZES.items())
+    assert list(tmp_path.iterdir()) == []
+
+
 def small_chunks(monkeypatch):
     """One batch of 4 windows per chunk: 29 chunks on chr1 and 15 on chr2, so the writer queue fills up."""
     import atacdenoise.denoise.run as run
