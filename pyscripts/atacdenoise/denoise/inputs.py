@@ -67,10 +67,11 @@ class InsertionTracks:
         self._spilled, self._files = tempfile.TemporaryDirectory(prefix="atacdenoise-insertions-"), {}
         for chrom, positions in iter_insertions(path, chrom_sizes, fmt, read_filter):
             blocks[chrom] = block_counts(positions, chrom_sizes[chrom])
-            if len(positions):
-                self._files[chrom] = os.path.join(self._spilled.name, f"{len(self._files)}.npy")
-                np.save(self._files[chrom], np.sort(positions).astype(np.uint32))  # bigWig lengths are < 2**32
-            if places is not None and len(positions):
+            if not len(positions):
+                continue
+            self._files[chrom] = os.path.join(self._spilled.name, f"{len(self._files)}.npy")
+            np.save(self._files[chrom], np.sort(positions).astype(np.uint32))  # bigWig lengths are < 2**32
+            if places is not None:
                 self._sample(chrom, positions, places.get(chrom, []))
         self.order = [c for c in blocks if blocks[c].sum()]
         if not self.order:

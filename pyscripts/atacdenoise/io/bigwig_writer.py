@@ -137,7 +137,7 @@ class BigWigWriter:
         if stored.size == 0:
             return
         chrom_id = self._ids[chrom]
-        self._write_sections(chrom_id, first_bin, values, length)
+        self._write_sections(chrom_id, first_bin, values, length, n_bins)
         kept = values[stored].astype(np.float64)
         bases = np.full(len(stored), float(size))
         if first_bin + stored[-1] == n_bins - 1:  # a partial last bin covers fewer bases
@@ -147,9 +147,9 @@ class BigWigWriter:
         for zoom, (keys, stats) in zip(self._zooms, levels):
             zoom.add(chrom_id, length, keys, stats)
 
-    def _write_sections(self, chrom_id: int, first_bin: int, values: np.ndarray, length: int) -> None:
+    def _write_sections(self, chrom_id: int, first_bin: int, values: np.ndarray, length: int, n_bins: int) -> None:
         size = self.bin_size
-        partial = length % size and first_bin + len(values) == -(-length // size)
+        partial = length % size and first_bin + len(values) == n_bins
         full = values[:-1] if partial else values
         edges = np.diff(np.concatenate([[0], (full != 0).view(np.int8), [0]]))
         entries = []
@@ -341,11 +341,10 @@ def _chrom_tree(chrom_sizes: dict[str, int], start: int) -> bytes:
     out = [struct.pack("<IIIIQQ", CHROM_TREE_MAGIC, per_block, key_size, 8, len(names), 0)]
     item = struct.Struct(f"<{key_size}sII")
     if len(leaves) > 1:
-        root_size = 4 + per_block * (key_size + 8)
-        leaf_size = 4 + per_block * (key_size + 8)
-        first_leaf = start + 32 + root_size
+        node_size = 4 + per_block * (key_size + 8)  # root and leaves alike, padded to per_block items
+        first_leaf = start + 32 + node_size
         out.append(struct.pack("<BBH", 0, 0, len(leaves)))
-        out += [struct.pack(f"<{key_size}sQ", leaf[0].encode(), first_leaf + i * leaf_size)
+        out += [struct.pack(f"<{key_size}sQ", leaf[0].encode(), first_leaf + i * node_size)
                 for i, leaf in enumerate(leaves)]
         out.append(bytes((per_block - len(leaves)) * (key_size + 8)))
     for leaf in leaves:
@@ -369,14 +368,16 @@ def _write_index(f, entries: np.ndarray, items_per_slot: int) -> None:
         for field in ("chrom1", "end"):
             above[field] = below[field][lasts]
         levels.append(above)
-    # Node sizes, top level first: a leaf item is 32 bytes, an item pointing to a node 24.
-    node_counts = [max(1, -(-len(items) // INDEX_BLOCK_SIZE)) for items in levels]
-    level_bytes = [4 * n + (32 if i == 0 else 24) * len(items) for i, (n, items) in enumerate(zip(node_counts, levels))]
+    # Each level's node sizes (a leaf item is 32 bytes, an item pointing to a node 24; an empty track has one
+    # empty leaf), then where each level starts: the root right after the header, the leaves last.
+    node_sizes = [4 + (32 if i == 0 else 24) * np.diff(np.r_[np.arange(0, max(len(items), 1), INDEX_BLOCK_SIZE),
+                                                              len(items)])
+                  for i, items in enumerate(levels)]
     level_offsets = {}
     offset = start + 48
     for i in reversed(range(len(levels))):
         level_offsets[i] = offset
-        offset += level_bytes[i]
+        offset += int(node_sizes[i].sum())
     first, last = (0, 0), (0, 0)  # an empty track: an empty root leaf, which readers handle
     if len(entries):
         first, last = (entries[0]["chrom0"], entries[0]["start"]), (entries[-1]["chrom1"], entries[-1]["end"])
@@ -384,10 +385,8 @@ def _write_index(f, entries: np.ndarray, items_per_slot: int) -> None:
                         items_per_slot, 0))
     for i in reversed(range(len(levels))):
         items = levels[i]
-        if i:  # child pointers: the offsets of the nodes one level down, each a full node but the last
-            child_sizes = 4 + (32 if i == 1 else 24) * np.diff(np.r_[np.arange(0, len(levels[i - 1]),
-                                                                                INDEX_BLOCK_SIZE), len(levels[i - 1])])
-            items["offset"] = level_offsets[i - 1] + np.r_[0, np.cumsum(child_sizes)[:-1]]
+        if i:  # child pointers: the offsets of the nodes one level down
+            items["offset"] = level_offsets[i - 1] + np.r_[0, np.cumsum(node_sizes[i - 1])[:-1]]
         for lo in range(0, max(len(items), 1), INDEX_BLOCK_SIZE):
             node = items[lo:lo + INDEX_BLOCK_SIZE]
             f.write(struct.pack("<BBH", 1 if i == 0 else 0, 0, len(node)))
